@@ -1,0 +1,124 @@
+"""`shopstream demo` and `shopstream run SERVICE`."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shopstream import local_broker
+from shopstream.echo import EchoSettings, build_echo_service
+from shopstream.events import ReviewSubmitted
+from shopstream.kafka_io import publish_events, read_topic
+from shopstream.local_broker import LocalBrokerConfig
+from shopstream.logs import configure_logging
+from shopstream.settings import KafkaSettings
+
+console = Console()
+
+SERVICES = {
+    "echo": "shopstream.echo:build_echo_service",
+    "sentiment": "shopstream_sentiment.app:build_service",
+}
+
+
+def run_service(
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")],
+) -> None:
+    """Run one service in the foreground until SIGTERM/Ctrl-C (settings from its env prefix)."""
+    if name not in SERVICES:
+        console.print(f"[red]unknown service {name!r}[/red]; known: {', '.join(SERVICES)}")
+        raise typer.Exit(2)
+    module_name, factory_name = SERVICES[name].split(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except ModuleNotFoundError as error:
+        console.print(f"[red]service {name!r} is not installed[/red] ({error.name})")
+        raise typer.Exit(2) from error
+    service = factory()
+    configure_logging(service.context.settings.log_level, service.context.settings.log_json)
+    asyncio.run(service.run())
+
+
+def sample_reviews(count: int) -> list[ReviewSubmitted]:
+    texts = ["Arrived quickly, works as described.", "质量很好，物流也快。", "Broke after a week."]
+    return [
+        ReviewSubmitted(
+            tenant_id="demo-shop",
+            payload={
+                "review_id": f"r{index}",
+                "product_id": f"p{index % 5}",
+                "text": texts[index % len(texts)],
+            },
+        )
+        for index in range(count)
+    ]
+
+
+async def echo_round_trip(kafka: KafkaSettings, count: int) -> dict[str, Any]:
+    settings = EchoSettings(kafka=kafka, http_port=0, output_topic="shop.demo.echo")
+    service = build_echo_service(settings)
+    await service.start()
+    try:
+        events = sample_reviews(count)
+        started = time.perf_counter()
+        await publish_events(kafka, settings.input_topic, events)
+        wanted = {str(event.event_id) for event in events}
+        seen: dict[str, dict[str, Any]] = {}
+        async for _key, value, _headers in read_topic(
+            kafka, settings.output_topic, idle_timeout=20.0, deadline=time.monotonic() + 60
+        ):
+            document = json.loads(value)
+            if document["causation_id"] in wanted:
+                seen[document["causation_id"]] = document
+            if len(seen) == len(wanted):
+                break
+        seconds = time.perf_counter() - started
+        return {"sent": len(events), "echoed": len(seen), "seconds": seconds,
+                "metrics_port": service.health.port, "examples": list(seen.values())[:3]}
+    finally:
+        await service.stop()
+
+
+def demo(
+    keep_running: Annotated[
+        bool, typer.Option(help="Leave the broker running afterwards.")
+    ] = False,
+    events: Annotated[int, typer.Option(help="How many sample events to round-trip.")] = 50,
+) -> None:
+    """Start a real local Kafka broker, create topics, and push events through shopstream."""
+    config = LocalBrokerConfig()
+    with console.status("starting the local Kafka broker (jars fetched once)..."):
+        local_broker.ensure_jars(config)
+        status = local_broker.start(config)
+    started_here = not status.already_running
+    console.print(
+        f"[green]Kafka[/green] on {status.bootstrap_servers}"
+        + (f" (started in {status.startup_seconds:.1f} s)" if started_here else " (already up)")
+    )
+    kafka = KafkaSettings(bootstrap_servers=status.bootstrap_servers)
+    try:
+        result = asyncio.run(echo_round_trip(kafka, events))
+        table = Table("review", "tenant", "product", "result event id")
+        for example in result["examples"]:
+            payload = example["payload"]
+            table.add_row(
+                payload["text"], example["tenant_id"], payload["product_id"], example["event_id"]
+            )
+        console.print(table)
+        console.print(
+            f"echo service: {result['echoed']}/{result['sent']} events round-tripped through "
+            f"Kafka in {result['seconds']:.2f} s"
+        )
+        if result["echoed"] != result["sent"]:
+            raise typer.Exit(1)
+    finally:
+        if started_here and not keep_running:
+            local_broker.stop(config)
+            console.print("broker stopped (use --keep-running to leave it up)")

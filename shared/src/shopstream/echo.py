@@ -1,0 +1,80 @@
+"""The echo service: the full runtime with a no-op model.
+
+It republishes each `review.submitted` with a deterministic id on an output topic. The demo, the
+runtime's integration tests and the bus benchmark use it to measure the bus path alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from pydantic_settings import SettingsConfigDict
+
+from shopstream import __version__
+from shopstream.events import RESULT_ID_NAMESPACE, ReviewSubmitted
+from shopstream.runtime.batch import BatchHandler, Publication
+from shopstream.runtime.service import BatchService, ServiceContext
+from shopstream.settings import ServiceSettings
+
+SERVICE_NAME = "echo"
+
+
+class EchoSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ECHO_")
+
+    input_topic: str = "shop.reviews.submitted"
+    output_topic: str = "shop.reviews.echo"
+    fail_marker: str | None = None
+    """Reviews whose text contains this marker raise in the handler (to exercise bisection)."""
+
+
+class NoOpModel:
+    """Stands in for a model: identity on its inputs, batched like a real one."""
+
+    def load(self) -> None:
+        return None
+
+    def predict_batch(self, texts: Sequence[str]) -> list[str]:
+        return list(texts)
+
+    def unload(self) -> None:
+        return None
+
+
+def build_echo_service(settings: EchoSettings | None = None) -> BatchService[ReviewSubmitted]:
+    settings = settings or EchoSettings()
+    model = NoOpModel()
+
+    def build_handler(context: ServiceContext) -> BatchHandler[ReviewSubmitted]:
+        async def handle(events: Sequence[ReviewSubmitted]) -> list[Publication]:
+            texts = [event.payload.text for event in events]
+            if settings.fail_marker and any(settings.fail_marker in text for text in texts):
+                raise ValueError("review text carries the configured failure marker")
+            await context.inference.run(model.predict_batch, texts)
+            return [
+                Publication(
+                    settings.output_topic,
+                    event.model_copy(
+                        update={
+                            "event_id": uuid.uuid5(RESULT_ID_NAMESPACE, f"echo|{event.event_id}"),
+                            "causation_id": event.event_id,
+                            "producer": context.producer,
+                        }
+                    ),
+                )
+                for event in events
+            ]
+
+        return handle
+
+    return BatchService(
+        name=SERVICE_NAME,
+        version=__version__,
+        settings=settings,
+        input_topics=[settings.input_topic],
+        output_topics=[settings.output_topic],
+        accepts=ReviewSubmitted,
+        build_handler=build_handler,
+        model=model,
+    )

@@ -1,0 +1,63 @@
+"""Catalogue events: products as the shop's PIM publishes them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shopstream.events.envelope import (
+    EntityId,
+    Event,
+    Label,
+    Locale,
+    Name,
+    Paragraph,
+    StrictModel,
+    Text,
+)
+
+AttributeValue = Annotated[Text, Field(max_length=1_000)]
+
+
+class Price(StrictModel):
+    amount: float = Field(ge=0, le=1e9)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class ProductUpsertedPayload(StrictModel):
+    product_id: EntityId
+    title: Name
+    locale: Locale = "en"
+    brand: Name | None = None
+    category: Name | None = None
+    attributes: dict[Label, AttributeValue] = Field(default_factory=dict, max_length=200)
+    price: Price | None = None
+    available: bool = True
+    image_urls: list[Annotated[Text, Field(max_length=2_048)]] = Field(
+        default_factory=list, max_length=20
+    )
+    description: Paragraph | None = None
+    """The merchant's own text, if any; the describer treats it as a source of facts."""
+    target_locales: list[Locale] = Field(default_factory=list, max_length=10)
+    """Locales the describer should write for; empty means the product's own locale."""
+
+
+class ProductUpserted(Event):
+    event_type: Literal["product.upserted"] = "product.upserted"
+    payload: ProductUpsertedPayload
+
+    def message_key(self) -> str:
+        return f"{self.tenant_id}:{self.payload.product_id}"
+
+
+class ProductDeletedPayload(StrictModel):
+    product_id: EntityId
+
+
+class ProductDeleted(Event):
+    event_type: Literal["product.deleted"] = "product.deleted"
+    payload: ProductDeletedPayload
+
+    def message_key(self) -> str:
+        return f"{self.tenant_id}:{self.payload.product_id}"

@@ -1,0 +1,100 @@
+"""The envelope every shopstream event carries, and the bounded field types used by payloads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+# Result ids are UUIDv5 in this namespace so that reprocessing an input yields the same id.
+RESULT_ID_NAMESPACE = uuid.UUID("6f1c1f0e-4b7a-5d8e-9a51-73686f707374")
+
+MAX_EVENT_BYTES = 256 * 1024
+"""Largest encoded event a service accepts; larger records are dead-lettered as oversized."""
+
+
+def _utf8_encodable(value: str) -> str:
+    # JSON may smuggle lone surrogates (\ud800) that no UTF-8 consumer downstream can re-encode.
+    value.encode("utf-8")
+    return value
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone (UTC recommended)")
+    return value.astimezone(UTC)
+
+
+Text = Annotated[str, AfterValidator(_utf8_encodable)]
+TenantId = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+]
+EntityId = Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+Label = Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+Name = Annotated[Text, StringConstraints(min_length=1, max_length=512)]
+Paragraph = Annotated[Text, StringConstraints(max_length=4_000)]
+Document = Annotated[Text, StringConstraints(max_length=100_000)]
+Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+UtcTimestamp = Annotated[datetime, AfterValidator(_aware_utc)]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StrictModel(BaseModel):
+    """Frozen, closed models: unknown fields are errors, not silently dropped data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Producer(StrictModel):
+    name: Label
+    version: Label
+
+
+class Lineage(StrictModel):
+    """Which model and prompt produced a result, so outputs can be traced and reproduced."""
+
+    model_id: Name
+    model_revision: Label
+    prompt_version: Label | None = None
+
+
+class Event(StrictModel):
+    """Envelope fields shared by every event; subclasses add `event_type` and `payload`."""
+
+    event_type: str
+    schema_version: int = Field(default=1, ge=1)
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    occurred_at: UtcTimestamp = Field(default_factory=utc_now)
+    tenant_id: TenantId
+    correlation_id: EntityId | None = None
+    causation_id: uuid.UUID | None = None
+    producer: Producer | None = None
+    payload: Any
+
+    def message_key(self) -> str:
+        """The Kafka key: the entity whose events must stay in order."""
+        raise NotImplementedError
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode("utf-8")
+
+
+class ResultEvent(Event):
+    """An event produced by a shopstream service from an input event."""
+
+    lineage: Lineage
+
+
+def result_event_id(
+    service: str, input_event_id: uuid.UUID, lineage: Lineage, extra: str = ""
+) -> uuid.UUID:
+    """Deterministic id of a result: the same input, model and prompt always give the same id."""
+    name = "|".join(
+        (service, str(input_event_id), lineage.model_revision, lineage.prompt_version or "", extra)
+    )
+    return uuid.uuid5(RESULT_ID_NAMESPACE, name)

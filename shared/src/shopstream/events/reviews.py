@@ -1,0 +1,111 @@
+"""Reviews: what shoppers write, how the sentiment service scores it, per-product insights."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from shopstream.events.envelope import (
+    Document,
+    EntityId,
+    Event,
+    Label,
+    Locale,
+    Name,
+    Paragraph,
+    ResultEvent,
+    StrictModel,
+    UtcTimestamp,
+)
+
+
+class Polarity(StrEnum):
+    POSITIVE = "positive"
+    NEUTRAL = "neutral"
+    NEGATIVE = "negative"
+
+
+class ReviewSubmittedPayload(StrictModel):
+    review_id: EntityId
+    product_id: EntityId
+    text: Document = Field(min_length=1, max_length=20_000)
+    rating: float | None = Field(default=None, ge=0, le=5)
+    title: Name | None = None
+    locale: Locale | None = None
+
+
+class ReviewSubmitted(Event):
+    event_type: Literal["review.submitted"] = "review.submitted"
+    payload: ReviewSubmittedPayload
+
+    def message_key(self) -> str:
+        return f"{self.tenant_id}:{self.payload.product_id}"
+
+
+class AspectFinding(StrictModel):
+    aspect: Label
+    polarity: Polarity
+    score: float = Field(ge=0, le=1)
+    snippet: Paragraph
+
+
+class ReviewScoredPayload(StrictModel):
+    review_id: EntityId
+    product_id: EntityId
+    label: Polarity
+    score: float = Field(ge=0, le=1)
+    """Calibrated probability that the review is positive."""
+    confidence: float = Field(ge=0, le=1)
+    aspects: list[AspectFinding] = Field(default_factory=list, max_length=100)
+    rating: float | None = Field(default=None, ge=0, le=5)
+    locale: Locale | None = None
+
+
+class ReviewScored(ResultEvent):
+    event_type: Literal["review.scored"] = "review.scored"
+    payload: ReviewScoredPayload
+
+    def message_key(self) -> str:
+        return f"{self.tenant_id}:{self.payload.product_id}"
+
+
+class SentimentMix(StrictModel):
+    positive: int = Field(ge=0)
+    neutral: int = Field(ge=0)
+    negative: int = Field(ge=0)
+
+
+class WindowSummary(StrictModel):
+    window: Label
+    """e.g. `7d`, `30d`, `all`."""
+    mix: SentimentMix
+    negative_share: float = Field(ge=0, le=1)
+
+
+class PainPoint(StrictModel):
+    aspect: Label
+    mentions: int = Field(ge=1)
+    examples: list[Paragraph] = Field(max_length=5)
+
+
+class ProductInsightsUpdatedPayload(StrictModel):
+    product_id: EntityId
+    review_count: int = Field(ge=0)
+    mix: SentimentMix
+    windows: list[WindowSummary] = Field(max_length=10)
+    trend: float = Field(ge=-1, le=1)
+    """Negative share of the shortest window minus that of the baseline; > 0 means worsening."""
+    pain_points: list[PainPoint] = Field(max_length=20)
+    alert: bool
+    alert_reason: Paragraph | None = None
+    updated_at: UtcTimestamp
+
+
+class ProductInsightsUpdated(ResultEvent):
+    event_type: Literal["product.insights.updated"] = "product.insights.updated"
+    payload: ProductInsightsUpdatedPayload
+
+    def message_key(self) -> str:
+        return f"{self.tenant_id}:{self.payload.product_id}"

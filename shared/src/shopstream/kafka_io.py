@@ -1,0 +1,88 @@
+"""Plain aiokafka producers and readers for tools (CLI, demo, tests); services use the runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shopstream.events import Event
+from shopstream.runtime.codec import event_headers
+from shopstream.runtime.security import aiokafka_options
+from shopstream.settings import KafkaSettings
+
+
+def encode_headers(headers: dict[str, str]) -> list[tuple[str, bytes]]:
+    return [(name, value.encode("utf-8")) for name, value in headers.items()]
+
+
+async def publish_events(
+    settings: KafkaSettings, topic: str, events: Sequence[Event], *, linger_ms: int = 5
+) -> int:
+    """Publish events keyed by their entity and wait for every acknowledgement."""
+    producer = AIOKafkaProducer(
+        **aiokafka_options(settings), linger_ms=linger_ms, enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                topic,
+                event.to_json(),
+                key=event.message_key().encode("utf-8"),
+                headers=encode_headers(event_headers(event)),
+            )
+            for event in events
+        ]
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    settings: KafkaSettings,
+    topic: str,
+    *,
+    from_beginning: bool = True,
+    idle_timeout: float | None = 5.0,
+    deadline: float | None = None,
+) -> AsyncIterator[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
+    """Yield (key, value, headers) of every record, outside any consumer group.
+
+    Stops after `idle_timeout` seconds without a record, or at the monotonic `deadline`.
+    """
+    consumer = AIOKafkaConsumer(
+        **aiokafka_options(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    try:
+        # aiokafka's public `topics()` discards the metadata it fetched; keep it instead.
+        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001
+        partitions = cluster.partitions_for_topic(topic)
+        if not partitions:
+            raise LookupError(f"topic {topic!r} does not exist")
+        assignment = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        consumer.assign(assignment)
+        if from_beginning:
+            await consumer.seek_to_beginning(*assignment)
+        else:
+            await consumer.seek_to_end(*assignment)
+        last_record = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            if idle_timeout is not None and now - last_record >= idle_timeout:
+                return
+            batches = await consumer.getmany(timeout_ms=200, max_records=1_000)
+            for records in batches.values():
+                last_record = time.monotonic()
+                for record in records:
+                    yield record.key, record.value or b"", list(record.headers or ())
+    finally:
+        await consumer.stop()

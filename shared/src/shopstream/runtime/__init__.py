@@ -1,0 +1,1 @@
+"""The service runtime every shopstream service stands on."""

@@ -1,0 +1,117 @@
+"""Bytes to events and back: per-record decoding with a precise reason for every rejection."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from shopstream.events import EVENT_TYPES, Event, ResultEvent
+from shopstream.runtime.records import Record
+
+EventT = TypeVar("EventT", bound=Event)
+
+
+class FailureReason(StrEnum):
+    EMPTY = "empty"
+    OVERSIZED = "oversized"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    MISSING_TENANT = "missing_tenant"
+    UNEXPECTED_EVENT_TYPE = "unexpected_event_type"
+    SCHEMA_VIOLATION = "schema_violation"
+    PROCESSING_ERROR = "processing_error"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeFailure:
+    reason: FailureReason
+    error_class: str
+    message: str
+
+
+class EventDecoder(Generic[EventT]):
+    """Validates records against the event types one consumer accepts."""
+
+    def __init__(self, accepted: type[EventT], max_bytes: int) -> None:
+        self._adapter: TypeAdapter[EventT] = TypeAdapter(accepted)
+        self._max_bytes = max_bytes
+
+    def decode(self, record: Record) -> EventT | DecodeFailure:
+        value = record.value
+        if not value:
+            return DecodeFailure(FailureReason.EMPTY, "EmptyRecord", "record has no value")
+        if len(value) > self._max_bytes:
+            return DecodeFailure(
+                FailureReason.OVERSIZED,
+                "OversizedRecord",
+                f"record is {len(value)} bytes; the limit is {self._max_bytes}",
+            )
+        try:
+            return self._adapter.validate_json(value)
+        except ValidationError as error:
+            return classify(value, error)
+
+
+def classify(value: bytes, error: ValidationError) -> DecodeFailure:
+    """Turn a validation error into the most specific reason an operator can act on."""
+    name = type(error).__name__
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as decode_error:
+        return DecodeFailure(
+            FailureReason.INVALID_UTF8, type(decode_error).__name__, str(decode_error)
+        )
+    errors = error.errors(include_url=False, include_input=False)
+    if any(item["type"] == "json_invalid" for item in errors):
+        return DecodeFailure(FailureReason.INVALID_JSON, name, _summary(errors))
+    if any(item["loc"][:1] == ("tenant_id",) for item in errors):
+        return DecodeFailure(FailureReason.MISSING_TENANT, name, _summary(errors))
+    event_type = _event_type_of(value)
+    if event_type is not None and any(item["loc"][:1] == ("event_type",) for item in errors):
+        known = "a known" if event_type in EVENT_TYPES else "an unknown"
+        return DecodeFailure(
+            FailureReason.UNEXPECTED_EVENT_TYPE,
+            name,
+            f"{event_type!r} is {known} event type that this consumer does not accept",
+        )
+    return DecodeFailure(FailureReason.SCHEMA_VIOLATION, name, _summary(errors))
+
+
+def _event_type_of(value: bytes) -> str | None:
+    try:
+        document = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    event_type = document.get("event_type") if isinstance(document, dict) else None
+    return event_type if isinstance(event_type, str) else None
+
+
+def _summary(errors: list[object]) -> str:
+    parts = []
+    for item in errors[:5]:
+        assert isinstance(item, dict)
+        location = ".".join(str(part) for part in item["loc"]) or "<root>"
+        parts.append(f"{location}: {item['msg']}")
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts)[:3_500] + more
+
+
+def event_headers(event: Event) -> dict[str, str]:
+    """Kafka headers that let tools route and trace without parsing the body."""
+    headers = {
+        "event_type": event.event_type,
+        "schema_version": str(event.schema_version),
+        "tenant_id": event.tenant_id,
+        "event_id": str(event.event_id),
+        "content-type": "application/json",
+    }
+    if isinstance(event, ResultEvent):
+        headers["model_id"] = event.lineage.model_id
+        headers["model_revision"] = event.lineage.model_revision
+        if event.lineage.prompt_version is not None:
+            headers["prompt_version"] = event.lineage.prompt_version
+    return headers

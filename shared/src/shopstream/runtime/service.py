@@ -1,0 +1,234 @@
+"""Wire settings, a model and a batch handler to Kafka: the shape every service shares.
+
+Where a batch gets committed: `_on_batch` publishes every result and dead letter, waits until the
+broker has acknowledged all of them, and only then returns; FastStream then commits the batch's
+offsets (ack policy `NACK_ON_ERROR`: any exception rewinds the batch for redelivery instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CollectorRegistry
+
+from shopstream.events import Event, Producer, utc_now
+from shopstream.runtime.admin import ensure_topics
+from shopstream.runtime.batch import BatchHandler, Publication, process_batch
+from shopstream.runtime.codec import EventDecoder, event_headers
+from shopstream.runtime.dead_letters import dead_letter_for
+from shopstream.runtime.http import HealthServer
+from shopstream.runtime.metrics import InferenceRunner, ServiceMetrics
+from shopstream.runtime.records import Record
+from shopstream.runtime.security import faststream_security
+from shopstream.settings import ServiceSettings
+from shopstream.topics import dead_letter_topic
+
+EventT = TypeVar("EventT", bound=Event)
+logger = logging.getLogger("shopstream.service")
+
+
+class ModelLifecycle(Protocol):
+    def load(self) -> None: ...
+    def unload(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a service's handler factory may use; built before the broker starts."""
+
+    name: str
+    producer: Producer
+    settings: ServiceSettings
+    metrics: ServiceMetrics
+    inference: InferenceRunner
+
+
+StartupHook = Callable[[], Awaitable[None]]
+
+
+class BatchService(Generic[EventT]):
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: str,
+        settings: ServiceSettings,
+        input_topics: Sequence[str],
+        output_topics: Sequence[str] = (),
+        accepts: type[EventT],
+        build_handler: Callable[[ServiceContext], BatchHandler[EventT]],
+        model: ModelLifecycle | None = None,
+        startup_hooks: Sequence[Callable[[ServiceContext], StartupHook]] = (),
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.metrics = ServiceMetrics(name, self.registry)
+        self.context = ServiceContext(
+            name=name,
+            producer=Producer(name=name, version=version),
+            settings=settings,
+            metrics=self.metrics,
+            inference=InferenceRunner(self.metrics),
+        )
+        self._settings = settings
+        self._model = model
+        # Topics outside the registry (custom names) are created too, with their DLQs.
+        self._topics = (
+            *input_topics, *output_topics, *(dead_letter_topic(name) for name in input_topics)
+        )
+        self._decoder = EventDecoder(accepts, settings.batch.max_event_bytes)
+        self._handler = build_handler(self.context)
+        self._startup_hooks = [hook(self.context) for hook in startup_hooks]
+        self._ready = False
+        self._stopping = asyncio.Event()
+        self.broker = self._build_broker(name, input_topics)
+        self.health = HealthServer(
+            self.registry, lambda: self._ready, settings.http_host, settings.http_port
+        )
+
+    def _build_broker(self, name: str, input_topics: Sequence[str]) -> KafkaBroker:
+        kafka = self._settings.kafka
+        batch = self._settings.batch
+        broker = KafkaBroker(
+            kafka.bootstrap_servers,
+            client_id=kafka.client_id or f"shopstream-{name}",
+            security=faststream_security(kafka),
+            request_timeout_ms=kafka.request_timeout_ms,
+            middlewares=[
+                KafkaPrometheusMiddleware(registry=self.registry, app_name=f"shopstream-{name}")
+            ],
+            graceful_timeout=batch.max_poll_interval_ms / 1000,
+            logger=logger,
+        )
+        subscriber = broker.subscriber(
+            *input_topics,
+            group_id=self._settings.group_id or f"shopstream-{name}",
+            batch=True,
+            max_records=batch.max_records,
+            batch_timeout_ms=batch.batch_timeout_ms,
+            max_poll_interval_ms=batch.max_poll_interval_ms,
+            session_timeout_ms=batch.session_timeout_ms,
+            heartbeat_interval_ms=batch.heartbeat_interval_ms,
+            auto_offset_reset=batch.auto_offset_reset,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_undecoded,
+        )
+        subscriber(self._on_batch)
+        return broker
+
+    async def _on_batch(self, message: KafkaMessage) -> None:
+        raw = message.raw_message
+        records = [Record.of(item) for item in (raw if isinstance(raw, tuple | list) else (raw,))]
+        self.metrics.batch_size.observe(len(records))
+        self.metrics.events_total.labels("consumed").inc(len(records))
+        outcome = await process_batch(records, self._decoder, self._handler)
+        dead_letters = [
+            Publication(
+                dead_letter_topic(record.topic),
+                dead_letter_for(record, failure, self.context.producer),
+                key=record.key or b"",
+            )
+            for record, failure in outcome.failures
+        ]
+        await self._publish_all([*outcome.publications, *dead_letters])
+        for _, failure in outcome.failures:
+            self.metrics.dead_letters_total.labels(failure.reason.value).inc()
+            logger.warning(
+                "dead-lettered a record",
+                extra={"reason": failure.reason.value, "error_class": failure.error_class},
+            )
+        self.metrics.events_total.labels("published").inc(len(outcome.publications))
+        self.metrics.events_total.labels("dead_lettered").inc(len(dead_letters))
+        now = utc_now()
+        for event in outcome.events:
+            lag = (now - event.occurred_at).total_seconds()
+            self.metrics.e2e_lag_seconds.observe(max(0.0, lag))
+
+    async def _publish_all(self, publications: Sequence[Publication]) -> None:
+        # Send everything first and await the acknowledgements together: one round trip per
+        # batch instead of one per event. An exception here rewinds the whole batch.
+        pending: list[Any] = [
+            await self.broker.publish(
+                publication.event.to_json(),
+                publication.topic,
+                key=publication.key_bytes(),
+                headers=event_headers(publication.event),
+                no_confirm=True,
+            )
+            for publication in publications
+        ]
+        waitable = [item for item in pending if isinstance(item, asyncio.Future)]
+        if waitable:
+            await asyncio.gather(*waitable)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> None:
+        """Serve health, create topics, load the model, run start-up hooks, then consume."""
+        await self.health.start()
+        if self._settings.create_topics:
+            await ensure_topics(
+                self._settings.kafka, self._settings.topics.specs(self._topics)
+            )
+        if self._model is not None:
+            started = time.perf_counter()
+            await asyncio.to_thread(self._model.load)
+            seconds = time.perf_counter() - started
+            self.metrics.model_load_seconds.set(seconds)
+            logger.info("model loaded", extra={"seconds": round(seconds, 3)})
+        for hook in self._startup_hooks:
+            await hook()
+        await self.broker.start()
+        self._ready = True
+        self.metrics.ready.set(1)
+        logger.info(
+            "service ready",
+            extra={"service": self.context.name, "http_port": self.health.port},
+        )
+
+    async def stop(self) -> None:
+        """Drain: stop fetching, finish and commit the batch in flight, then release the model."""
+        self._ready = False
+        self.metrics.ready.set(0)
+        await self.broker.stop()
+        self.context.inference.shutdown()
+        if self._model is not None:
+            await asyncio.to_thread(self._model.unload)
+        await self.health.stop()
+        logger.info("service stopped", extra={"service": self.context.name})
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Run until SIGTERM or SIGINT, then drain."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        try:
+            await self.start()
+            await self._stopping.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
+            await self.stop()
+
+
+async def _undecoded(message: KafkaMessage) -> None:
+    # Records are decoded one by one in `process_batch`, so one bad record cannot fail the
+    # whole batch inside FastStream's default JSON decoder.
+    return None

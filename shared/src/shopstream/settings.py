@@ -1,0 +1,87 @@
+"""Settings shared by every service: how to reach Kafka, how to batch, where topics live.
+
+Every service reads its own environment prefix (`SENTIMENT_`, `DESCRIBER_`, ...) with nested
+fields joined by `__`, e.g. `SENTIMENT_KAFKA__BOOTSTRAP_SERVERS`. The CLI reads `SHOPSTREAM_`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shopstream.topics import TopicSettings
+
+
+class KafkaSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated host:port list of the brokers to bootstrap from."""
+    client_id: str | None = None
+    """Client id shown in broker logs and quotas; defaults to the service name."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    """Used only with a SASL security protocol."""
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    """CA bundle that signed the brokers' certificates (SSL and SASL_SSL)."""
+    ssl_certfile: Path | None = None
+    """Client certificate for mutual TLS."""
+    ssl_keyfile: Path | None = None
+    ssl_keyfile_password: SecretStr | None = None
+    request_timeout_ms: int = Field(default=40_000, ge=1_000)
+
+
+class BatchSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_records: int = Field(default=64, ge=1, le=100_000)
+    """Largest batch handed to the model at once."""
+    batch_timeout_ms: int = Field(default=50, ge=1, le=60_000)
+    """How long a poll waits to fill a batch before handing over what it has."""
+    max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    """Upper bound on one batch's processing time before the group evicts this member;
+    size it for the slowest batch the model can take."""
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    """Where a new consumer group starts; `earliest` so no event published before the first
+    deployment is skipped."""
+    max_event_bytes: int = Field(default=256 * 1024, ge=1_024)
+    """Records larger than this are dead-lettered as oversized without being parsed."""
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings of a shopstream service; each service subclass sets its env prefix."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__", frozen=True, extra="forbid", env_ignore_empty=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    batch: BatchSettings = BatchSettings()
+    topics: TopicSettings = TopicSettings()
+    group_id: str | None = None
+    """Consumer group; defaults to `shopstream-<service>`."""
+    http_host: str = "127.0.0.1"
+    """Address of the metrics and health server; containers set 0.0.0.0."""
+    http_port: int = Field(default=8000, ge=0, le=65_535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    create_topics: bool = True
+    """Create missing topics on start-up with the partitions and retention below."""
+
+
+class ShopstreamSettings(BaseSettings):
+    """Settings of the `shopstream` CLI (env prefix `SHOPSTREAM_`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPSTREAM_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()

@@ -1,0 +1,85 @@
+"""The topic registry: every topic's default name, cleanup policy and key, all configurable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEAD_LETTER_SUFFIX = ".dlq"
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    compacted: bool
+    partitions: int
+    retention_ms: int
+    replication_factor: int
+
+    def config(self) -> dict[str, str]:
+        if self.compacted:
+            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+        return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+
+
+class TopicSettings(BaseModel):
+    """Topic names (each env-overridable, e.g. `..._TOPICS__REVIEWS=acme.reviews`) and layout."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    products: str = "shop.catalog.products"
+    copy_requests: str = "shop.marketing.copy-requests"
+    knowledge: str = "shop.support.knowledge"
+    questions: str = "shop.support.questions"
+    activity: str = "shop.users.activity"
+    recs_requests: str = "shop.recs.requests"
+    reviews: str = "shop.reviews.submitted"
+    descriptions: str = "shop.catalog.descriptions"
+    copies: str = "shop.marketing.copies"
+    answers: str = "shop.support.answers"
+    recs_results: str = "shop.recs.results"
+    sentiment: str = "shop.reviews.sentiment"
+    insights: str = "shop.reviews.insights"
+
+    partitions: int = Field(default=6, ge=1, le=10_000)
+    """Partitions of every topic; `activity` and `recs_requests` must match (co-partitioned)."""
+    replication_factor: int = Field(default=1, ge=1, le=10)
+    retention_ms: int = Field(default=WEEK_MS, ge=60_000)
+    """Retention of the non-compacted topics."""
+
+    def spec(self, name: str, *, compacted: bool = False) -> TopicSpec:
+        """Layout for a topic outside the registry (e.g. a test's or the echo service's)."""
+        return TopicSpec(
+            name=name,
+            compacted=compacted,
+            partitions=self.partitions,
+            retention_ms=self.retention_ms,
+            replication_factor=self.replication_factor,
+        )
+
+    def specs(self, extra: tuple[str, ...] = ()) -> list[TopicSpec]:
+        """Every topic, with the dead-letter topic of each topic a service consumes."""
+        compacted = {self.products, self.knowledge, self.descriptions, self.insights}
+        consumed = {
+            self.products,
+            self.copy_requests,
+            self.knowledge,
+            self.questions,
+            self.activity,
+            self.recs_requests,
+            self.reviews,
+        }
+        names = [
+            self.products, self.copy_requests, self.knowledge, self.questions, self.activity,
+            self.recs_requests, self.reviews, self.descriptions, self.copies, self.answers,
+            self.recs_results, self.sentiment, self.insights,
+        ]
+        names += sorted(dead_letter_topic(name) for name in consumed)
+        names += [name for name in extra if name not in names]
+        return [self.spec(name, compacted=name in compacted) for name in names]
+
+
+def dead_letter_topic(topic: str) -> str:
+    return topic + DEAD_LETTER_SUFFIX
