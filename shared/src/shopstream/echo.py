@@ -6,6 +6,7 @@ runtime's integration tests and the bus benchmark use it to measure the bus path
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -25,6 +26,8 @@ class EchoSettings(ServiceSettings):
 
     input_topic: str = "shop.reviews.submitted"
     output_topic: str = "shop.reviews.echo"
+    delay_ms: int = 0
+    """Pretend each batch takes this long in the model (to test slow batches and crashes)."""
     fail_marker: str | None = None
     """Reviews whose text contains this marker raise in the handler (to exercise bisection)."""
 
@@ -32,10 +35,15 @@ class EchoSettings(ServiceSettings):
 class NoOpModel:
     """Stands in for a model: identity on its inputs, batched like a real one."""
 
+    def __init__(self, delay_ms: int = 0) -> None:
+        self._delay_seconds = delay_ms / 1000
+
     def load(self) -> None:
         return None
 
     def predict_batch(self, texts: Sequence[str]) -> list[str]:
+        if self._delay_seconds:
+            time.sleep(self._delay_seconds)
         return list(texts)
 
     def unload(self) -> None:
@@ -44,7 +52,7 @@ class NoOpModel:
 
 def build_echo_service(settings: EchoSettings | None = None) -> BatchService[ReviewSubmitted]:
     settings = settings or EchoSettings()
-    model = NoOpModel()
+    model = NoOpModel(settings.delay_ms)
 
     def build_handler(context: ServiceContext) -> BatchHandler[ReviewSubmitted]:
         async def handle(events: Sequence[ReviewSubmitted]) -> list[Publication]:

@@ -1,0 +1,66 @@
+"""One real Kafka broker for the integration tests.
+
+Order of preference: `KAFKA_BOOTSTRAP_SERVERS` (an existing cluster), testcontainers' Kafka when a
+Docker engine answers, else the project's own local broker from Apache Kafka's jars.
+`KAFKA_REQUIRED=1` (set by CI) turns "no broker" into a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shopstream import local_broker
+from shopstream.local_broker import LocalBrokerConfig
+
+TEST_PORT = 19092
+TEST_CONTROLLER_PORT = 19093
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker  # noqa: PLC0415 - optional, only present with testcontainers
+
+        docker.from_env().ping()
+    except Exception:  # noqa: BLE001 - any failure means "no engine"
+        return False
+    return True
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("KAFKA_REQUIRED") == "1":
+        pytest.fail(f"KAFKA_REQUIRED=1 but no Kafka broker is available: {reason}")
+    pytest.skip(f"no Kafka broker: {reason}")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    if _docker_engine_answers():
+        from testcontainers.community.kafka import KafkaContainer  # noqa: PLC0415
+
+        with KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    config = LocalBrokerConfig(
+        port=TEST_PORT,
+        controller_port=TEST_CONTROLLER_PORT,
+        home=Path(tmp_path_factory.mktemp("kafka")),
+        jars_home=LocalBrokerConfig().home / "jars",
+    )
+    try:
+        local_broker.ensure_jars(config)
+        status = local_broker.start(config)
+    except local_broker.LocalBrokerError as error:
+        _unavailable(str(error))
+        return
+    try:
+        yield status.bootstrap_servers
+    finally:
+        local_broker.stop(config)

@@ -1,0 +1,31 @@
+"""Small helpers for tests that talk to a real broker."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from shopstream.kafka_io import read_topic
+from shopstream.settings import KafkaSettings
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:8]}"
+
+
+async def collect(
+    kafka: KafkaSettings, topic: str, expected: int, timeout: float = 60.0
+) -> list[dict[str, Any]]:
+    """Read `topic` from the beginning until `expected` records arrived or `timeout` passed."""
+    documents: list[dict[str, Any]] = []
+    async for _key, value, headers in read_topic(
+        kafka, topic, idle_timeout=timeout, deadline=time.monotonic() + timeout
+    ):
+        document = json.loads(value)
+        document["_headers"] = {name: raw.decode() for name, raw in headers}
+        documents.append(document)
+        if len(documents) >= expected:
+            break
+    return documents
