@@ -1,0 +1,124 @@
+"""Per-record decoding, dead-letter reasons and failure isolation, without a broker."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from shopstream.events import Producer, ReviewSubmitted
+from shopstream.runtime.batch import FatalServiceError, Publication, process_batch
+from shopstream.runtime.codec import DecodeFailure, EventDecoder, FailureReason
+from shopstream.runtime.dead_letters import REPLAY_HEADER, dead_letter_for
+from shopstream.runtime.records import Record
+
+pytestmark = pytest.mark.unit
+
+
+def review(text: str = "ok", tenant: str = "acme") -> ReviewSubmitted:
+    return ReviewSubmitted(
+        tenant_id=tenant, payload={"review_id": "r", "product_id": "p", "text": text}
+    )
+
+
+def record(value: bytes, offset: int = 0, headers: tuple[tuple[str, bytes], ...] = ()) -> Record:
+    return Record("in", 0, offset, b"key", value, headers)
+
+
+decoder = EventDecoder(ReviewSubmitted, max_bytes=2_048)
+
+
+def reason(value: bytes) -> FailureReason:
+    result = decoder.decode(record(value))
+    assert isinstance(result, DecodeFailure), result
+    return result.reason
+
+
+def test_valid_event_decodes() -> None:
+    event = review()
+    assert decoder.decode(record(event.to_json())) == event
+
+
+def test_each_kind_of_bad_record_gets_its_own_reason() -> None:
+    good = json.loads(review().to_json())
+    no_tenant = {k: v for k, v in good.items() if k != "tenant_id"}
+    bad_tenant = {**good, "tenant_id": "has spaces"}
+    wrong_type = {**good, "payload": {**good["payload"], "rating": "high"}}
+    other_event = {**good, "event_type": "question.asked"}
+    unknown_field = {**good, "surprise": 1}
+    assert reason(b"") is FailureReason.EMPTY
+    assert reason(b"x" * 3_000) is FailureReason.OVERSIZED
+    assert reason(b'{"a": "\xff"}') is FailureReason.INVALID_UTF8
+    assert reason(b"{nope") is FailureReason.INVALID_JSON
+    assert reason(b"[" * 100 + b"]" * 100) is FailureReason.SCHEMA_VIOLATION
+    assert reason(b"[" * 1_000 + b"]" * 1_000) is FailureReason.INVALID_JSON  # too deep
+    assert reason(json.dumps(no_tenant).encode()) is FailureReason.MISSING_TENANT
+    assert reason(json.dumps(bad_tenant).encode()) is FailureReason.MISSING_TENANT
+    assert reason(json.dumps(wrong_type).encode()) is FailureReason.SCHEMA_VIOLATION
+    assert reason(json.dumps(other_event).encode()) is FailureReason.UNEXPECTED_EVENT_TYPE
+    assert reason(json.dumps(unknown_field).encode()) is FailureReason.SCHEMA_VIOLATION
+
+
+def test_lone_surrogate_is_rejected() -> None:
+    good = review().to_json().replace(b'"ok"', b'"\\ud800"')
+    assert reason(good) is FailureReason.INVALID_JSON
+
+
+def test_dead_letter_keeps_original_bytes_headers_and_tenant() -> None:
+    raw = record(b"{broken", offset=42, headers=(("tenant_id", b"acme"), (REPLAY_HEADER, b"1")))
+    failure = DecodeFailure(FailureReason.INVALID_JSON, "ValidationError", "bad json")
+    letter = dead_letter_for(raw, failure, Producer(name="svc", version="1"))
+    assert letter.tenant_id == "acme"
+    assert base64.b64decode(letter.payload.original_value_b64) == b"{broken"
+    assert base64.b64decode(letter.payload.original_key_b64 or "") == b"key"
+    assert letter.payload.original_offset == 42
+    assert letter.payload.reason == "invalid_json"
+    assert letter.payload.replays == 1
+
+
+class CountingHandler:
+    """A fake handler that fails whenever a batch contains a poisoned review."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    async def __call__(self, events: Sequence[ReviewSubmitted]) -> list[Publication]:
+        self.calls.append(len(events))
+        if any("POISON" in event.payload.text for event in events):
+            raise RuntimeError("model choked")
+        return [Publication("out", event) for event in events]
+
+
+async def test_failing_records_are_isolated_by_bisection() -> None:
+    events = [review(f"text {i}") for i in range(16)]
+    events[5] = review("POISON a")
+    events[11] = review("POISON b")
+    handler = CountingHandler()
+    outcome = await process_batch(
+        [record(e.to_json(), i) for i, e in enumerate(events)], decoder, handler
+    )
+    assert len(outcome.publications) == 14
+    assert sorted(r.offset for r, _ in outcome.failures) == [5, 11]
+    assert all(f.reason is FailureReason.PROCESSING_ERROR for _, f in outcome.failures)
+    assert all(f.error_class == "RuntimeError" for _, f in outcome.failures)
+    assert handler.calls[0] == 16
+    assert len(handler.calls) < 16, "bisection, not one call per record"
+
+
+async def test_decode_failures_and_good_records_in_one_batch() -> None:
+    handler = CountingHandler()
+    records = [record(review().to_json(), 0), record(b"{", 1), record(review().to_json(), 2)]
+    outcome = await process_batch(records, decoder, handler)
+    assert handler.calls == [2]
+    assert [r.offset for r, _ in outcome.failures] == [1]
+    assert len(outcome.publications) == 2
+
+
+async def test_fatal_errors_propagate_instead_of_dead_lettering() -> None:
+    async def fatal(events: Sequence[ReviewSubmitted]) -> list[Publication]:
+        raise FatalServiceError("CUDA device lost")
+
+    with pytest.raises(FatalServiceError):
+        await process_batch([record(review().to_json())], decoder, fatal)
