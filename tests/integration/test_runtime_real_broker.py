@@ -65,6 +65,7 @@ async def test_poison_records_are_dead_lettered_and_batch_mates_proceed(
         b'{"text": "\xff\xfe"}': "invalid_utf8",
         b"x" * 5_000: "oversized",
     }
+    poison_count = len(poison)
     service = build_echo_service(settings)
     await service.start()
     try:
@@ -76,18 +77,28 @@ async def test_poison_records_are_dead_lettered_and_batch_mates_proceed(
                 if index % 4 == 0 and poison:
                     value, _reason = poison.popitem()
                     await producer.send(source, value, key=b"poison")
-            # Reasons popped above are looked up again from the dead letters themselves.
+            # A binary header must not wedge the batch while FastStream parses it.
+            await producer.send(
+                source, b"{also broken", key=b"poison", headers=[("trace", b"\xff\x00")]
+            )
             await producer.flush()
         finally:
             await producer.stop()
         results = await collect(kafka, source + ".out", len(good))
-        dead = await collect(kafka, dead_letter_topic(source), 5)
+        dead = await collect(kafka, dead_letter_topic(source), poison_count + 1)
     finally:
         await service.stop()
     assert sorted(r["causation_id"] for r in results) == sorted(str(e.event_id) for e in good)
     reasons = sorted(d["payload"]["reason"] for d in dead)
     assert reasons == sorted(
-        ["invalid_json", "missing_tenant", "schema_violation", "invalid_utf8", "oversized"]
+        [
+            "invalid_json",
+            "invalid_json",
+            "missing_tenant",
+            "schema_violation",
+            "invalid_utf8",
+            "oversized",
+        ]
     )
     for letter in dead:
         assert letter["payload"]["original_topic"] == source

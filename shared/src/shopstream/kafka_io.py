@@ -62,7 +62,7 @@ async def read_topic(
     await consumer.start()
     try:
         # aiokafka's public `topics()` discards the metadata it fetched; keep it instead.
-        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001
+        cluster = await consumer._client.fetch_all_metadata()
         partitions = cluster.partitions_for_topic(topic)
         if not partitions:
             raise LookupError(f"topic {topic!r} does not exist")
@@ -84,5 +84,45 @@ async def read_topic(
                 last_record = time.monotonic()
                 for record in records:
                     yield record.key, record.value or b"", list(record.headers or ())
+    finally:
+        await consumer.stop()
+
+
+async def read_to_end(
+    settings: KafkaSettings, topic: str, *, max_seconds: float = 300.0
+) -> AsyncIterator[tuple[bytes | None, bytes | None]]:
+    """Yield (key, value) of every record up to the end offsets found on entry.
+
+    Reads outside any consumer group, so every replica sees every partition: a compacted topic
+    read like a table. A tombstone yields a value of None. Raises `LookupError` when the topic
+    does not exist and `TimeoutError` when the end is not reached within `max_seconds`.
+    """
+    consumer = AIOKafkaConsumer(
+        **aiokafka_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = cluster.partitions_for_topic(topic)
+        if not partitions:
+            raise LookupError(f"topic {topic!r} does not exist")
+        assignment = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        consumer.assign(assignment)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(assignment)
+        await consumer.seek_to_beginning(*assignment)
+        deadline = time.monotonic() + max_seconds
+        # Compaction leaves gaps in the offsets, so "done" means the position reached the end,
+        # not that a record with offset end - 1 was seen.
+        pending = {tp for tp in assignment if ends[tp] > 0}
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic!r} to its end took over {max_seconds} s")
+            batches = await consumer.getmany(*pending, timeout_ms=500, max_records=1_000)
+            for records in batches.values():
+                for record in records:
+                    yield record.key, record.value
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
     finally:
         await consumer.stop()

@@ -51,6 +51,8 @@ class BatchSettings(BaseModel):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a new consumer group starts; `earliest` so no event published before the first
     deployment is skipped."""
+    linger_ms: int = Field(default=0, ge=0, le=1_000)
+    """Producer linger; results of a batch are sent together anyway, so 0 keeps latency low."""
     max_event_bytes: int = Field(default=256 * 1024, ge=1_024)
     """Records larger than this are dead-lettered as oversized without being parsed."""
 

@@ -47,6 +47,8 @@ from shopstream.events.recs import (
 )
 from shopstream.events.reviews import (
     AspectFinding,
+    InsightsCheckpoint,
+    MixBucket,
     PainPoint,
     Polarity,
     ProductInsightsUpdated,
@@ -146,6 +148,7 @@ __all__ = [
     "GenerationPath",
     "Handoff",
     "HandoffReason",
+    "InsightsCheckpoint",
     "Intent",
     "KnowledgeDeleted",
     "KnowledgeDeletedPayload",
@@ -153,6 +156,7 @@ __all__ = [
     "KnowledgeUpserted",
     "KnowledgeUpsertedPayload",
     "Lineage",
+    "MixBucket",
     "PainPoint",
     "Polarity",
     "Price",

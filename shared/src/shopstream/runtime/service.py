@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -30,7 +33,8 @@ from shopstream.runtime.dead_letters import dead_letter_for
 from shopstream.runtime.http import HealthServer
 from shopstream.runtime.metrics import InferenceRunner, ServiceMetrics
 from shopstream.runtime.records import Record
-from shopstream.runtime.security import faststream_security
+from shopstream.kafka_io import encode_headers
+from shopstream.runtime.security import aiokafka_options, faststream_security
 from shopstream.settings import ServiceSettings
 from shopstream.topics import dead_letter_topic
 
@@ -92,6 +96,8 @@ class BatchService(Generic[EventT]):
         self._startup_hooks = [hook(self.context) for hook in startup_hooks]
         self._ready = False
         self._stopping = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._client_id = settings.kafka.client_id or f"shopstream-{name}"
         self.broker = self._build_broker(name, input_topics)
         self.health = HealthServer(
             self.registry, lambda: self._ready, settings.http_host, settings.http_port
@@ -102,7 +108,7 @@ class BatchService(Generic[EventT]):
         batch = self._settings.batch
         broker = KafkaBroker(
             kafka.bootstrap_servers,
-            client_id=kafka.client_id or f"shopstream-{name}",
+            client_id=self._client_id,
             security=faststream_security(kafka),
             request_timeout_ms=kafka.request_timeout_ms,
             middlewares=[
@@ -122,6 +128,7 @@ class BatchService(Generic[EventT]):
             heartbeat_interval_ms=batch.heartbeat_interval_ms,
             auto_offset_reset=batch.auto_offset_reset,
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            parser=_tolerant_parser,
             decoder=_undecoded,
         )
         subscriber(self._on_batch)
@@ -158,19 +165,28 @@ class BatchService(Generic[EventT]):
     async def _publish_all(self, publications: Sequence[Publication]) -> None:
         # Send everything first and await the acknowledgements together: one round trip per
         # batch instead of one per event. An exception here rewinds the whole batch.
-        pending: list[Any] = [
-            await self.broker.publish(
-                publication.event.to_json(),
+        if self._producer is None:
+            # Not started through `start()`: FastStream's in-memory TestKafkaBroker drives the
+            # service, and only the broker's own publish reaches its in-memory subscribers.
+            for publication in publications:
+                await self.broker.publish(
+                    publication.event.to_json(),
+                    publication.topic,
+                    key=publication.key_bytes(),
+                    headers=event_headers(publication.event),
+                )
+            return
+        pending = [
+            await self._producer.send(
                 publication.topic,
+                publication.event.to_json(),
                 key=publication.key_bytes(),
-                headers=event_headers(publication.event),
-                no_confirm=True,
+                headers=encode_headers(event_headers(publication.event)),
             )
             for publication in publications
         ]
-        waitable = [item for item in pending if isinstance(item, asyncio.Future)]
-        if waitable:
-            await asyncio.gather(*waitable)
+        if pending:
+            await asyncio.gather(*pending)
 
     @property
     def ready(self) -> bool:
@@ -191,6 +207,16 @@ class BatchService(Generic[EventT]):
             logger.info("model loaded", extra={"seconds": round(seconds, 3)})
         for hook in self._startup_hooks:
             await hook()
+        # Results go through a plain idempotent aiokafka producer: FastStream's publish path
+        # costs ~5x more per event than the whole rest of the runtime (see bench/bus_bench.py).
+        self._producer = AIOKafkaProducer(
+            **aiokafka_options(self._settings.kafka),
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self._settings.batch.linger_ms,
+        )
+        await self._producer.start()
         await self.broker.start()
         self._ready = True
         self.metrics.ready.set(1)
@@ -204,6 +230,9 @@ class BatchService(Generic[EventT]):
         self._ready = False
         self.metrics.ready.set(0)
         await self.broker.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
         self.context.inference.shutdown()
         if self._model is not None:
             await asyncio.to_thread(self._model.unload)
@@ -226,6 +255,39 @@ class BatchService(Generic[EventT]):
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(signum)
             await self.stop()
+
+
+async def _tolerant_parser(
+    records: tuple[ConsumerRecord[bytes, bytes], ...],
+    original_parser: Callable[[tuple[ConsumerRecord[bytes, bytes], ...]], Awaitable[Any]],
+) -> Any:  # noqa: ANN401 - FastStream's parser contract
+    # FastStream decodes every header as UTF-8 while parsing a batch; one record with a binary
+    # or null header would fail the whole batch forever. Such headers are made printable here
+    # (the record's key and value stay byte-exact for its dead letter).
+    if any(not _printable_headers(record.headers) for record in records):
+        records = tuple(
+            dataclasses.replace(record, headers=_safe_headers(record.headers))
+            for record in records
+        )
+    return await original_parser(records)
+
+
+def _printable_headers(headers: Sequence[tuple[str, bytes | None]]) -> bool:
+    try:
+        for _, value in headers:
+            if value is None:
+                return False
+            value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _safe_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
+    return [
+        (name, (value or b"").decode("utf-8", errors="replace").encode("utf-8"))
+        for name, value in headers
+    ]
 
 
 async def _undecoded(message: KafkaMessage) -> None:

@@ -1,0 +1,219 @@
+"""Bus benchmark: the shopstream runtime with a no-op model vs a raw aiokafka loop.
+
+Both paths consume the same pre-produced events from a real broker and publish one result per
+event, committing offsets after the results are acknowledged. Throughput drains a backlog;
+latency is measured at a steady offered load (occurred_at at send -> result read back).
+
+    uv run python bench/bus_bench.py [--events 50000] [--rate 2000] [--json bench/results/bus.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.table import Table
+
+from shopstream import local_broker
+from shopstream.echo import EchoSettings, build_echo_service
+from shopstream.events import ReviewSubmitted
+from shopstream.local_broker import LocalBrokerConfig
+from shopstream.runtime.admin import ensure_topics
+from shopstream.settings import BatchSettings, KafkaSettings
+from shopstream.topics import TopicSettings
+
+BATCH = 500
+PARTITIONS = 3
+console = Console()
+
+
+def make_event(index: int) -> ReviewSubmitted:
+    return ReviewSubmitted(
+        tenant_id="bench",
+        payload={
+            "review_id": f"r{index}",
+            "product_id": f"p{index % 100}",
+            "text": "Arrived on time, the fabric feels solid and the colour matches the photos.",
+        },
+    )
+
+
+async def produce(bootstrap: str, topic: str, count: int, rate: float | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        pending = []
+        for index in range(count):
+            if rate is not None:
+                delay = started + index / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            event = make_event(index)
+            pending.append(await producer.send(topic, event.to_json(), key=f"k{index}".encode()))
+            if len(pending) >= 5_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def count_until(
+    bootstrap: str, topic: str, count: int, timeout: float, *, latency: bool = True
+) -> list[float]:
+    """Read `topic` until `count` records arrived; return each record's e2e latency in ms
+    (or zeros when `latency` is off, so a throughput run does not pay for parsing)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        group_id=f"bench-reader-{uuid.uuid4().hex[:6]}",
+    )
+    await consumer.start()
+    latencies: list[float] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(latencies) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5_000)
+            now = datetime.now(UTC)
+            for records in batches.values():
+                if not latency:
+                    latencies.extend(0.0 for _ in records)
+                    continue
+                for record in records:
+                    occurred = datetime.fromisoformat(
+                        json.loads(record.value or b"{}")["occurred_at"]
+                    )
+                    latencies.append((now - occurred).total_seconds() * 1000)
+    finally:
+        await consumer.stop()
+    return latencies
+
+
+Runner = Callable[[str, str, str], Awaitable[Callable[[], Awaitable[None]]]]
+
+
+async def start_shopstream(bootstrap: str, source: str, group: str) -> Callable[[], Awaitable[None]]:
+    settings = EchoSettings(
+        kafka=KafkaSettings(bootstrap_servers=bootstrap),
+        input_topic=source,
+        output_topic=source + ".out",
+        group_id=group,
+        http_port=0,
+        create_topics=False,
+        batch=BatchSettings(max_records=BATCH, batch_timeout_ms=20),
+    )
+    service = build_echo_service(settings)
+    await service.start()
+    return service.stop
+
+
+async def start_raw_loop(bootstrap: str, source: str, group: str) -> Callable[[], Awaitable[None]]:
+    consumer = AIOKafkaConsumer(
+        source, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    # Same delivery guarantees as the runtime's producer, so only the runtime's work differs.
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=0, acks="all", enable_idempotence=True
+    )
+    await consumer.start()
+    await producer.start()
+    stopping = asyncio.Event()
+
+    async def loop() -> None:
+        while not stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=20, max_records=BATCH)
+            futures = [
+                await producer.send(source + ".out", record.value, key=record.key)
+                for records in batches.values()
+                for record in records
+            ]
+            if futures:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+
+    task = asyncio.create_task(loop())
+
+    async def stop() -> None:
+        stopping.set()
+        await task
+        await consumer.stop()
+        await producer.stop()
+
+    return stop
+
+
+async def measure(bootstrap: str, name: str, runner: Runner, events: int, rate: float) -> dict[str, float]:
+    tag = uuid.uuid4().hex[:6]
+    backlog, steady = f"bench.{name}.{tag}.backlog", f"bench.{name}.{tag}.steady"
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    topics = TopicSettings(partitions=PARTITIONS)
+    await ensure_topics(kafka, topics.specs((backlog, backlog + ".out", steady, steady + ".out")))
+    await produce(bootstrap, backlog, events)
+    started = time.perf_counter()
+    stop = await runner(bootstrap, backlog, f"bench-{name}-{tag}")
+    await count_until(bootstrap, backlog + ".out", events, timeout=600, latency=False)
+    seconds = time.perf_counter() - started
+    await stop()
+    steady_count = int(rate * 10)
+    stop = await runner(bootstrap, steady, f"bench-{name}-{tag}-steady")
+    await asyncio.sleep(2)  # group joined
+    reader = asyncio.create_task(count_until(bootstrap, steady + ".out", steady_count, 120))
+    await produce(bootstrap, steady, steady_count, rate=rate)
+    latencies = sorted(await reader)
+    await stop()
+    return {
+        "events": events,
+        "seconds": seconds,
+        "events_per_second": events / seconds,
+        "steady_rate": rate,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--rate", type=float, default=2_000, help="steady load, events/s")
+    parser.add_argument("--json", type=Path, default=Path("bench/results/bus.json"))
+    args = parser.parse_args()
+    import os  # noqa: PLC0415
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    config = LocalBrokerConfig(port=19592, controller_port=19593)
+    if bootstrap is None:
+        local_broker.ensure_jars(config)
+        bootstrap = local_broker.start(config).bootstrap_servers
+    try:
+        raw = await measure(bootstrap, "raw", start_raw_loop, args.events, args.rate)
+        ours = await measure(bootstrap, "shopstream", start_shopstream, args.events, args.rate)
+    finally:
+        if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            local_broker.stop(config)
+    table = Table(title=f"bus path, {args.events} events, {PARTITIONS} partitions, batch {BATCH}")
+    table.add_column("metric")
+    table.add_column("raw aiokafka loop", justify="right")
+    table.add_column("shopstream runtime", justify="right")
+    table.add_row("events/s (backlog drain)", f"{raw['events_per_second']:,.0f}",
+                  f"{ours['events_per_second']:,.0f}")
+    table.add_row(f"p50 latency @ {args.rate:,.0f}/s (ms)", f"{raw['p50_ms']:.1f}", f"{ours['p50_ms']:.1f}")
+    table.add_row(f"p99 latency @ {args.rate:,.0f}/s (ms)", f"{raw['p99_ms']:.1f}", f"{ours['p99_ms']:.1f}")
+    ratio = ours["events_per_second"] / raw["events_per_second"]
+    console.print(table)
+    console.print(f"shopstream / raw throughput ratio: {ratio:.2f} (target >= 0.80, >= 10,000 ev/s)")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"raw": raw, "shopstream": ours, "ratio": ratio}, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
