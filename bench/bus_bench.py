@@ -69,17 +69,19 @@ async def produce(bootstrap: str, topic: str, count: int, rate: float | None = N
 
 
 async def count_until(
-    bootstrap: str, topic: str, count: int, timeout: float, *, latency: bool = True
+    bootstrap: str, topic: str, count: int, within: float, *, latency: bool = True
 ) -> list[float]:
     """Read `topic` until `count` records arrived; return each record's e2e latency in ms
     (or zeros when `latency` is off, so a throughput run does not pay for parsing)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
         group_id=f"bench-reader-{uuid.uuid4().hex[:6]}",
     )
     await consumer.start()
     latencies: list[float] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     try:
         while len(latencies) < count and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200, max_records=5_000)
@@ -101,7 +103,9 @@ async def count_until(
 Runner = Callable[[str, str, str], Awaitable[Callable[[], Awaitable[None]]]]
 
 
-async def start_shopstream(bootstrap: str, source: str, group: str) -> Callable[[], Awaitable[None]]:
+async def start_shopstream(
+    bootstrap: str, source: str, group: str
+) -> Callable[[], Awaitable[None]]:
     settings = EchoSettings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap),
         input_topic=source,
@@ -118,7 +122,10 @@ async def start_shopstream(bootstrap: str, source: str, group: str) -> Callable[
 
 async def start_raw_loop(bootstrap: str, source: str, group: str) -> Callable[[], Awaitable[None]]:
     consumer = AIOKafkaConsumer(
-        source, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     # Same delivery guarantees as the runtime's producer, so only the runtime's work differs.
@@ -152,7 +159,9 @@ async def start_raw_loop(bootstrap: str, source: str, group: str) -> Callable[[]
     return stop
 
 
-async def measure(bootstrap: str, name: str, runner: Runner, events: int, rate: float) -> dict[str, float]:
+async def measure(
+    bootstrap: str, name: str, runner: Runner, events: int, rate: float
+) -> dict[str, float]:
     tag = uuid.uuid4().hex[:6]
     backlog, steady = f"bench.{name}.{tag}.backlog", f"bench.{name}.{tag}.steady"
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
@@ -161,13 +170,13 @@ async def measure(bootstrap: str, name: str, runner: Runner, events: int, rate: 
     await produce(bootstrap, backlog, events)
     started = time.perf_counter()
     stop = await runner(bootstrap, backlog, f"bench-{name}-{tag}")
-    await count_until(bootstrap, backlog + ".out", events, timeout=600, latency=False)
+    await count_until(bootstrap, backlog + ".out", events, within=600, latency=False)
     seconds = time.perf_counter() - started
     await stop()
     steady_count = int(rate * 10)
     stop = await runner(bootstrap, steady, f"bench-{name}-{tag}-steady")
     await asyncio.sleep(2)  # group joined
-    reader = asyncio.create_task(count_until(bootstrap, steady + ".out", steady_count, 120))
+    reader = asyncio.create_task(count_until(bootstrap, steady + ".out", steady_count, within=120))
     await produce(bootstrap, steady, steady_count, rate=rate)
     latencies = sorted(await reader)
     await stop()
@@ -204,13 +213,22 @@ async def main() -> None:
     table.add_column("metric")
     table.add_column("raw aiokafka loop", justify="right")
     table.add_column("shopstream runtime", justify="right")
-    table.add_row("events/s (backlog drain)", f"{raw['events_per_second']:,.0f}",
-                  f"{ours['events_per_second']:,.0f}")
-    table.add_row(f"p50 latency @ {args.rate:,.0f}/s (ms)", f"{raw['p50_ms']:.1f}", f"{ours['p50_ms']:.1f}")
-    table.add_row(f"p99 latency @ {args.rate:,.0f}/s (ms)", f"{raw['p99_ms']:.1f}", f"{ours['p99_ms']:.1f}")
+    table.add_row(
+        "events/s (backlog drain)",
+        f"{raw['events_per_second']:,.0f}",
+        f"{ours['events_per_second']:,.0f}",
+    )
+    table.add_row(
+        f"p50 latency @ {args.rate:,.0f}/s (ms)", f"{raw['p50_ms']:.1f}", f"{ours['p50_ms']:.1f}"
+    )
+    table.add_row(
+        f"p99 latency @ {args.rate:,.0f}/s (ms)", f"{raw['p99_ms']:.1f}", f"{ours['p99_ms']:.1f}"
+    )
     ratio = ours["events_per_second"] / raw["events_per_second"]
     console.print(table)
-    console.print(f"shopstream / raw throughput ratio: {ratio:.2f} (target >= 0.80, >= 10,000 ev/s)")
+    console.print(
+        f"shopstream / raw throughput ratio: {ratio:.2f} (target >= 0.80, >= 10,000 ev/s)"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"raw": raw, "shopstream": ours, "ratio": ratio}, indent=2))
 

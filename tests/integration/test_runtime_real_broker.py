@@ -165,17 +165,17 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
     process = start_echo_process(kafka_bootstrap, source)
     try:
         # Let it process part of the backlog, then kill it without any chance to clean up.
-        first = await collect(kafka, source + ".out", 300, timeout=60)
+        first = await collect(kafka, source + ".out", 300, within=60)
         assert len(first) >= 300
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
-        partial = len(await collect(kafka, source + ".out", len(events), timeout=3))
+        partial = len(await collect(kafka, source + ".out", len(events), within=3))
         assert partial < len(events), "the crash should have happened mid-stream"
         process = start_echo_process(kafka_bootstrap, source)
         deadline = time.monotonic() + 120
         results: list[dict[str, object]] = []
         while time.monotonic() < deadline:
-            results = await collect(kafka, source + ".out", 10**9, timeout=3)
+            results = await collect(kafka, source + ".out", 10**9, within=3)
             if {r["causation_id"] for r in results} >= {str(e.event_id) for e in events}:
                 break
             await asyncio.sleep(1)
@@ -202,7 +202,7 @@ async def test_two_consumers_in_one_group_share_the_partitions(kafka_bootstrap: 
         await asyncio.sleep(3)  # both members joined: the second join rebalances the group
         events = reviews(600)
         await publish_events(kafka, source, events)
-        results = await collect(kafka, source + ".out", len(events), timeout=90)
+        results = await collect(kafka, source + ".out", len(events), within=90)
     finally:
         await first.stop()
         await second.stop()

@@ -16,12 +16,12 @@ def unique(prefix: str) -> str:
 
 
 async def collect(
-    kafka: KafkaSettings, topic: str, expected: int, timeout: float = 60.0
+    kafka: KafkaSettings, topic: str, expected: int, within: float = 60.0
 ) -> list[dict[str, Any]]:
-    """Read `topic` from the beginning until `expected` records arrived or `timeout` passed."""
+    """Read `topic` from the beginning until `expected` records arrived or `within` s passed."""
     documents: list[dict[str, Any]] = []
     async for _key, value, headers in read_topic(
-        kafka, topic, idle_timeout=timeout, deadline=time.monotonic() + timeout
+        kafka, topic, idle_timeout=within, deadline=time.monotonic() + within
     ):
         document = json.loads(value)
         document["_headers"] = {name: raw.decode() for name, raw in headers}

@@ -73,9 +73,13 @@ def _kind(schema: JsonSchema) -> str:
     return "number" if kind == "integer" else str(kind)
 
 
-def _compare(
-    old: JsonSchema, new: JsonSchema, old_root: JsonSchema, new_root: JsonSchema,
-    where: str, problems: list[str],
+def _compare(  # noqa: PLR0917 - a recursive walker; keywords would hide its shape
+    old: JsonSchema,
+    new: JsonSchema,
+    old_root: JsonSchema,
+    new_root: JsonSchema,
+    where: str,
+    problems: list[str],
 ) -> None:
     old_alts = _alternatives(old, old_root)
     new_alts = _alternatives(new, new_root)
@@ -114,7 +118,8 @@ def _json_kind(value: object) -> str:
         return "number"
     if value is None:
         return "null"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "any")
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), "any")
 
 
 def _compare_enum(
@@ -135,21 +140,29 @@ _LOWER_BOUNDS = ("minLength", "minimum", "exclusiveMinimum", "minItems", "minPro
 
 
 def _compare_bounds(old: JsonSchema, new: JsonSchema, where: str, problems: list[str]) -> None:
-    for key in _UPPER_BOUNDS:
-        if key in new and (key not in old or new[key] < old[key]):
-            problems.append(f"{where}: {key} narrowed from {old.get(key, 'none')} to {new[key]}")
-    for key in _LOWER_BOUNDS:
-        if key in new and (key not in old or new[key] > old[key]):
-            problems.append(f"{where}: {key} raised from {old.get(key, 'none')} to {new[key]}")
+    problems.extend(
+        f"{where}: {key} narrowed from {old.get(key, 'none')} to {new[key]}"
+        for key in _UPPER_BOUNDS
+        if key in new and (key not in old or new[key] < old[key])
+    )
+    problems.extend(
+        f"{where}: {key} raised from {old.get(key, 'none')} to {new[key]}"
+        for key in _LOWER_BOUNDS
+        if key in new and (key not in old or new[key] > old[key])
+    )
     if "pattern" in new and new.get("pattern") != old.get("pattern"):
         problems.append(f"{where}: pattern changed to {new['pattern']!r}")
     if "format" in new and new.get("format") != old.get("format"):
         problems.append(f"{where}: format changed to {new['format']!r}")
 
 
-def _compare_object(
-    old: JsonSchema, new: JsonSchema, old_root: JsonSchema, new_root: JsonSchema,
-    where: str, problems: list[str],
+def _compare_object(  # noqa: PLR0917 - same walker as `_compare`
+    old: JsonSchema,
+    new: JsonSchema,
+    old_root: JsonSchema,
+    new_root: JsonSchema,
+    where: str,
+    problems: list[str],
 ) -> None:
     old_properties: dict[str, JsonSchema] = old.get("properties", {})
     new_properties: dict[str, JsonSchema] = new.get("properties", {})
@@ -157,7 +170,8 @@ def _compare_object(
         if name not in new_properties:
             problems.append(f"{where}.{name}: field removed or renamed")
             continue
-        _compare(old_property, new_properties[name], old_root, new_root, f"{where}.{name}", problems)
+        where_field = f"{where}.{name}"
+        _compare(old_property, new_properties[name], old_root, new_root, where_field, problems)
     added_required = set(new.get("required", [])) - set(old.get("required", []))
     problems.extend(f"{where}.{name}: new required field" for name in sorted(added_required))
     if old.get("additionalProperties") is not False and new.get("additionalProperties") is False:

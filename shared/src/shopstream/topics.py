@@ -72,9 +72,19 @@ class TopicSettings(BaseModel):
             self.reviews,
         }
         names = [
-            self.products, self.copy_requests, self.knowledge, self.questions, self.activity,
-            self.recs_requests, self.reviews, self.descriptions, self.copies, self.answers,
-            self.recs_results, self.sentiment, self.insights,
+            self.products,
+            self.copy_requests,
+            self.knowledge,
+            self.questions,
+            self.activity,
+            self.recs_requests,
+            self.reviews,
+            self.descriptions,
+            self.copies,
+            self.answers,
+            self.recs_results,
+            self.sentiment,
+            self.insights,
         ]
         names += sorted(dead_letter_topic(name) for name in consumed)
         names += [name for name in extra if name not in names]

@@ -80,8 +80,13 @@ async def echo_round_trip(kafka: KafkaSettings, count: int) -> dict[str, Any]:
             if len(seen) == len(wanted):
                 break
         seconds = time.perf_counter() - started
-        return {"sent": len(events), "echoed": len(seen), "seconds": seconds,
-                "metrics_port": service.health.port, "examples": list(seen.values())[:3]}
+        return {
+            "sent": len(events),
+            "echoed": len(seen),
+            "seconds": seconds,
+            "metrics_port": service.health.port,
+            "examples": list(seen.values())[:3],
+        }
     finally:
         await service.stop()
 

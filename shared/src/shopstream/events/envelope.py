@@ -28,9 +28,7 @@ def _aware_utc(value: datetime) -> datetime:
 
 
 Text = Annotated[str, AfterValidator(_utf8_encodable)]
-TenantId = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-]
+TenantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 EntityId = Annotated[Text, StringConstraints(min_length=1, max_length=128)]
 Label = Annotated[Text, StringConstraints(min_length=1, max_length=128)]
 Name = Annotated[Text, StringConstraints(min_length=1, max_length=512)]

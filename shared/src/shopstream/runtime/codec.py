@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from shopstream.events import EVENT_TYPES, Event, ResultEvent
 from shopstream.runtime.records import Record
@@ -90,10 +91,9 @@ def _event_type_of(value: bytes) -> str | None:
     return event_type if isinstance(event_type, str) else None
 
 
-def _summary(errors: list[object]) -> str:
+def _summary(errors: list[ErrorDetails]) -> str:
     parts = []
     for item in errors[:5]:
-        assert isinstance(item, dict)
         location = ".".join(str(part) for part in item["loc"]) or "<root>"
         parts.append(f"{location}: {item['msg']}")
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""

@@ -56,7 +56,8 @@ class ServiceMetrics:
             registry=registry,
         )
         self.ready = Gauge(
-            f"{prefix}_ready", "1 when the broker is connected and the model loaded.",
+            f"{prefix}_ready",
+            "1 when the broker is connected and the model loaded.",
             registry=registry,
         )
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -26,6 +25,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
 from shopstream.events import Event, Producer, utc_now
+from shopstream.kafka_io import encode_headers
 from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.batch import BatchHandler, Publication, process_batch
 from shopstream.runtime.codec import EventDecoder, event_headers
@@ -33,7 +33,6 @@ from shopstream.runtime.dead_letters import dead_letter_for
 from shopstream.runtime.http import HealthServer
 from shopstream.runtime.metrics import InferenceRunner, ServiceMetrics
 from shopstream.runtime.records import Record
-from shopstream.kafka_io import encode_headers
 from shopstream.runtime.security import aiokafka_options, faststream_security
 from shopstream.settings import ServiceSettings
 from shopstream.topics import dead_letter_topic
@@ -89,7 +88,9 @@ class BatchService(Generic[EventT]):
         self._model = model
         # Topics outside the registry (custom names) are created too, with their DLQs.
         self._topics = (
-            *input_topics, *output_topics, *(dead_letter_topic(name) for name in input_topics)
+            *input_topics,
+            *output_topics,
+            *(dead_letter_topic(name) for name in input_topics),
         )
         self._decoder = EventDecoder(accepts, settings.batch.max_event_bytes)
         self._handler = build_handler(self.context)
@@ -196,9 +197,7 @@ class BatchService(Generic[EventT]):
         """Serve health, create topics, load the model, run start-up hooks, then consume."""
         await self.health.start()
         if self._settings.create_topics:
-            await ensure_topics(
-                self._settings.kafka, self._settings.topics.specs(self._topics)
-            )
+            await ensure_topics(self._settings.kafka, self._settings.topics.specs(self._topics))
         if self._model is not None:
             started = time.perf_counter()
             await asyncio.to_thread(self._model.load)
@@ -266,8 +265,7 @@ async def _tolerant_parser(
     # (the record's key and value stay byte-exact for its dead letter).
     if any(not _printable_headers(record.headers) for record in records):
         records = tuple(
-            dataclasses.replace(record, headers=_safe_headers(record.headers))
-            for record in records
+            dataclasses.replace(record, headers=_safe_headers(record.headers)) for record in records
         )
     return await original_parser(records)
 

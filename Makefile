@@ -1,0 +1,20 @@
+# Thin wrappers: each target is one command documented in the README.
+.PHONY: demo test bench lint broker-up broker-down
+
+demo:          ## start Kafka and the services, push sample events, show the results
+	scripts/demo.sh
+
+test:          ## lint, type-check and run every test layer on a real broker
+	scripts/test.sh
+
+bench:         ## bus benchmark: shopstream runtime vs a raw aiokafka loop
+	scripts/bootstrap.sh && uv run --frozen python bench/bus_bench.py
+
+lint:          ## ruff and mypy --strict only
+	uv run --frozen ruff check . && uv run --frozen mypy shared/src services/*/src bench
+
+broker-up:     ## start the local Kafka broker on 127.0.0.1:9092
+	uv run --frozen shopstream broker up
+
+broker-down:   ## stop it
+	uv run --frozen shopstream broker down
