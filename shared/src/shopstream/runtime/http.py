@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -17,7 +17,11 @@ MAX_REQUEST_LINE = 8_192
 
 class HealthServer:
     def __init__(
-        self, registry: CollectorRegistry, is_ready: Callable[[], bool], host: str, port: int
+        self,
+        registry: CollectorRegistry,
+        is_ready: Callable[[], Awaitable[bool]],
+        host: str,
+        port: int,
     ) -> None:
         self._registry = registry
         self._is_ready = is_ready
@@ -44,7 +48,7 @@ class HealthServer:
             request_line = await asyncio.wait_for(reader.readline(), timeout=5)
             while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b""):
                 pass
-            status, content_type, body = self._route(request_line[:MAX_REQUEST_LINE])
+            status, content_type, body = await self._route(request_line[:MAX_REQUEST_LINE])
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("ascii")
@@ -58,7 +62,7 @@ class HealthServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    def _route(self, request_line: bytes) -> tuple[str, str, bytes]:
+    async def _route(self, request_line: bytes) -> tuple[str, str, bytes]:
         parts = request_line.decode("latin-1").split()
         path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
         if len(parts) < 2 or parts[0] not in ("GET", "HEAD"):
@@ -68,7 +72,7 @@ class HealthServer:
         if path == "/health/live":
             return "200 OK", "text/plain", b"live\n"
         if path == "/health/ready":
-            if self._is_ready():
+            if await self._is_ready():
                 return "200 OK", "text/plain", b"ready\n"
             return "503 Service Unavailable", "text/plain", b"not ready\n"
         return "404 Not Found", "text/plain", b"not found\n"

@@ -101,7 +101,7 @@ class BatchService(Generic[EventT]):
         self._client_id = settings.kafka.client_id or f"shopstream-{name}"
         self.broker = self._build_broker(name, input_topics)
         self.health = HealthServer(
-            self.registry, lambda: self._ready, settings.http_host, settings.http_port
+            self.registry, self._is_ready, settings.http_host, settings.http_port
         )
 
     def _build_broker(self, name: str, input_topics: Sequence[str]) -> KafkaBroker:
@@ -192,6 +192,10 @@ class BatchService(Generic[EventT]):
     @property
     def ready(self) -> bool:
         return self._ready
+
+    async def _is_ready(self) -> bool:
+        """Ready = model loaded, consuming, and the cluster answers right now."""
+        return self._ready and await self.broker.ping(timeout=2.0)
 
     async def start(self) -> None:
         """Serve health, create topics, load the model, run start-up hooks, then consume."""
