@@ -33,7 +33,8 @@ def test_topics_create_applies_partitions_and_compaction(kafka_bootstrap: str) -
     assert result.exit_code == 0, result.output
     assert "created" in result.output
     again = runner.invoke(app, ["topics", "create"], env=env(kafka_bootstrap, prefix))
-    assert again.exit_code == 0 and "created" not in again.output  # idempotent
+    assert again.exit_code == 0
+    assert "created" not in again.output, "a second create is a no-op"
     partitions, cleanup = asyncio.run(describe(kafka_bootstrap, prefix))
     assert partitions == [2, 2]
     assert cleanup == "compact"
@@ -70,7 +71,8 @@ def test_publish_validates_every_line_then_sends_and_tail_reads(
     bad.write_text("\n".join([lines[0], '{"event_type": "review.submitted"}', lines[1]]) + "\n")
     refused = runner.invoke(app, ["publish", topic, str(bad)], env=env(kafka_bootstrap, prefix))
     assert refused.exit_code == 2
-    assert "line 2" in refused.output and "nothing sent" in refused.output
+    assert "line 2" in refused.output
+    assert "nothing sent" in refused.output
 
     good = tmp_path / "good.jsonl"
     good.write_text("\n".join(lines) + "\n")
