@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from shopstream.cli import broker, demo, schemas, stream, topics
+from shopstream.cli import broker, demo, dlq, schemas, stream, topics
 
 app = typer.Typer(
     help="shopstream: language models on an e-commerce Kafka event stream.",
@@ -14,6 +14,7 @@ app = typer.Typer(
 app.add_typer(broker.app, name="broker")
 app.add_typer(topics.app, name="topics")
 app.add_typer(schemas.app, name="schemas")
+app.add_typer(dlq.app, name="dlq")
 app.command("publish")(stream.publish)
 app.command("tail")(stream.tail)
 app.command("demo")(demo.demo)
