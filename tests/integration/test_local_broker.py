@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from shopstream import local_broker as lb
 
 pytestmark = pytest.mark.integration

@@ -80,7 +80,7 @@ async def replay(
     try:
         # The idle clock starts once the group has assigned the partitions, not before.
         joined_by = time.monotonic() + 60
-        while not consumer.assignment() and time.monotonic() < joined_by:
+        while not consumer.assignment() and time.monotonic() < joined_by:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         last_record = time.monotonic()
         while time.monotonic() - last_record < idle_seconds:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shopstream import local_broker
+from shopstream.cli.sentiment_demo import run_sentiment_demo
 from shopstream.echo import EchoSettings, build_echo_service
 from shopstream.events import ReviewSubmitted
 from shopstream.kafka_io import publish_events, read_topic
@@ -62,7 +63,10 @@ def sample_reviews(count: int) -> list[ReviewSubmitted]:
 
 
 async def echo_round_trip(kafka: KafkaSettings, count: int) -> dict[str, Any]:
-    settings = EchoSettings(kafka=kafka, http_port=0, output_topic="shop.demo.echo")
+    # Topics of its own, so the echo step's reviews never reach the sentiment service.
+    settings = EchoSettings(
+        kafka=kafka, http_port=0, input_topic="shop.demo.echo-in", output_topic="shop.demo.echo"
+    )
     service = build_echo_service(settings)
     await service.start()
     try:
@@ -93,11 +97,25 @@ async def echo_round_trip(kafka: KafkaSettings, count: int) -> dict[str, Any]:
 
 def demo(
     keep_running: Annotated[
-        bool, typer.Option(help="Leave the broker running afterwards.")
+        bool,
+        typer.Option(help="Leave the broker and the sentiment service running afterwards."),
     ] = False,
-    events: Annotated[int, typer.Option(help="How many sample events to round-trip.")] = 50,
+    events: Annotated[
+        int, typer.Option(help="Events for the first step, the echo round trip (0 skips it).")
+    ] = 20,
+    rate: Annotated[
+        float, typer.Option(min=1, help="Reviews per second the sample shop publishes.")
+    ] = 50.0,
+    metrics_port: Annotated[
+        int, typer.Option(help="Port of the sentiment service's /metrics (0: any free port).")
+    ] = 0,
 ) -> None:
-    """Start a real local Kafka broker, create topics, and push events through shopstream."""
+    """Start a real local Kafka broker and push a sample shop's reviews through shopstream.
+
+    Step 1 round-trips a few events through the echo service (the bus alone); step 2 runs the
+    sentiment service on 200 Chinese and English reviews and prints the product insights.
+    """
+    began = time.perf_counter()
     config = LocalBrokerConfig()
     with console.status("starting the local Kafka broker (jars fetched once)..."):
         local_broker.ensure_jars(config)
@@ -109,21 +127,38 @@ def demo(
     )
     kafka = KafkaSettings(bootstrap_servers=status.bootstrap_servers)
     try:
-        result = asyncio.run(echo_round_trip(kafka, events))
-        table = Table("review", "tenant", "product", "result event id")
-        for example in result["examples"]:
-            payload = example["payload"]
-            table.add_row(
-                payload["text"], example["tenant_id"], payload["product_id"], example["event_id"]
+        if events > 0:
+            show_echo(asyncio.run(echo_round_trip(kafka, events)))
+        outcome = asyncio.run(
+            run_sentiment_demo(
+                console, kafka, rate=rate, metrics_port=metrics_port, keep_running=keep_running
             )
-        console.print(table)
-        console.print(
-            f"echo service: {result['echoed']}/{result['sent']} events round-tripped through "
-            f"Kafka in {result['seconds']:.2f} s"
         )
-        if result["echoed"] != result["sent"]:
+        labels = ", ".join(f"{count} {label}" for label, count in outcome.labels.most_common())
+        console.print(
+            f"sentiment service: {outcome.scored}/{outcome.sent} reviews scored ({labels}) "
+            f"in {outcome.seconds:.1f} s after a {outcome.model_load_seconds:.1f} s start; "
+            f"demo took {time.perf_counter() - began:.0f} s"
+        )
+        if outcome.scored != outcome.sent:
             raise typer.Exit(1)
     finally:
         if started_here and not keep_running:
             local_broker.stop(config)
             console.print("broker stopped (use --keep-running to leave it up)")
+
+
+def show_echo(result: dict[str, Any]) -> None:
+    table = Table("review", "tenant", "product", "result event id", title="step 1: echo")
+    for example in result["examples"]:
+        payload = example["payload"]
+        table.add_row(
+            payload["text"], example["tenant_id"], payload["product_id"], example["event_id"]
+        )
+    console.print(table)
+    console.print(
+        f"echo service: {result['echoed']}/{result['sent']} events round-tripped through "
+        f"Kafka in {result['seconds']:.2f} s"
+    )
+    if result["echoed"] != result["sent"]:
+        raise typer.Exit(1)
