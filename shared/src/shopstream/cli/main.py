@@ -1,6 +1,9 @@
-"""Entry point: `shopstream broker|topics|publish|tail|demo|run|bench ...`."""
+"""Entry point: `shopstream broker|topics|publish|tail|dlq|schemas|eval|demo|run ...`."""
 
 from __future__ import annotations
+
+import importlib
+import importlib.util
 
 import typer
 
@@ -19,3 +22,28 @@ app.command("publish")(stream.publish)
 app.command("tail")(stream.tail)
 app.command("demo")(demo.demo)
 app.command("run")(demo.run_service)
+
+eval_app = typer.Typer(help="Measure a service's quality on your own data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+# Commands that live in the service packages; each is registered when its package is installed.
+# Their modules import torch lazily, inside the commands, so the CLI stays quick to start.
+SERVICE_COMMANDS = (
+    ("sentiment", "train", "shopstream_sentiment.cli:train"),
+    ("eval", "sentiment", "shopstream_sentiment.cli:evaluate"),
+    ("recommender", "train", "shopstream_recommender.cli:train"),
+    ("eval", "recommender", "shopstream_recommender.cli:evaluate"),
+    ("eval", "responder", "shopstream_responder.cli:evaluate"),
+    ("eval", "describer", "shopstream_describer.cli:evaluate"),
+)
+service_groups: dict[str, typer.Typer] = {"eval": eval_app}
+for group, command, target in SERVICE_COMMANDS:
+    module_name, function_name = target.split(":")
+    package = module_name.split(".", 1)[0]
+    if importlib.util.find_spec(package) is None or importlib.util.find_spec(module_name) is None:
+        continue
+    function = getattr(importlib.import_module(module_name), function_name)
+    if group not in service_groups:
+        service_groups[group] = typer.Typer(help=f"The {group} service.", no_args_is_help=True)
+        app.add_typer(service_groups[group], name=group)
+    service_groups[group].command(command)(function)
