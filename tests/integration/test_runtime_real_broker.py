@@ -132,7 +132,9 @@ async def test_handler_failure_isolates_only_the_failing_record(kafka_bootstrap:
     ] == str(bad.event_id)
 
 
-def start_echo_process(kafka_bootstrap: str, source: str) -> subprocess.Popen[bytes]:
+def start_echo_process(
+    kafka_bootstrap: str, source: str, delivery: str = "at_least_once"
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "ECHO_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -145,6 +147,7 @@ def start_echo_process(kafka_bootstrap: str, source: str) -> subprocess.Popen[by
         "ECHO_TOPICS__PARTITIONS": "3",
         "ECHO_BATCH__SESSION_TIMEOUT_MS": "6000",
         "ECHO_BATCH__HEARTBEAT_INTERVAL_MS": "1000",
+        "ECHO_BATCH__DELIVERY": delivery,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "shopstream.cli", "run", "echo"],
@@ -154,15 +157,17 @@ def start_echo_process(kafka_bootstrap: str, source: str) -> subprocess.Popen[by
     )
 
 
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
 async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
-    kafka_bootstrap: str,
+    kafka_bootstrap: str, delivery: str
 ) -> None:
+    exactly_once = delivery == "exactly_once"
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     source = unique("it.crash")
     await ensure_topics(kafka, TopicSettings(partitions=3).specs((source, source + ".out")))
     events = reviews(2_000)
     await publish_events(kafka, source, events)
-    process = start_echo_process(kafka_bootstrap, source)
+    process = start_echo_process(kafka_bootstrap, source, delivery)
     try:
         # Let it process part of the backlog, then kill it without any chance to clean up.
         first = await collect(kafka, source + ".out", 300, within=60)
@@ -171,11 +176,13 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
         process.wait(timeout=10)
         partial = len(await collect(kafka, source + ".out", len(events), within=3))
         assert partial < len(events), "the crash should have happened mid-stream"
-        process = start_echo_process(kafka_bootstrap, source)
+        process = start_echo_process(kafka_bootstrap, source, delivery)
         deadline = time.monotonic() + 120
         results: list[dict[str, object]] = []
         while time.monotonic() < deadline:
-            results = await collect(kafka, source + ".out", 10**9, within=3)
+            results = await collect(
+                kafka, source + ".out", 10**9, within=3, read_committed=exactly_once
+            )
             if {r["causation_id"] for r in results} >= {str(e.event_id) for e in events}:
                 break
             await asyncio.sleep(1)
@@ -188,6 +195,8 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
         by_input.setdefault(result["causation_id"], set()).add(result["event_id"])
     assert set(by_input) == {str(e.event_id) for e in events}, "every input has a result"
     assert all(len(ids) == 1 for ids in by_input.values()), "duplicates carry the same id"
+    if exactly_once:
+        assert len(results) == len(events), "read_committed consumers see no duplicates"
 
 
 async def test_two_consumers_in_one_group_share_the_partitions(kafka_bootstrap: str) -> None:

@@ -16,12 +16,21 @@ def unique(prefix: str) -> str:
 
 
 async def collect(
-    kafka: KafkaSettings, topic: str, expected: int, within: float = 60.0
+    kafka: KafkaSettings,
+    topic: str,
+    expected: int,
+    within: float = 60.0,
+    *,
+    read_committed: bool = False,
 ) -> list[dict[str, Any]]:
     """Read `topic` from the beginning until `expected` records arrived or `within` s passed."""
     documents: list[dict[str, Any]] = []
     async for _key, value, headers in read_topic(
-        kafka, topic, idle_timeout=within, deadline=time.monotonic() + within
+        kafka,
+        topic,
+        idle_timeout=within,
+        deadline=time.monotonic() + within,
+        read_committed=read_committed,
     ):
         document = json.loads(value)
         document["_headers"] = {name: raw.decode() for name, raw in headers}

@@ -42,6 +42,16 @@ async def publish_events(
         await producer.stop()
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of `topic`, for a consumer that assigns them itself (no group)."""
+    # aiokafka's public `topics()` discards the metadata it fetched; keep it instead.
+    cluster = await consumer._client.fetch_all_metadata()
+    partitions = cluster.partitions_for_topic(topic)
+    if not partitions:
+        raise LookupError(f"topic {topic!r} does not exist")
+    return [TopicPartition(topic, partition) for partition in sorted(partitions)]
+
+
 async def read_topic(
     settings: KafkaSettings,
     topic: str,
@@ -49,6 +59,7 @@ async def read_topic(
     from_beginning: bool = True,
     idle_timeout: float | None = 5.0,
     deadline: float | None = None,
+    read_committed: bool = False,
 ) -> AsyncIterator[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
     """Yield (key, value, headers) of every record, outside any consumer group.
 
@@ -58,15 +69,11 @@ async def read_topic(
         **aiokafka_options(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        isolation_level="read_committed" if read_committed else "read_uncommitted",
     )
     await consumer.start()
     try:
-        # aiokafka's public `topics()` discards the metadata it fetched; keep it instead.
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = cluster.partitions_for_topic(topic)
-        if not partitions:
-            raise LookupError(f"topic {topic!r} does not exist")
-        assignment = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        assignment = await topic_partitions(consumer, topic)
         consumer.assign(assignment)
         if from_beginning:
             await consumer.seek_to_beginning(*assignment)
@@ -102,11 +109,7 @@ async def read_to_end(
     )
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = cluster.partitions_for_topic(topic)
-        if not partitions:
-            raise LookupError(f"topic {topic!r} does not exist")
-        assignment = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        assignment = await topic_partitions(consumer, topic)
         consumer.assign(assignment)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(assignment)
         await consumer.seek_to_beginning(*assignment)

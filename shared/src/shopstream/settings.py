@@ -51,6 +51,13 @@ class BatchSettings(BaseModel):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a new consumer group starts; `earliest` so no event published before the first
     deployment is skipped."""
+    delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    """`exactly_once` wraps each batch's results and its consumed offsets in one Kafka
+    transaction; downstream consumers must read with isolation level `read_committed`."""
+    transactional_id: str | None = None
+    """Stable per replica in exactly-once mode (defaults to `<group>-<hostname>`), so a restarted
+    replica fences its predecessor and aborts its open transaction at once."""
+    transaction_timeout_ms: int = Field(default=15_000, ge=1_000, le=900_000)
     linger_ms: int = Field(default=0, ge=0, le=1_000)
     """Producer linger; results of a batch are sent together anyway, so 0 keeps latency low."""
     max_event_bytes: int = Field(default=256 * 1024, ge=1_024)

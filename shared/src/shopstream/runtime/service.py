@@ -12,12 +12,13 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -42,7 +43,8 @@ logger = logging.getLogger("shopstream.service")
 
 
 class ModelLifecycle(Protocol):
-    def load(self) -> None: ...
+    # `load` may return a report (timings, where the weights came from); the runtime ignores it.
+    def load(self) -> object: ...
     def unload(self) -> None: ...
 
 
@@ -99,6 +101,8 @@ class BatchService(Generic[EventT]):
         self._stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._client_id = settings.kafka.client_id or f"shopstream-{name}"
+        self._group_id = settings.group_id or f"shopstream-{name}"
+        self._exactly_once = settings.batch.delivery == "exactly_once"
         self.broker = self._build_broker(name, input_topics)
         self.health = HealthServer(
             self.registry, self._is_ready, settings.http_host, settings.http_port
@@ -120,7 +124,7 @@ class BatchService(Generic[EventT]):
         )
         subscriber = broker.subscriber(
             *input_topics,
-            group_id=self._settings.group_id or f"shopstream-{name}",
+            group_id=self._group_id,
             batch=True,
             max_records=batch.max_records,
             batch_timeout_ms=batch.batch_timeout_ms,
@@ -128,7 +132,10 @@ class BatchService(Generic[EventT]):
             session_timeout_ms=batch.session_timeout_ms,
             heartbeat_interval_ms=batch.heartbeat_interval_ms,
             auto_offset_reset=batch.auto_offset_reset,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # Exactly-once commits offsets inside the producer's transaction, not through
+            # FastStream; it also reads only committed records of transactional upstreams.
+            ack_policy=AckPolicy.MANUAL if self._exactly_once else AckPolicy.NACK_ON_ERROR,
+            isolation_level="read_committed" if self._exactly_once else "read_uncommitted",
             parser=_tolerant_parser,
             decoder=_undecoded,
         )
@@ -149,7 +156,11 @@ class BatchService(Generic[EventT]):
             )
             for record, failure in outcome.failures
         ]
-        await self._publish_all([*outcome.publications, *dead_letters])
+        publications = [*outcome.publications, *dead_letters]
+        if self._exactly_once:
+            await self._publish_in_transaction(publications, records, message)
+        else:
+            await self._publish_all(publications)
         for _, failure in outcome.failures:
             self.metrics.dead_letters_total.labels(failure.reason.value).inc()
             logger.warning(
@@ -162,6 +173,29 @@ class BatchService(Generic[EventT]):
         for event in outcome.events:
             lag = (now - event.occurred_at).total_seconds()
             self.metrics.e2e_lag_seconds.observe(max(0.0, lag))
+
+    async def _publish_in_transaction(
+        self, publications: Sequence[Publication], records: Sequence[Record], message: KafkaMessage
+    ) -> None:
+        assert self._producer is not None, "exactly-once needs the service started"
+        next_offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            next_offsets[partition] = max(next_offsets.get(partition, 0), record.offset + 1)
+        try:
+            async with self._producer.transaction():
+                for publication in publications:
+                    await self._producer.send(
+                        publication.topic,
+                        publication.event.to_json(),
+                        key=publication.key_bytes(),
+                        headers=encode_headers(event_headers(publication.event)),
+                    )
+                await self._producer.send_offsets_to_transaction(next_offsets, self._group_id)
+        except BaseException:
+            # The transaction is aborted; rewind so the batch is processed again.
+            await message.nack()
+            raise
 
     async def _publish_all(self, publications: Sequence[Publication]) -> None:
         # Send everything first and await the acknowledgements together: one round trip per
@@ -212,12 +246,19 @@ class BatchService(Generic[EventT]):
             await hook()
         # Results go through a plain idempotent aiokafka producer: FastStream's publish path
         # costs ~5x more per event than the whole rest of the runtime (see bench/bus_bench.py).
+        batch = self._settings.batch
         self._producer = AIOKafkaProducer(
             **aiokafka_options(self._settings.kafka),
             client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=self._settings.batch.linger_ms,
+            linger_ms=batch.linger_ms,
+            transactional_id=(
+                (batch.transactional_id or f"{self._group_id}-{socket.gethostname()}")
+                if self._exactly_once
+                else None
+            ),
+            transaction_timeout_ms=batch.transaction_timeout_ms,
         )
         await self._producer.start()
         await self.broker.start()
