@@ -1,0 +1,190 @@
+"""Text generation with decoder-only models: chat template, left padding, batched decoding."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Protocol, cast
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from shopstream.models.batching import length_sorted_batches, pad_batch
+from shopstream.models.device import inference_dtype, resolve_device
+from shopstream.models.loading import (
+    LoadReport,
+    finish_load,
+    hub_options,
+    loaded_revision,
+    prepare_transformers,
+    release_memory,
+)
+from shopstream.models.registry import DEFAULT_GENERATOR, resolve
+
+logger = logging.getLogger("shopstream.models")
+
+ChatMessage = Mapping[str, str]
+Prompt = str | Sequence[ChatMessage]
+
+
+class CausalLanguageModel(Protocol):
+    """What generation needs from a transformers causal LM.
+
+    transformers annotates ``generate`` for another type checker (its ``self`` is a protocol
+    mypy cannot match), so the model is seen through this narrower, accurate interface.
+    """
+
+    config: PretrainedConfig
+
+    def generate(
+        self, *, input_ids: torch.Tensor, attention_mask: torch.Tensor, **options: float
+    ) -> torch.Tensor: ...
+
+
+class TextGenerator:
+    """Generate continuations for a batch of prompts.
+
+    A prompt is a plain string (sent as one user turn) or a list of chat messages
+    (``{"role": ..., "content": ...}``). With a chat template, the template renders it and
+    appends the assistant turn; without one, plain strings are used as they are.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_GENERATOR,
+        *,
+        device: str = "auto",
+        max_input_tokens: int = 2048,
+        revision: str | None = None,
+        half_on_gpu: bool = True,
+    ) -> None:
+        self.model_id = model
+        self.revision = revision or ""
+        self.max_input_tokens = max_input_tokens
+        self.load_seconds = 0.0
+        self.converted = False
+        self.report: LoadReport | None = None
+        self._requested_revision = revision
+        self._device_name = device
+        self._half_on_gpu = half_on_gpu
+        self._device: torch.device | None = None
+        self._model: CausalLanguageModel | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> LoadReport:
+        if self.report is not None and self.is_loaded:
+            return self.report
+        started = time.perf_counter()
+        prepare_transformers()
+        resolved = resolve(self.model_id, revision=self._requested_revision)
+        device = resolve_device(self._device_name)
+        dtype = inference_dtype(device, half_on_gpu=self._half_on_gpu)
+        options = hub_options(resolved)
+        tokenizer = AutoTokenizer.from_pretrained(resolved.location, **options)
+        model = cast(
+            "CausalLanguageModel",
+            AutoModelForCausalLM.from_pretrained(
+                resolved.location, dtype=dtype, device_map=device, **options
+            ),
+        )
+
+        self._model, self._tokenizer, self._device = model, tokenizer, device
+        self.revision = loaded_revision(resolved, model.config)
+        self.converted = resolved.converted
+        self.report = finish_load(
+            "generator",
+            resolved,
+            revision=self.revision,
+            device=device,
+            dtype=dtype,
+            started=started,
+        )
+        self.load_seconds = self.report.load_seconds
+        return self.report
+
+    def _prompt_ids(self, tokenizer: PreTrainedTokenizerBase, prompt: Prompt) -> list[int]:
+        if tokenizer.chat_template:
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            rendered = tokenizer.apply_chat_template(
+                [dict(message) for message in messages], add_generation_prompt=True, tokenize=False
+            )
+            ids: list[int] = tokenizer(str(rendered), add_special_tokens=False)["input_ids"]
+        elif isinstance(prompt, str):
+            ids = tokenizer(prompt)["input_ids"]
+        else:
+            raise ValueError(f"{self.model_id} has no chat template; pass plain string prompts")
+        # Keep the end: it holds the instruction's last words and the assistant turn marker.
+        return ids[-self.max_input_tokens :]
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        max_new_tokens: int = 128,
+        do_sample: bool = False,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+        seed: int | None = None,
+        batch_size: int = 8,
+    ) -> list[str]:
+        """Return one completion per prompt, in the prompts' order, special tokens removed.
+
+        ``seed`` reseeds torch's global generator before decoding, so sampled output repeats for
+        the same prompts and settings. Sampling parameters are ignored under greedy decoding.
+        """
+        if isinstance(prompts, str):
+            raise TypeError("generate() takes a sequence of prompts; wrap a single one in a list")
+        model, tokenizer, device = self._model, self._tokenizer, self._device
+        if model is None or tokenizer is None or device is None:
+            raise RuntimeError(f"generator {self.model_id} is not loaded; call load() first")
+        if not prompts:
+            return []
+        if seed is not None:
+            torch.manual_seed(seed)
+        options: dict[str, float] = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": do_sample,
+            "repetition_penalty": repetition_penalty,
+            "no_repeat_ngram_size": no_repeat_ngram_size,
+        }
+        if do_sample:
+            options |= {"temperature": temperature, "top_p": top_p}
+        pad_id = tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = tokenizer.eos_token_id
+        if pad_id is None:
+            raise ValueError(f"{self.model_id} has neither a pad nor an end-of-sequence token")
+        prompt_ids = [self._prompt_ids(tokenizer, prompt) for prompt in prompts]
+        completions = [""] * len(prompts)
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(ids) for ids in prompt_ids], batch_size):
+                input_ids, attention_mask = pad_batch(
+                    [prompt_ids[i] for i in batch], int(pad_id), side="left"
+                )
+                generated = model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention_mask.to(device),
+                    pad_token_id=pad_id,
+                    **options,
+                )
+                new_tokens = generated[:, input_ids.shape[1] :]
+                texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+                for index, text in zip(batch, texts, strict=True):
+                    completions[index] = text.strip()
+        return completions
+
+    def unload(self) -> None:
+        device = self._device
+        self._model = None
+        self._tokenizer = None
+        self._device = None
+        release_memory(device)
+        logger.info("unloaded generator %s", self.model_id)
