@@ -1,5 +1,5 @@
 # Thin wrappers: each target is one command documented in the README.
-.PHONY: demo test bench lint broker-up broker-down
+.PHONY: demo test bench lint broker-up broker-down dashboard
 
 demo:          ## start Kafka and the services, push sample events, show the results
 	scripts/demo.sh
@@ -18,3 +18,6 @@ broker-up:     ## start the local Kafka broker on 127.0.0.1:9092
 
 broker-down:   ## stop it
 	uv run --frozen shopstream broker down
+
+dashboard:     ## rewrite the Grafana dashboard JSON (after adding a service to the script)
+	uv run --frozen python scripts/grafana_dashboard.py

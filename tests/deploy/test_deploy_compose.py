@@ -1,0 +1,222 @@
+"""docker-compose.yml (alone and with the GPU override), resolved the way Docker Compose resolves
+it (compose-spec schema, interpolation, override merging: tools/composecheck), then checked:
+env vars against the settings classes, start order, health checks, Kafka in KRaft mode,
+Prometheus and Grafana wiring."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from support.deploy import (
+    IMAGES,
+    ROOT,
+    SERVICE_SETTINGS,
+    compose_project,
+    env_problems,
+    load_yaml,
+    parse_dockerfile,
+)
+
+pytestmark = pytest.mark.deploy
+
+VARIANTS = {
+    "cpu": ("docker-compose.yml",),
+    "gpu": ("docker-compose.yml", "docker-compose.gpu.yml"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def project(request):
+    return compose_project(*VARIANTS[request.param])
+
+
+def environment(service) -> dict[str, str | None]:
+    return dict(service.get("environment") or {})
+
+
+def shopstream_containers(project):
+    """(name, service, image Dockerfile, command) for every container of a shopstream image."""
+    for name, service in project["services"].items():
+        image = service["image"].rsplit(":", 1)[0]
+        if image not in IMAGES:
+            continue
+        dockerfile = parse_dockerfile(IMAGES[image])
+        command = service.get("entrypoint") or dockerfile.entrypoint
+        yield name, service, dockerfile, command
+
+
+def runs_a_service(dockerfile, command) -> bool:
+    return command == dockerfile.entrypoint
+
+
+def test_every_service_image_is_in_compose(project):
+    built = {
+        service["build"]["dockerfile"]
+        for service in project["services"].values()
+        if "build" in service
+    }
+    dockerfiles = {str(path.relative_to(ROOT)) for path in (ROOT / "services").glob("*/Dockerfile")}
+    assert dockerfiles <= built
+    for path in (ROOT / "services").glob("*/Dockerfile"):
+        assert path.parent.name in project["services"]
+        assert path.parent.name in SERVICE_SETTINGS
+
+
+def test_env_vars_are_known_to_the_settings_and_required_ones_are_set(project):
+    checked = 0
+    for name, service, dockerfile, command in shopstream_containers(project):
+        image_env = dockerfile.env if runs_a_service(dockerfile, command) else {}
+        problems = env_problems({**image_env, **environment(service)}, command)
+        assert problems == [], f"service {name}: {problems}"
+        checked += 1
+    assert checked >= 2  # the topic initialisation and at least one service
+
+
+def test_the_checker_rejects_unknown_and_missing_variables():
+    command = ["python", "-m", "shopstream_sentiment"]
+    typo = env_problems(
+        {"SENTIMENT_HTTP_HOST": "0.0.0.0", "SENTIMENT_KAFKA__BOOTSTRAP_SERVER": "kafka:9092"},
+        command,
+    )
+    assert any("SENTIMENT_KAFKA__BOOTSTRAP_SERVER:" in problem for problem in typo)
+    assert any("SENTIMENT_KAFKA__BOOTSTRAP_SERVERS: required" in problem for problem in typo)
+    base = {"SENTIMENT_HTTP_HOST": "0.0.0.0", "SENTIMENT_KAFKA__BOOTSTRAP_SERVERS": "k:9092"}
+    wrong_prefix = env_problems({**base, "ECHO_DELAY_MS": "5"}, command)
+    assert wrong_prefix == ["ECHO_DELAY_MS: not a setting of SentimentSettings (prefix SENTIMENT_)"]
+    bad_value = env_problems({**base, "SENTIMENT_BATCH__MAX_RECORDS": "lots"}, command)
+    assert len(bad_value) == 1
+    assert "rejects the values" in bad_value[0]
+    nested_and_maps = env_problems(
+        {
+            **base,
+            "SENTIMENT_MODEL__LABEL_MAP__pos": "positive",
+            "SENTIMENT_TOPICS__REVIEWS": "acme.reviews",
+            "SENTIMENT_KAFKA__SASL_PASSWORD": None,
+        },
+        command,
+    )
+    assert nested_and_maps == []
+
+
+def test_the_resolver_rejects_what_docker_compose_rejects(tmp_path):
+    broken = tmp_path / "compose.yml"
+    broken.write_text("services:\n  a:\n    image: x\n    helthcheck: {}\n")
+    with pytest.raises(RuntimeError, match="helthcheck"):
+        compose_project(str(broken))
+    dangling = tmp_path / "dangling.yml"
+    dangling.write_text(
+        "services:\n  a:\n    image: x\n    depends_on:\n"
+        "      b:\n        condition: service_healthy\n"
+    )
+    with pytest.raises(RuntimeError, match="undefined service"):
+        compose_project(str(dangling))
+
+
+def test_kafka_is_apache_kafka_4_0_in_kraft_mode(project):
+    kafka = project["services"]["kafka"]
+    assert re.fullmatch(r"apache/kafka:4\.0\.\d+", kafka["image"])
+    env = environment(kafka)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert not any("ZOOKEEPER" in name for name in env)
+    listeners = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    internal = listeners[env["KAFKA_INTER_BROKER_LISTENER_NAME"]]
+    for _, service, _, _ in shopstream_containers(project):
+        servers = [v for k, v in environment(service).items() if k.endswith("BOOTSTRAP_SERVERS")]
+        assert servers == [internal]
+    assert kafka["healthcheck"]["test"]
+
+
+def test_start_order_waits_for_health_and_topics(project):
+    services = project["services"]
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            if condition["condition"] == "service_healthy":
+                check = services[dependency].get("healthcheck") or {}
+                image = services[dependency]["image"].rsplit(":", 1)[0]
+                assert check.get("test") or image in IMAGES, f"{name} waits on {dependency}"
+                assert not check.get("disable")
+    for _, service, dockerfile, command in shopstream_containers(project):
+        if not runs_a_service(dockerfile, command):
+            continue
+        depends = service["depends_on"]
+        assert depends["kafka"]["condition"] == "service_healthy"
+        assert depends["topics"]["condition"] == "service_completed_successfully"
+        assert any("/health/ready" in part for part in service["healthcheck"]["test"])
+        assert service["read_only"] is True
+        assert "/tmp" in service["tmpfs"]
+
+
+def test_topic_initialisation_is_one_shot(project):
+    topics = project["services"]["topics"]
+    assert topics["entrypoint"] == ["shopstream", "topics", "create"]
+    assert topics["restart"] == "no"
+    assert topics["healthcheck"] == {"disable": True}
+
+
+def test_gpu_override_reserves_a_gpu_and_uses_the_cuda_image():
+    sentiment = compose_project(*VARIANTS["gpu"])["services"]["sentiment"]
+    assert sentiment["build"]["args"]["VARIANT"] == "cuda"
+    assert sentiment["image"].endswith("-cuda")
+    (device,) = sentiment["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia"
+    assert "gpu" in device["capabilities"]
+    assert environment(sentiment)["SENTIMENT_MODEL__DEVICE"] == "cuda"
+
+
+def bind_mounts(service) -> dict[str, str]:
+    """target -> source of a service's bind mounts, sources checked to exist."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        assert volume["type"] == "bind"
+        assert (ROOT / volume["source"]).exists(), volume["source"]
+        mounts[volume["target"]] = volume["source"]
+    return mounts
+
+
+def test_prometheus_scrapes_every_service(project):
+    mounts = bind_mounts(project["services"]["prometheus"])
+    config_file = ROOT / mounts["/etc/prometheus/prometheus.yml"]
+    assert config_file == ROOT / "deploy/prometheus/prometheus.yml"
+    config = load_yaml(config_file)
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    for name, service, dockerfile, command in shopstream_containers(project):
+        if not runs_a_service(dockerfile, command):
+            continue
+        env = {**dockerfile.env, **environment(service)}
+        assert f"{name}:{env.get(f'{name.upper()}_HTTP_PORT', '8000')}" in targets
+    assert "kafka-exporter:9308" in targets
+    assert "kafka-exporter" in project["services"]
+
+
+def test_prometheus_config_is_valid():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool missing: scripts/bootstrap.sh installs the prometheus package")
+    completed = subprocess.run(
+        [promtool, "check", "config", str(ROOT / "deploy/prometheus/prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_dashboard(project):
+    mounts = bind_mounts(project["services"]["grafana"])
+    provisioning = ROOT / mounts["/etc/grafana/provisioning"]
+    (datasource,) = load_yaml(provisioning / "datasources/prometheus.yml")["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == "http://prometheus:9090"
+    (provider,) = load_yaml(provisioning / "dashboards/shopstream.yml")["providers"]
+    dashboards_dir = provider["options"]["path"]
+    assert (ROOT / mounts[dashboards_dir] / "shopstream.json").exists()
