@@ -9,7 +9,6 @@ result carries the same event id as its twin. Figures go to `bench/results/fault
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -27,12 +26,12 @@ from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
+from support.figures import record
 from support.kafka import collect, unique
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 1_500
-RESULTS_FILE = Path(__file__).parents[2] / "bench" / "results" / "faults.json"
 
 
 @pytest.fixture
@@ -130,13 +129,6 @@ async def run_scenario(
     }
     record(name, figures)
     return figures
-
-
-def record(name: str, figures: dict[str, float]) -> None:
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    existing = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {}
-    existing[name] = figures
-    RESULTS_FILE.write_text(json.dumps(existing, indent=2))
 
 
 async def test_broker_restart_mid_stream(fault_broker: LocalBrokerConfig) -> None:

@@ -20,6 +20,7 @@ from shopstream.kafka_io import publish_events
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import BatchSettings, KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
+from support.figures import record
 from support.kafka import collect, unique
 
 pytestmark = pytest.mark.integration
@@ -174,6 +175,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
         assert len(first) >= 300
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+        killed_at = time.monotonic()
         partial = len(await collect(kafka, source + ".out", len(events), within=3))
         assert partial < len(events), "the crash should have happened mid-stream"
         process = start_echo_process(kafka_bootstrap, source, delivery)
@@ -186,6 +188,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
             if {r["causation_id"] for r in results} >= {str(e.event_id) for e in events}:
                 break
             await asyncio.sleep(1)
+        recovery = time.monotonic() - killed_at
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
@@ -197,6 +200,16 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
     assert all(len(ids) == 1 for ids in by_input.values()), "duplicates carry the same id"
     if exactly_once:
         assert len(results) == len(events), "read_committed consumers see no duplicates"
+    record(
+        f"sigkill_{delivery}",
+        {
+            "inputs": len(events),
+            "results": len(results),
+            "dead_letters": 0,
+            "duplicates": len(results) - len(by_input),
+            "recovery_seconds": round(recovery, 1),
+        },
+    )
 
 
 async def test_two_consumers_in_one_group_share_the_partitions(kafka_bootstrap: str) -> None:
