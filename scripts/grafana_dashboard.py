@@ -22,7 +22,7 @@ OUTPUTS = (
     ROOT / "deploy/grafana/dashboards/shopstream.json",
     ROOT / "deploy/k8s/base/monitoring/shopstream.json",
 )
-SERVICES = ("sentiment",)
+SERVICES = ("sentiment", "describer", "responder", "recommender")
 RATE = "$__rate_interval"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

@@ -124,9 +124,11 @@ def test_baked_models_are_registry_names_and_include_the_service_default(dockerf
     assert set(names) <= set(BUILTIN_MODELS)
     service = dockerfile.path.parent.name
     settings = SERVICE_SETTINGS[service]()
-    encoder = getattr(getattr(settings, "model", None), "encoder", None)
-    if encoder in BUILTIN_MODELS:
-        assert encoder in names
+    for section in ("model", "embedder"):
+        for role in ("encoder", "generator"):
+            default = getattr(getattr(settings, section, None), role, None)
+            if default in BUILTIN_MODELS:
+                assert default in names
 
 
 def test_dockerignore_keeps_what_the_builds_copy():

@@ -28,8 +28,18 @@ KUBERNETES_VERSIONS = ("1.30.0", "1.34.0")
 CUSTOM_GROUPS = ("keda.sh", "monitoring.coreos.com")
 # KEDA's names for the SASL mechanisms of KafkaSettings.sasl_mechanism.
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
-# Where each service's input topic lives in its settings.
-INPUT_TOPIC = {"sentiment": lambda settings: settings.topics.reviews}
+# Where each service's input topics live in its settings, in the order of its KEDA triggers
+# (one trigger per topic its consumer group reads).
+INPUT_TOPICS = {
+    "sentiment": lambda settings: (settings.topics.reviews,),
+    "describer": lambda settings: (settings.topics.products, settings.topics.copy_requests),
+    "responder": lambda settings: (settings.topics.questions,),
+    "recommender": lambda settings: (settings.topics.activity, settings.topics.recs_requests),
+}
+# Where each service's model settings (device, threads) live, when not under `model`.
+MODEL_SETTINGS = {"recommender": lambda settings: settings.embedder}
+# Services the gpu overlay leaves on CPU nodes (no model on their request path).
+CPU_ONLY = frozenset({"recommender"})
 
 
 def render_with_component(tmp_path: Path, overlay: str, component: str):
@@ -212,26 +222,29 @@ def test_scaled_objects_follow_the_service_settings_and_the_topic_layout(rendere
         assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
         assert spec["maxReplicaCount"] <= topics.topics.partitions
-        (trigger,) = spec["triggers"]
-        assert trigger["type"] == "kafka"
-        metadata = trigger["metadata"]
-        assert all(isinstance(value, str) for value in metadata.values()), "CRD: map of strings"
-        assert metadata["bootstrapServers"] == kafka["bootstrap-servers"]
-        assert metadata["consumerGroup"] == (settings.group_id or f"shopstream-{name}")
-        assert metadata["topic"] == INPUT_TOPIC[name](settings)
-        assert int(metadata["lagThreshold"]) > 0
-        assert metadata["offsetResetPolicy"] == settings.batch.auto_offset_reset
-        assert metadata["allowIdleConsumers"] == "false"
-        assert metadata["scaleToZeroOnInvalidOffset"] == "false"
-        assert tuple(int(part) for part in metadata["version"].split(".")) >= (2, 8, 0)
-        if kafka["security-protocol"].startswith("SASL"):
-            assert metadata["sasl"] == KEDA_SASL[kafka["sasl-mechanism"]]
-            auth = named(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
-            parameters = {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]}
-            assert {"username", "password"} <= parameters
-        if kafka["security-protocol"].endswith("SSL"):
-            assert metadata["tls"] == "enable"
-            assert settings.kafka.ssl_cafile is not None
+        triggers = spec["triggers"]
+        assert [trigger["metadata"].get("topic") for trigger in triggers] == list(
+            INPUT_TOPICS[name](settings)
+        )
+        for trigger in triggers:
+            assert trigger["type"] == "kafka"
+            metadata = trigger["metadata"]
+            assert all(isinstance(value, str) for value in metadata.values()), "CRD: strings"
+            assert metadata["bootstrapServers"] == kafka["bootstrap-servers"]
+            assert metadata["consumerGroup"] == (settings.group_id or f"shopstream-{name}")
+            assert int(metadata["lagThreshold"]) > 0
+            assert metadata["offsetResetPolicy"] == settings.batch.auto_offset_reset
+            assert metadata["allowIdleConsumers"] == "false"
+            assert metadata["scaleToZeroOnInvalidOffset"] == "false"
+            assert tuple(int(part) for part in metadata["version"].split(".")) >= (2, 8, 0)
+            if kafka["security-protocol"].startswith("SASL"):
+                assert metadata["sasl"] == KEDA_SASL[kafka["sasl-mechanism"]]
+                auth = named(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+                parameters = {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]}
+                assert {"username", "password"} <= parameters
+            if kafka["security-protocol"].endswith("SSL"):
+                assert metadata["tls"] == "enable"
+                assert settings.kafka.ssl_cafile is not None
 
 
 def test_custom_resources_have_their_required_fields(rendered):
@@ -256,18 +269,23 @@ def test_custom_resources_have_their_required_fields(rendered):
 def test_overlays_place_pods_on_cpu_or_gpu_nodes(rendered):
     variant, docs = rendered
     for _, container, name in service_deployments(docs):
-        settings = effective_settings(container_env(docs, container), command_of(container))
+        env = container_env(docs, container)
+        settings = effective_settings(env, command_of(container))
+        model = MODEL_SETTINGS.get(name, lambda settings: settings.model)(settings)
         doc = named(docs, "Deployment", name)
         pod = doc["spec"]["template"]["spec"]
         limits = container["resources"]["limits"]
-        if variant.startswith("gpu"):
+        if variant.startswith("gpu") and name not in CPU_ONLY:
             assert limits["nvidia.com/gpu"] == 1
             assert container["image"].endswith("-cuda")
             assert pod["nodeSelector"]["nvidia.com/gpu.present"] == "true"
             assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
-            assert settings.model.device == "cuda"
+            assert model.device == "cuda"
         else:
             assert "nvidia.com/gpu" not in limits
             assert container["image"].endswith("-cpu")
-            assert settings.model.device == "cpu"
-            assert settings.model.threads <= float(limits["cpu"])
+            assert model.device == "cpu"
+            # torch's pool: the model's threads setting, else OMP_NUM_THREADS.
+            threads = getattr(model, "threads", None) or env.get("OMP_NUM_THREADS")
+            assert threads is not None
+            assert int(threads) <= float(limits["cpu"])

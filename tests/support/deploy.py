@@ -26,6 +26,9 @@ from pydantic_settings import BaseSettings
 
 from shopstream.echo import EchoSettings
 from shopstream.settings import ShopstreamSettings
+from shopstream_describer.config import DescriberSettings
+from shopstream_recommender.config import RecommenderSettings
+from shopstream_responder.config import ResponderSettings
 from shopstream_sentiment.config import SentimentSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,10 +39,16 @@ OVERLAYS = ("cpu", "gpu")
 # itself here (and its Dockerfile to IMAGES).
 SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
     "sentiment": SentimentSettings,
+    "describer": DescriberSettings,
+    "responder": ResponderSettings,
+    "recommender": RecommenderSettings,
     "echo": EchoSettings,
 }
 CLI_SETTINGS: type[BaseSettings] = ShopstreamSettings
-IMAGES = {"shopstream/sentiment": ROOT / "services" / "sentiment" / "Dockerfile"}
+IMAGES = {
+    f"shopstream/{service}": ROOT / "services" / service / "Dockerfile"
+    for service in ("sentiment", "describer", "responder", "recommender")
+}
 # As in shopstream.models.cache, which is not imported here because that package imports torch.
 CACHE_ENV = "SHOPSTREAM_CACHE"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
 import time
 from typing import Annotated, Any
 
@@ -26,6 +27,9 @@ console = Console()
 SERVICES = {
     "echo": "shopstream.echo:build_echo_service",
     "sentiment": "shopstream_sentiment.app:build_service",
+    "describer": "shopstream_describer.app:build_service",
+    "recommender": "shopstream_recommender.app:build_service",
+    "responder": "shopstream_responder.app:build_service",
 }
 
 
@@ -116,6 +120,10 @@ def demo(
     sentiment service on 200 Chinese and English reviews and prints the product insights.
     """
     began = time.perf_counter()
+    configure_logging("WARNING", json_output=False)
+    # Topics created a moment ago answer "not leader" until their leaders are elected, and
+    # aiokafka logs every retry; the demo checks and reports the outcome itself.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     config = LocalBrokerConfig()
     with console.status("starting the local Kafka broker (jars fetched once)..."):
         local_broker.ensure_jars(config)

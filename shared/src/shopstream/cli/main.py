@@ -42,7 +42,9 @@ for group, command, target in SERVICE_COMMANDS:
     package = module_name.split(".", 1)[0]
     if importlib.util.find_spec(package) is None or importlib.util.find_spec(module_name) is None:
         continue
-    function = getattr(importlib.import_module(module_name), function_name)
+    function = getattr(importlib.import_module(module_name), function_name, None)
+    if function is None:  # a service may offer `eval` without `train`
+        continue
     if group not in service_groups:
         service_groups[group] = typer.Typer(help=f"The {group} service.", no_args_is_help=True)
         app.add_typer(service_groups[group], name=group)

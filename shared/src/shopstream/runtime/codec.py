@@ -37,8 +37,12 @@ class DecodeFailure:
 class EventDecoder(Generic[EventT]):
     """Validates records against the event types one consumer accepts."""
 
-    def __init__(self, accepted: type[EventT], max_bytes: int) -> None:
-        self._adapter: TypeAdapter[EventT] = TypeAdapter(accepted)
+    def __init__(self, accepted: type[EventT] | TypeAdapter[EventT], max_bytes: int) -> None:
+        # A consumer of several event types passes a TypeAdapter of their discriminated union
+        # (a union is not a `type`, so it cannot bind EventT directly).
+        self._adapter: TypeAdapter[EventT] = (
+            accepted if isinstance(accepted, TypeAdapter) else TypeAdapter(accepted)
+        )
         self._max_bytes = max_bytes
 
     def decode(self, record: Record) -> EventT | DecodeFailure:
@@ -69,10 +73,20 @@ def classify(value: bytes, error: ValidationError) -> DecodeFailure:
     errors = error.errors(include_url=False, include_input=False)
     if any(item["type"] == "json_invalid" for item in errors):
         return DecodeFailure(FailureReason.INVALID_JSON, name, _summary(errors))
-    if any(item["loc"][:1] == ("tenant_id",) for item in errors):
-        return DecodeFailure(FailureReason.MISSING_TENANT, name, _summary(errors))
     event_type = _event_type_of(value)
-    if event_type is not None and any(item["loc"][:1] == ("event_type",) for item in errors):
+    # A discriminated union prefixes every location with the event type it tried.
+    locations = [
+        item["loc"][1:]
+        if event_type is not None and item["loc"][:1] == (event_type,)
+        else item["loc"]
+        for item in errors
+    ]
+    if any(location[:1] == ("tenant_id",) for location in locations):
+        return DecodeFailure(FailureReason.MISSING_TENANT, name, _summary(errors))
+    if event_type is not None and any(
+        location[:1] == ("event_type",) or item["type"] == "union_tag_invalid"
+        for location, item in zip(locations, errors, strict=True)
+    ):
         known = "a known" if event_type in EVENT_TYPES else "an unknown"
         return DecodeFailure(
             FailureReason.UNEXPECTED_EVENT_TYPE,

@@ -24,6 +24,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
+from pydantic import TypeAdapter
 
 from shopstream.events import Event, Producer, utc_now
 from shopstream.kafka_io import encode_headers
@@ -71,7 +72,7 @@ class BatchService(Generic[EventT]):
         settings: ServiceSettings,
         input_topics: Sequence[str],
         output_topics: Sequence[str] = (),
-        accepts: type[EventT],
+        accepts: type[EventT] | TypeAdapter[EventT],
         build_handler: Callable[[ServiceContext], BatchHandler[EventT]],
         model: ModelLifecycle | None = None,
         startup_hooks: Sequence[Callable[[ServiceContext], StartupHook]] = (),

@@ -1,0 +1,93 @@
+"""``shopstream eval describer``: quality of descriptions on a JSONL file of products.
+
+torch is imported inside the command, and only when a generator is used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shopstream_describer.compliance import Lexicons
+from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig
+from shopstream_describer.evaluation import evaluate_rows, read_rows
+from shopstream_describer.pipeline import DescriberPipeline, Generator, PipelineOptions
+
+console = Console()
+
+
+def evaluate(
+    *,
+    data: Annotated[Path, typer.Option("--data", help="JSONL file of products.")],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Describe at most this many rows.")] = None,
+    generator: Annotated[
+        str, typer.Option(help="Generator (registry name, dir, Hub id); '' = composer only.")
+    ] = DEFAULT_GENERATOR,
+    languages: Annotated[str, typer.Option(help="Comma-separated generator languages.")] = "en",
+    max_attempts: Annotated[int, typer.Option(help="Generations before repair/compose.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Products per pipeline batch.")] = 16,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+) -> None:
+    """Describe each product and report grounding, compliance, coverage, paths and speed."""
+    rows = list(read_rows(data, limit))
+    config = GeneratorConfig(
+        generator=generator or None,
+        languages=[item.strip() for item in languages.split(",") if item.strip()],
+        threads=threads,
+        batch_size=batch_size,
+        max_attempts=max_attempts,
+    )
+    model: Generator | None = None
+    uses_model = bool(config.generator) and any(
+        row.payload.locale.split("-")[0] in config.languages for row in rows
+    )
+    if uses_model:
+        from shopstream_describer.model import DescriberModel  # noqa: PLC0415  torch
+
+        loaded = DescriberModel(config)
+        loaded.load()
+        model = loaded
+    pipeline = DescriberPipeline(model, PipelineOptions(max_attempts=max_attempts))
+    result = evaluate_rows(rows, pipeline, Lexicons().default, batch_size)
+    result |= {"data": str(data), "generator": config.generator if uses_model else None}
+    table = Table(title=f"describer on {data.name} ({result['rows']} products)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("bar", justify="right")
+    table.add_row(
+        "unsupported claims in clean outputs", str(result["clean_unsupported_claims"]), "0"
+    )
+    table.add_row(
+        "compliance findings in clean outputs", str(result["clean_compliance_findings"]), "0"
+    )
+    table.add_row(
+        "attribute coverage (published text)", f"{result['attribute_coverage']:.1%}", ">= 80%"
+    )
+    table.add_row(
+        "attribute coverage (description only)", f"{result['description_coverage']:.1%}", ""
+    )
+    table.add_row("outputs marked clean", f"{result['clean_share']:.1%}", "")
+    for path, share in result["paths"].items():
+        table.add_row(f"path: {path}", f"{share:.1%}", "")
+    table.add_row("description chars (median)", f"{result['description_chars_median']:.0f}", "")
+    table.add_row("items/s", f"{result['items_per_second']:.2f}", "")
+    if result["reference_unsupported_per_text"] is not None:
+        table.add_row(
+            "human reference: unsupported claims per text",
+            f"{result['reference_unsupported_per_text']:.2f}",
+            "",
+        )
+        table.add_row(
+            "human reference: compliance hits", str(result["reference_compliance_hits"]), ""
+        )
+    console.print(table)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -1,0 +1,80 @@
+"""Settings of the describer service (env prefix ``DESCRIBER_``, nested fields joined by ``__``).
+
+Examples: ``DESCRIBER_MODEL__GENERATOR=/models/qwen2.5-1.5b-instruct`` with
+``DESCRIBER_MODEL__LANGUAGES='["en","zh"]'``, ``DESCRIBER_MODEL__GENERATOR=`` (empty: composer
+only), ``DESCRIBER_TENANT_LEXICONS='{"acme": "/etc/shopstream/acme-lexicon.json"}'``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import SettingsConfigDict
+
+from shopstream.settings import ServiceSettings
+from shopstream_describer.pipeline import PipelineOptions
+
+# The registry's default generator; named here because importing the registry imports torch.
+DEFAULT_GENERATOR = "smollm2-135m-instruct"
+
+
+class GeneratorConfig(BaseModel):
+    """The text generator and how it decodes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    generator: str | None = DEFAULT_GENERATOR
+    """Registry name, local directory or Hugging Face id of a causal LM; unset or empty turns
+    generation off and every text is composed from the attributes."""
+    revision: str | None = None
+    """Hub branch, tag or commit of ``generator``."""
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    """Languages the generator writes; other locales are composed. The default SmolLM2 is
+    English-only; add ``zh`` for a model that writes Chinese (e.g. Qwen2.5-Instruct)."""
+    device: str = "auto"
+    threads: int | None = Field(default=None, ge=1, le=256)
+    """torch intra-op CPU threads; unset uses every core."""
+    batch_size: int = Field(default=8, ge=1, le=512)
+    """Prompts per forward pass; prompts are length-sorted and left-padded."""
+    max_attempts: int = Field(default=2, ge=1, le=10)
+    """Generations per text before repair, then the composer, take over."""
+    description_tokens: int = Field(default=96, ge=8, le=2_048)
+    copy_tokens: int = Field(default=48, ge=8, le=1_024)
+    first_attempt_sampling: bool = False
+    """Greedy first attempt (reproducible); retries always sample with a fixed seed."""
+    temperature: float = Field(default=0.8, gt=0.0, le=2.0)
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(default=1.15, ge=1.0, le=2.0)
+    no_repeat_ngram_size: int = Field(default=3, ge=0, le=10)
+    seed: int = 7
+
+
+class DescriberSettings(ServiceSettings):
+    """Topics: ``topics.products`` and ``topics.copy_requests`` in, ``topics.descriptions``
+    (compacted; also read on start to skip unchanged products) and ``topics.copies`` out."""
+
+    model_config = SettingsConfigDict(env_prefix="DESCRIBER_")
+
+    model: GeneratorConfig = GeneratorConfig()
+    lexicon: Path | None = None
+    """Replaces the packaged default compliance lexicon (``data/compliance.json``)."""
+    tenant_lexicons: dict[str, Path] = Field(default_factory=dict)
+    """Per-tenant lexicon files layered on the default: extra terms, allowed words, disabled
+    default terms."""
+    near_duplicate: float = Field(default=0.7, gt=0.0, le=1.0)
+    """Copy variants at least this similar (character trigrams) are treated as duplicates."""
+    channel_limits: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: PipelineOptions().channel_limits
+    )
+    """Characters per channel and language (``en``, ``zh``); a request's ``max_length`` can
+    only lower them."""
+
+    def pipeline_options(self) -> PipelineOptions:
+        return PipelineOptions(
+            max_attempts=self.model.max_attempts,
+            description_tokens=self.model.description_tokens,
+            copy_tokens=self.model.copy_tokens,
+            near_duplicate=self.near_duplicate,
+            channel_limits=self.channel_limits,
+        )

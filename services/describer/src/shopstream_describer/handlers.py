@@ -1,0 +1,239 @@
+"""Products and copy requests in; descriptions per locale and copy variants out. No torch.
+
+Skip-unchanged: a description is written only when the hash of (product content, target
+locale, model, model revision, prompt version, compliance lexicon) differs from the hash of
+the last description published for that product and locale.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, cast
+
+from pydantic import Field, ValidationError
+
+from shopstream.events import (
+    CopyGenerated,
+    CopyGeneratedPayload,
+    CopyRequested,
+    DescriptionGenerated,
+    DescriptionGeneratedPayload,
+    Event,
+    ProductDeleted,
+    ProductUpserted,
+    result_event_id,
+)
+from shopstream.runtime.batch import BatchHandler, Publication
+from shopstream.runtime.service import ServiceContext
+from shopstream.topics import TopicSettings
+from shopstream_describer.compliance import Lexicons
+from shopstream_describer.facts import ProductFacts, content_hash
+from shopstream_describer.pipeline import (
+    CopyJob,
+    CopyResult,
+    DescriberPipeline,
+    DescriptionJob,
+    DescriptionResult,
+)
+
+DescriberInput = Annotated[
+    ProductUpserted | ProductDeleted | CopyRequested, Field(discriminator="event_type")
+]
+ACCEPTED = cast("type[Event]", DescriberInput)
+"""What the describer consumes, in the form `BatchService(accepts=...)` takes."""
+
+ProductKey = tuple[str, str]
+DescriptionKey = tuple[str, str, str]
+
+
+class UnknownProductError(LookupError):
+    """A copy request names products the describer has never seen; it is dead-lettered and can
+    be replayed once the catalogue has published them."""
+
+
+@dataclass
+class DescriberState:
+    """The product table (every tenant's products) and the hash of each published text."""
+
+    products: dict[ProductKey, ProductFacts] = field(default_factory=dict)
+    hashes: dict[DescriptionKey, str] = field(default_factory=dict)
+
+    def load_description(self, value: bytes | None) -> bool:
+        if value is None:
+            return False
+        try:
+            event = DescriptionGenerated.model_validate_json(value)
+        except (ValidationError, json.JSONDecodeError):
+            return False
+        payload = event.payload
+        self.hashes[(event.tenant_id, payload.product_id, payload.locale)] = payload.content_hash
+        return True
+
+    def load_product(self, key: bytes | None, value: bytes | None) -> bool:
+        if value is None:
+            if key is not None and b":" in key:
+                tenant, product_id = key.decode("utf-8", "replace").split(":", 1)
+                self.products.pop((tenant, product_id), None)
+            return key is not None
+        try:
+            event = ProductUpserted.model_validate_json(value)
+        except ValidationError:
+            try:
+                deleted = ProductDeleted.model_validate_json(value)
+            except ValidationError:
+                return False
+            self.products.pop((deleted.tenant_id, deleted.payload.product_id), None)
+            return True
+        self.products[(event.tenant_id, event.payload.product_id)] = ProductFacts.from_payload(
+            event.payload
+        )
+        return True
+
+
+@dataclass(frozen=True)
+class _Planned:
+    event: ProductUpserted
+    facts: ProductFacts
+    locale: str
+    content_hash: str
+
+
+def build_describer_handler(
+    context: ServiceContext,
+    pipeline: DescriberPipeline,
+    state: DescriberState,
+    lexicons: Lexicons,
+    topics: TopicSettings,
+) -> BatchHandler[Event]:
+    async def handle(events: Sequence[Event]) -> list[Publication]:
+        # The batch's own product changes count for its copy requests, but `state` changes
+        # only after every result is built: a failing batch is bisected and retried clean.
+        products = dict(state.products)
+        planned: list[_Planned] = []
+        for event in events:
+            if isinstance(event, ProductUpserted):
+                facts = ProductFacts.from_payload(event.payload)
+                products[(event.tenant_id, facts.product_id)] = facts
+                planned += _plan(event, facts, pipeline, state, lexicons)
+            elif isinstance(event, ProductDeleted):
+                products.pop((event.tenant_id, event.payload.product_id), None)
+        requests = [event for event in events if isinstance(event, CopyRequested)]
+        copy_jobs = [_copy_job(request, products, lexicons) for request in requests]
+        described = await context.inference.run(
+            pipeline.describe,
+            [
+                DescriptionJob(item.facts, item.locale, lexicons.for_tenant(item.event.tenant_id))
+                for item in planned
+            ],
+        )
+        copies = await context.inference.run(pipeline.copy, copy_jobs)
+        publications = [
+            Publication(topics.descriptions, _description_event(context, item, result))
+            for item, result in zip(planned, described, strict=True)
+        ]
+        publications += [
+            Publication(topics.copies, _copy_event(context, request, result))
+            for request, result in zip(requests, copies, strict=True)
+        ]
+        for item in planned:
+            key = (item.event.tenant_id, item.facts.product_id, item.locale)
+            state.hashes[key] = item.content_hash
+        for event in events:
+            if isinstance(event, ProductDeleted):
+                tenant, product_id = event.tenant_id, event.payload.product_id
+                for key in [key for key in state.hashes if key[:2] == (tenant, product_id)]:
+                    del state.hashes[key]
+        state.products = products
+        return publications
+
+    return handle
+
+
+def _plan(
+    event: ProductUpserted,
+    facts: ProductFacts,
+    pipeline: DescriberPipeline,
+    state: DescriberState,
+    lexicons: Lexicons,
+) -> list[_Planned]:
+    planned = []
+    for locale in dict.fromkeys(event.payload.target_locales or [event.payload.locale]):
+        lineage = pipeline.lineage(locale)
+        digest = content_hash(
+            facts,
+            locale,
+            lineage.model_id,
+            lineage.model_revision,
+            lineage.prompt_version or "",
+            lexicons.for_tenant(event.tenant_id).fingerprint,
+        )
+        if state.hashes.get((event.tenant_id, facts.product_id, locale)) != digest:
+            planned.append(_Planned(event, facts, locale, digest))
+    return planned
+
+
+def _copy_job(
+    request: CopyRequested, products: dict[ProductKey, ProductFacts], lexicons: Lexicons
+) -> CopyJob:
+    payload = request.payload
+    missing = [pid for pid in payload.product_ids if (request.tenant_id, pid) not in products]
+    if missing:
+        raise UnknownProductError(f"unknown products for tenant {request.tenant_id}: {missing}")
+    return CopyJob(
+        products=[products[(request.tenant_id, pid)] for pid in payload.product_ids],
+        channel=payload.channel,
+        locale=payload.locale,
+        variants=payload.variants,
+        lexicon=lexicons.for_tenant(request.tenant_id),
+        max_length=payload.max_length,
+        tone=payload.tone,
+        audience=payload.audience,
+        brief=payload.brief,
+    )
+
+
+def _description_event(
+    context: ServiceContext, item: _Planned, result: DescriptionResult
+) -> DescriptionGenerated:
+    event = item.event
+    return DescriptionGenerated(
+        event_id=result_event_id(context.name, event.event_id, result.lineage, extra=item.locale),
+        tenant_id=event.tenant_id,
+        correlation_id=event.correlation_id or str(event.event_id),
+        causation_id=event.event_id,
+        producer=context.producer,
+        lineage=result.lineage,
+        payload=DescriptionGeneratedPayload(
+            product_id=item.facts.product_id,
+            locale=item.locale,
+            description=result.description,
+            bullet_points=result.bullet_points,
+            seo_title=result.seo_title or None,
+            content_hash=item.content_hash,
+            quality=result.quality,
+        ),
+    )
+
+
+def _copy_event(
+    context: ServiceContext, request: CopyRequested, result: CopyResult
+) -> CopyGenerated:
+    payload = request.payload
+    return CopyGenerated(
+        event_id=result_event_id(context.name, request.event_id, result.lineage, extra="copy"),
+        tenant_id=request.tenant_id,
+        correlation_id=request.correlation_id or str(request.event_id),
+        causation_id=request.event_id,
+        producer=context.producer,
+        lineage=result.lineage,
+        payload=CopyGeneratedPayload(
+            campaign_id=payload.campaign_id,
+            channel=payload.channel,
+            locale=payload.locale,
+            variants=result.variants,
+            request_event_id=str(request.event_id),
+            review_required=result.review_required,
+        ),
+    )

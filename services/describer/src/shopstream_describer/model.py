@@ -1,0 +1,53 @@
+"""The generator behind the describer: any causal LM, decoding settings from configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shopstream.models import LoadReport, TextGenerator, configure_threads
+from shopstream_describer.config import GeneratorConfig
+
+
+class DescriberModel:
+    """`load` / `generate` / `unload`; knows nothing about Kafka or products."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        if not config.generator:
+            raise ValueError("DescriberModel needs a generator; leave it out to compose only")
+        self.config = config
+        self._generator = TextGenerator(
+            config.generator, device=config.device, revision=config.revision
+        )
+
+    @property
+    def model_id(self) -> str:
+        return self._generator.model_id
+
+    @property
+    def model_revision(self) -> str:
+        return self._generator.revision
+
+    def supports(self, locale: str) -> bool:
+        return locale.split("-", 1)[0] in self.config.languages
+
+    def load(self) -> LoadReport:
+        if self.config.threads:
+            configure_threads(self.config.threads)
+        return self._generator.load()
+
+    def generate(self, prompts: Sequence[str], *, attempt: int, max_new_tokens: int) -> list[str]:
+        sample = attempt > 1 or self.config.first_attempt_sampling
+        return self._generator.generate(
+            prompts,
+            max_new_tokens=max_new_tokens,
+            do_sample=sample,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            repetition_penalty=self.config.repetition_penalty,
+            no_repeat_ngram_size=self.config.no_repeat_ngram_size,
+            seed=self.config.seed + attempt if sample else None,
+            batch_size=self.config.batch_size,
+        )
+
+    def unload(self) -> None:
+        self._generator.unload()

@@ -1,0 +1,158 @@
+"""Settings of the recommender (env prefix ``RECOMMENDER_``, nested fields joined by ``__``).
+
+Examples: ``RECOMMENDER_RANKING__CONTENT_WEIGHT=0``, ``RECOMMENDER_LIMITS__MAX_USERS=200000``,
+``RECOMMENDER_EMBEDDER__ENCODER=/models/bge-small``, ``RECOMMENDER_EMIT_AFTER='["purchase"]'``.
+
+How a score is made (see ``shopstream_recommender.ranking``): the shopper's recent items are
+*anchors*, each weighted by how it was used (``kind_weights``) and how recent it is
+(``anchor_decay``, ``earlier_session_weight``; the product page being viewed weighs
+``context_weight``). A candidate's score is the sum over anchors and signals of
+``signal weight x anchor weight x edge strength``, where an edge's strength is its time-decayed
+weight divided by the strongest edge of that anchor (so every signal lies in [0, 1] per anchor),
+plus the popularity and trending priors, each scaled to [0, 1] by the tenant's top item.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import SettingsConfigDict
+
+from shopstream.events import ActivityKind
+from shopstream.settings import ServiceSettings
+
+DEFAULT_ENCODER = "multilingual-e5-small"
+"""The registry's multilingual default (named here: importing the registry imports torch)."""
+
+
+class RankingConfig(BaseModel):
+    """Weights and rules of the blend; every weight is relative, only ratios matter."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    next_item_weight: float = Field(default=1.0, ge=0)
+    """Sequential transitions: items shoppers went to *after* an anchor, within a session,
+    weighted 1/distance (the strongest signal for the next click)."""
+    co_viewed_weight: float = Field(default=1.0, ge=0)
+    """Symmetric co-occurrence: items seen in the same sessions as an anchor, in any order."""
+    co_bought_weight: float = Field(default=0.6, ge=0)
+    """Items carted or bought in the same session or basket as an anchor ("bought with")."""
+    two_hop_weight: float = Field(default=0.3, ge=0)
+    """Neighbours of the neighbours of the two newest anchors, per item-to-item signal, at
+    this fraction of a direct neighbour's weight: candidates for items seen too rarely to have
+    many neighbours of their own."""
+    content_weight: float = Field(default=0.3, ge=0)
+    """Cosine similarity of the item's embedding (title, brand, category, attributes) to the
+    shopper's profile; what lets a brand-new item with no interactions be recommended."""
+    fresh_item_boost: float = Field(default=2.0, ge=0)
+    """Content evidence of an item nobody has interacted with yet counts (1 + this) times:
+    a new product has no co-occurrence to compete with, only its text."""
+    popularity_weight: float = Field(default=0.1, ge=0)
+    """Prior from time-decayed interaction counts in the tenant (half-life
+    ``limits.popularity_half_life_hours``); the whole answer for a shopper with no history."""
+    trending_weight: float = Field(default=0.1, ge=0)
+    """Prior from the short half-life counts (``limits.trending_half_life_hours``)."""
+    revisit_weight: float = Field(default=0.5, ge=0)
+    """Score of items the shopper already viewed in the current session ("you viewed this
+    recently"), decayed with their age in the session like anchors. Shoppers often return to
+    an item they compared; 0 never re-shows them (when a separate "recently viewed" strip
+    shows them)."""
+    kind_weights: dict[ActivityKind, float] = Field(
+        default_factory=lambda: {
+            ActivityKind.VIEW: 1.0,
+            ActivityKind.CART: 3.0,
+            ActivityKind.PURCHASE: 4.0,
+            ActivityKind.RATING: 2.0,
+            ActivityKind.SEARCH: 0.0,
+        }
+    )
+    """Weight of one interaction by kind, for anchors, edges and popularity. A rating scales
+    its weight by (rating - 2.5) / 2.5, so a 1-star rating pushes nothing."""
+    anchors: int = Field(default=8, ge=1, le=100)
+    """Most recent distinct items of the shopper used as anchors."""
+    anchor_decay: float = Field(default=0.6, gt=0, le=1)
+    """Weight of each older anchor relative to the next newer one (1 = all equal)."""
+    earlier_session_weight: float = Field(default=0.4, ge=0, le=1)
+    """Extra factor for anchors from the shopper's earlier sessions."""
+    context_weight: float = Field(default=1.5, ge=0)
+    """Anchor weight of the product page being viewed (``context_product_id``)."""
+    candidates_per_anchor: int = Field(default=50, ge=1, le=10_000)
+    """Strongest neighbours taken from each anchor per signal."""
+    prior_candidates: int = Field(default=30, ge=0, le=10_000)
+    """Top popular and top trending items added as candidates: the cold-start pool, and the
+    filler when a shopper's anchors have few neighbours."""
+    content_candidates: int = Field(default=50, ge=0, le=10_000)
+    """Nearest items to the shopper's profile added as candidates."""
+    category_penalty: float = Field(default=0.7, gt=0, le=1)
+    """Diversity: each item already chosen from a category multiplies the score of the next
+    one from that category by this factor (1 = no diversity)."""
+    exclude_purchased: bool = True
+    """Never recommend what the shopper already bought."""
+
+
+class StateLimits(BaseModel):
+    """Memory bounds and time scales of the in-memory state."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_users: int = Field(default=500_000, ge=1)
+    """Shoppers whose history is kept; the least recently active are forgotten first."""
+    history_per_user: int = Field(default=50, ge=1, le=10_000)
+    """Most recent interactions kept per shopper."""
+    purchases_per_user: int = Field(default=200, ge=0, le=100_000)
+    """Most recent purchases kept per shopper (for the already-purchased filter)."""
+    neighbours_per_item: int = Field(default=100, ge=1, le=100_000)
+    """Neighbours kept per item and signal; the weakest are dropped beyond this."""
+    pair_window: int = Field(default=5, ge=1, le=100)
+    """A new interaction is paired with this many of the shopper's previous items in the
+    session (next-item distance and co-occurrence)."""
+    session_gap_seconds: float = Field(default=1_800, gt=0)
+    """Inactivity that ends a session when events carry no ``session_id``."""
+    co_occurrence_half_life_hours: float = Field(default=24 * 14, gt=0)
+    """Half-life of item-to-item evidence: a pair seen two weeks ago counts half."""
+    popularity_half_life_hours: float = Field(default=24 * 7, gt=0)
+    trending_half_life_hours: float = Field(default=6, gt=0)
+    prior_refresh_events: int = Field(default=500, ge=1)
+    """The cached top-popular and trending lists of a tenant are recomputed after this many
+    interactions (or when a list is asked for and it is older than ``prior_refresh_seconds``)."""
+    prior_refresh_seconds: float = Field(default=5.0, gt=0)
+
+
+class EmbedderConfig(BaseModel):
+    """The item encoder behind content similarity (title, brand, category, attributes)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    """False turns content similarity off and loads no model (ranking then rests on the
+    interaction signals and priors only)."""
+    encoder: str = DEFAULT_ENCODER
+    """Registry name, local directory or Hugging Face id."""
+    revision: str | None = None
+    device: str = "auto"
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    max_length: int = Field(default=128, ge=16, le=512)
+    batch_size: int = Field(default=64, ge=1, le=4_096)
+    """Items per encoder forward pass."""
+    embed_batch: int = Field(default=256, ge=1, le=100_000)
+    """Product upserts gathered before one embedding call; embedding never runs on the request
+    path."""
+
+
+class RecommenderSettings(ServiceSettings):
+    """Settings of the recommender. Topics: ``topics.activity`` and ``topics.recs_requests``
+    (in, co-partitioned, consumed in the group), ``topics.products`` (in, read in full by every
+    replica), ``topics.recs_results`` (out)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECOMMENDER_")
+
+    ranking: RankingConfig = RankingConfig()
+    limits: StateLimits = StateLimits()
+    embedder: EmbedderConfig = EmbedderConfig()
+    emit_after: list[ActivityKind] = Field(default_factory=list)
+    """Activity kinds after which fresh recommendations are published unasked (for example
+    ``["cart", "purchase"]``); empty = only on request."""
+    emit_count: int = Field(default=10, ge=1, le=100)
+    """Items in the unasked recommendations of ``emit_after``."""
+    replay_activity: bool = True
+    """Rebuild the state on start by replaying the activity topic up to the group's committed
+    offsets (then consume from there); off = start empty."""

@@ -1,0 +1,132 @@
+"""A batch of activity and requests in; `recommendations.produced` events out.
+
+Activity and requests of a user share a partition (co-partitioned topics), so they arrive in
+one consumer: a batch's activity is applied first, then its requests are answered, so an
+answer reflects everything the shopper did up to the batch. No torch and no Kafka here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Annotated
+
+from prometheus_client import Histogram
+from pydantic import Field, TypeAdapter
+
+from shopstream.events import (
+    ActivityKind,
+    ActivityRecorded,
+    Lineage,
+    RecommendationsProduced,
+    RecommendationsProducedPayload,
+    RecommendationsRequested,
+    RecommendedItem,
+    result_event_id,
+)
+from shopstream.runtime.batch import BatchHandler, Publication
+from shopstream.runtime.service import ServiceContext
+from shopstream_recommender.ranking import Ranker, Ranking
+from shopstream_recommender.state import Interaction, RecommenderState
+
+RecommenderInput = ActivityRecorded | RecommendationsRequested
+recommender_input: TypeAdapter[RecommenderInput] = TypeAdapter(
+    Annotated[RecommenderInput, Field(discriminator="event_type")]
+)
+MAX_REASON_CHARS = 512
+MAX_CLOCK_SKEW_SECONDS = 300.0
+UNASKED = "after-activity"
+
+
+def interaction_of(event: ActivityRecorded) -> Interaction:
+    payload = event.payload
+    # A producer clock far in the future would make its event outweigh all evidence (time
+    # decay runs on event time), so event time is capped a little past this host's clock.
+    at = min(event.occurred_at.timestamp(), time.time() + MAX_CLOCK_SKEW_SECONDS)
+    return Interaction(
+        tenant_id=event.tenant_id,
+        user_id=payload.user_id,
+        kind=payload.kind,
+        at=at,
+        product_id=payload.product_id,
+        session_id=payload.session_id,
+        rating=payload.rating,
+        event_id=str(event.event_id),
+    )
+
+
+def produced_payload(
+    user_id: str, request_id: str | None, ranking: Ranking
+) -> RecommendationsProducedPayload:
+    return RecommendationsProducedPayload(
+        user_id=user_id,
+        request_id=request_id,
+        items=[
+            RecommendedItem(
+                product_id=item.product_id,
+                score=item.score,
+                reason=item.reason[:MAX_REASON_CHARS],
+            )
+            for item in ranking.items
+        ],
+        cold_start=ranking.cold_start,
+    )
+
+
+def build_handler(
+    context: ServiceContext,
+    state: RecommenderState,
+    ranker: Ranker,
+    *,
+    lineage: Lineage,
+    results_topic: str,
+    emit_after: Sequence[ActivityKind] = (),
+    emit_count: int = 10,
+    ranking_seconds: Histogram | None = None,
+) -> BatchHandler[RecommenderInput]:
+    triggers = frozenset(emit_after)
+
+    def answer(
+        cause: RecommenderInput, user_id: str, request_id: str | None, ranking: Ranking
+    ) -> Publication:
+        extra = "" if request_id is not None else UNASKED
+        return Publication(
+            results_topic,
+            RecommendationsProduced(
+                event_id=result_event_id(context.name, cause.event_id, lineage, extra=extra),
+                tenant_id=cause.tenant_id,
+                correlation_id=cause.correlation_id or request_id or str(cause.event_id),
+                causation_id=cause.event_id,
+                producer=context.producer,
+                lineage=lineage,
+                payload=produced_payload(user_id, request_id, ranking),
+            ),
+        )
+
+    def rank(tenant_id: str, user_id: str, count: int, context_product_id: str | None) -> Ranking:
+        started = time.perf_counter()
+        ranking = ranker.recommend(tenant_id, user_id, count, context_product_id=context_product_id)
+        if ranking_seconds is not None:
+            ranking_seconds.observe(time.perf_counter() - started)
+        return ranking
+
+    async def handle(events: Sequence[RecommenderInput]) -> list[Publication]:
+        # Redelivered activity (a retried or bisected batch) is recognised by its event id.
+        for event in events:
+            if isinstance(event, ActivityRecorded):
+                state.record(interaction_of(event))
+        publications: list[Publication] = []
+        for event in events:
+            if isinstance(event, RecommendationsRequested):
+                payload = event.payload
+                ranking = rank(
+                    event.tenant_id, payload.user_id, payload.count, payload.context_product_id
+                )
+                publications.append(answer(event, payload.user_id, payload.request_id, ranking))
+            elif event.payload.kind in triggers:
+                activity = event.payload
+                ranking = rank(event.tenant_id, activity.user_id, emit_count, activity.product_id)
+                publications.append(answer(event, activity.user_id, None, ranking))
+        return publications
+
+    return handle

@@ -1,0 +1,329 @@
+"""Rank items for one shopper: blend the signals, filter, diversify, explain.
+
+Pure functions over `RecommenderState` (no Kafka, no torch); the service and the eval call the
+same `Ranker.recommend`. The blend is described in `shopstream_recommender.config`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from shopstream_recommender.config import RankingConfig
+from shopstream_recommender.state import (
+    NeighbourGraph,
+    RecommenderState,
+    TenantState,
+    UserState,
+    Vector,
+)
+
+TWO_HOP_ANCHORS = 2
+"""Only the newest anchors are expanded two steps, which bounds the work per request."""
+TWO_HOP_FIRST = 10
+TWO_HOP_SECOND = 20
+
+
+class Signal(StrEnum):
+    NEXT_ITEM = "next_item"
+    CO_BOUGHT = "co_bought"
+    CO_VIEWED = "co_viewed"
+    CONTENT = "content"
+    REVISIT = "revisit"
+    TRENDING = "trending"
+    POPULAR = "popular"
+
+
+ANCHORED_REASONS = {
+    Signal.NEXT_ITEM: "often viewed next after {anchor}",
+    Signal.CO_BOUGHT: "bought with {anchor}",
+    Signal.CO_VIEWED: "viewed together with {anchor}",
+    Signal.CONTENT: "similar to {anchor}",
+}
+PRIOR_REASONS = {Signal.TRENDING: "trending in {place}", Signal.POPULAR: "popular in {place}"}
+REVISIT_REASON = "you viewed this recently"
+REASON_PRIORITY = {
+    Signal.CO_BOUGHT: 3.0,
+    Signal.NEXT_ITEM: 1.0,
+    Signal.CO_VIEWED: 1.0,
+    Signal.CONTENT: 1.0,
+    Signal.REVISIT: 1.0,
+    Signal.TRENDING: 0.5,
+    Signal.POPULAR: 0.5,
+}
+"""How strongly each signal's contribution claims the reason: "bought with" explains more
+to a shopper than "viewed together", and a prior explains least."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    product_id: str
+    score: float
+    reason: str
+    signal: Signal
+    """The signal that contributed most to the score (and gave the reason)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    items: list[Recommendation]
+    cold_start: bool
+    """The shopper had no history: the answer rests on the priors (and the page's product)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    product_id: str
+    weight: float
+
+
+class _Evidence:
+    """Summed score per candidate, and the largest single contribution (for the reason)."""
+
+    __slots__ = ("best", "scores")
+
+    def __init__(self) -> None:
+        self.scores: dict[str, float] = {}
+        self.best: dict[str, tuple[float, Signal, str | None]] = {}
+
+    def add(
+        self, found: Iterable[tuple[str, float]], scale: float, signal: Signal, anchor: str | None
+    ) -> None:
+        scores, best = self.scores, self.best
+        priority = REASON_PRIORITY[signal]
+        for item, strength in found:
+            value = scale * strength
+            scores[item] = scores.get(item, 0.0) + value
+            current = best.get(item)
+            if current is None or value * priority > current[0]:
+                best[item] = (value * priority, signal, anchor)
+
+    def candidate(self, item: str) -> None:
+        if item not in self.scores:
+            self.scores[item] = 0.0
+            self.best[item] = (0.0, Signal.POPULAR, None)
+
+
+def anchors_of(
+    user: UserState | None, config: RankingConfig, context_product_id: str | None
+) -> list[Anchor]:
+    """The shopper's most recent distinct items, newest first, weighted by kind and recency;
+    the product page being viewed comes first."""
+    weights: dict[str, float] = {}
+    if context_product_id is not None:
+        weights[context_product_id] = config.context_weight
+    if user is not None:
+        wanted = config.anchors + (context_product_id is not None)
+        position = 0
+        for visit in reversed(user.history):
+            if len(weights) >= wanted:
+                break
+            if visit.product_id in weights or visit.weight <= 0:
+                position += visit.product_id == context_product_id
+                continue
+            session = 1.0 if visit.session == user.session else config.earlier_session_weight
+            weights[visit.product_id] = visit.weight * config.anchor_decay**position * session
+            position += 1
+    return [Anchor(item, weight) for item, weight in weights.items() if weight > 0]
+
+
+class Ranker:
+    def __init__(self, state: RecommenderState, config: RankingConfig) -> None:
+        self.state = state
+        self.config = config
+
+    def recommend(
+        self,
+        tenant_id: str,
+        user_id: str,
+        count: int,
+        *,
+        context_product_id: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> Ranking:
+        """Top `count` items for a shopper of a tenant, never an item of another tenant."""
+        user = self.state.user(tenant_id, user_id)
+        cold_start = user is None or not user.history
+        if not self.state.has_tenant(tenant_id):
+            return Ranking([], cold_start)
+        tenant = self.state.tenant(tenant_id)
+        config = self.config
+        anchors = anchors_of(user, config, context_product_id)
+        evidence = _Evidence()
+        for graph, weight, signal in (
+            (tenant.next_item, config.next_item_weight, Signal.NEXT_ITEM),
+            (tenant.co_bought, config.co_bought_weight, Signal.CO_BOUGHT),
+            (tenant.co_viewed, config.co_viewed_weight, Signal.CO_VIEWED),
+        ):
+            if weight > 0:
+                self._add_neighbours(evidence, graph, anchors, weight, signal)
+        if config.content_weight > 0 and len(tenant.vectors):
+            self._add_content(evidence, tenant, anchors)
+        blocked = self._blocked(user, context_product_id, exclude)
+        if user is not None and config.revisit_weight > 0:
+            self._add_revisits(evidence, user, blocked)
+        self._add_priors(evidence, tenant)
+        chosen = _diversified(
+            (
+                (item, score)
+                for item, score in evidence.scores.items()
+                if item not in blocked and tenant.recommendable(item)
+            ),
+            tenant,
+            count,
+            config.category_penalty,
+        )
+        return Ranking(
+            [
+                Recommendation(
+                    item,
+                    round(score, 6),
+                    _reason(tenant, item, *evidence.best[item][1:]),
+                    evidence.best[item][1],
+                )
+                for item, score in chosen
+            ],
+            cold_start,
+        )
+
+    def _add_neighbours(
+        self,
+        evidence: _Evidence,
+        graph: NeighbourGraph,
+        anchors: list[Anchor],
+        weight: float,
+        signal: Signal,
+    ) -> None:
+        config = self.config
+        for position, anchor in enumerate(anchors):
+            scale = weight * anchor.weight
+            neighbours = graph.neighbours(anchor.product_id, config.candidates_per_anchor)
+            evidence.add(neighbours, scale, signal, anchor.product_id)
+            if position >= TWO_HOP_ANCHORS or config.two_hop_weight <= 0:
+                continue
+            # Neighbours of neighbours: a rarely seen item still reaches the items its few
+            # neighbours lead to (a second step of a random walk on the item graph).
+            for via, first in neighbours[:TWO_HOP_FIRST]:
+                evidence.add(
+                    (
+                        (item, second)
+                        for item, second in graph.neighbours(via, TWO_HOP_SECOND)
+                        if item != anchor.product_id
+                    ),
+                    config.two_hop_weight * scale * first,
+                    signal,
+                    anchor.product_id,
+                )
+
+    def _add_content(self, evidence: _Evidence, tenant: TenantState, anchors: list[Anchor]) -> None:
+        present, vectors = tenant.vectors.stack(anchor.product_id for anchor in anchors)
+        if not present:
+            return
+        weight_of = {anchor.product_id: anchor.weight for anchor in anchors}
+        weights = np.array([weight_of[item] for item in present], dtype=np.float32)
+        profile: Vector = weights @ vectors
+        norm = float(np.linalg.norm(profile))
+        if norm == 0:
+            return
+        profile = profile / norm
+        nearest, typical = tenant.vectors.nearest(profile, self.config.content_candidates)
+        for item, _ in nearest:
+            evidence.candidate(item)
+        items, candidate_vectors = tenant.vectors.stack(list(evidence.scores))
+        if not items:
+            return
+        similarities = candidate_vectors @ profile
+        top = max(float(similarities.max()), typical + 1e-6)
+        # Encoders put most pairs of texts at a high cosine; only similarity above the
+        # tenant's typical level is evidence, scaled so the closest item scores 1.
+        strengths = np.clip((similarities - typical) / (top - typical), 0.0, 1.0)
+        # The reason names the anchor each item is closest to.
+        closest = np.argmax(candidate_vectors @ vectors.T, axis=1).tolist()
+        scale = self.config.content_weight * float(weights.max())
+        fresh = 1.0 + self.config.fresh_item_boost
+        interacted = tenant.popularity.counts
+        for item, strength, anchor_row in zip(items, strengths.tolist(), closest, strict=True):
+            if strength > 0:
+                boost = 1.0 if item in interacted else fresh
+                evidence.add(
+                    ((item, strength * boost),), scale, Signal.CONTENT, present[anchor_row]
+                )
+
+    def _add_revisits(self, evidence: _Evidence, user: UserState, blocked: set[str]) -> None:
+        seen: set[str] = set()
+        for position, visit in enumerate(user.session_items()):
+            if visit.product_id in seen or visit.product_id in blocked:
+                continue
+            seen.add(visit.product_id)
+            value = self.config.revisit_weight * self.config.anchor_decay**position
+            evidence.add(((visit.product_id, value),), 1.0, Signal.REVISIT, None)
+
+    def _add_priors(self, evidence: _Evidence, tenant: TenantState) -> None:
+        config = self.config
+        for counts, weight, signal in (
+            (tenant.popularity, config.popularity_weight, Signal.POPULAR),
+            (tenant.trending, config.trending_weight, Signal.TRENDING),
+        ):
+            for item, _ in counts.top()[: config.prior_candidates]:
+                evidence.candidate(item)
+            unit = counts.scale()
+            if weight <= 0 or unit <= 0:
+                continue
+            known = counts.counts
+            evidence.add(
+                [(item, min(1.0, known.get(item, 0.0) * unit)) for item in evidence.scores],
+                weight,
+                signal,
+                None,
+            )
+
+    def _blocked(
+        self, user: UserState | None, context_product_id: str | None, exclude: Collection[str]
+    ) -> set[str]:
+        blocked = set(exclude)
+        if context_product_id is not None:
+            blocked.add(context_product_id)
+        if user is not None:
+            if self.config.exclude_purchased:
+                blocked.update(user.purchased)
+            if self.config.revisit_weight <= 0:
+                blocked.update(visit.product_id for visit in user.session_items())
+        return blocked
+
+
+def _reason(tenant: TenantState, item: str, signal: Signal, anchor: str | None) -> str:
+    if anchor is not None and signal in ANCHORED_REASONS:
+        return ANCHORED_REASONS[signal].format(anchor=tenant.display_name(anchor))
+    if signal == Signal.REVISIT:
+        return REVISIT_REASON
+    known = tenant.catalogue.get(item)
+    place = known.category if known is not None and known.category else "this shop"
+    return PRIOR_REASONS.get(signal, PRIOR_REASONS[Signal.POPULAR]).format(place=place)
+
+
+def _diversified(
+    candidates: Iterable[tuple[str, float]], tenant: TenantState, count: int, penalty: float
+) -> list[tuple[str, float]]:
+    """Greedy top-`count` where each earlier pick of a category discounts the next by
+    `penalty`; items without a category are never discounted."""
+    heap = [(-score, item, 0) for item, score in candidates if score > 0]
+    heapq.heapify(heap)
+    chosen: list[tuple[str, float]] = []
+    taken: dict[str, int] = {}
+    while heap and len(chosen) < count:
+        negative, item, counted = heapq.heappop(heap)
+        known = tenant.catalogue.get(item)
+        category = known.category if known is not None else None
+        already = taken.get(category, 0) if category is not None else 0
+        if already != counted:
+            # Re-queue with the discount for the picks made since it was scored.
+            heapq.heappush(heap, (negative * penalty ** (already - counted), item, already))
+            continue
+        chosen.append((item, -negative))
+        if category is not None:
+            taken[category] = already + 1
+    return chosen

@@ -1,0 +1,516 @@
+"""The recommender's in-memory state: catalogue, shoppers' histories and item-level evidence.
+
+Pure data structures (no Kafka, no torch) so the eval replays exactly what the service does.
+Time-decayed weights use *forward decay*: a weight added at time t is stored multiplied by
+2^((t - t0) / half-life), so entries compare correctly without ever being touched again and no
+"now" is needed; when the factor grows too large every entry is rescaled once (`_rebase`).
+Every structure is bounded (users, history per user, neighbours per item) and counted in
+`MemoryReport`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+import numpy as np
+import numpy.typing as npt
+
+from shopstream.events import ActivityKind
+from shopstream_recommender.config import StateLimits
+
+Vector = npt.NDArray[np.float32]
+REBASE_EXPONENT = 200.0
+"""Rescale stored weights once the growth factor passes 2^200 (far from float overflow)."""
+PRODUCT_KINDS = frozenset({ActivityKind.VIEW, ActivityKind.CART, ActivityKind.PURCHASE})
+BASKET_KINDS = frozenset({ActivityKind.CART, ActivityKind.PURCHASE})
+ITEM_KINDS = PRODUCT_KINDS | {ActivityKind.RATING}
+"""Kinds that concern one product and enter the history; searches only touch the session."""
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One shopper action, decoupled from the event schema (the eval builds these directly)."""
+
+    tenant_id: str
+    user_id: str
+    kind: ActivityKind
+    at: float
+    """Unix seconds of the event (event time, so a replay decays exactly like the live run)."""
+    product_id: str | None = None
+    session_id: str | None = None
+    rating: float | None = None
+    event_id: str | None = None
+    """Used to ignore a redelivered event; None disables that check."""
+
+
+@dataclass(slots=True)
+class Item:
+    """What ranking needs to know of a catalogue product."""
+
+    title: str | None = None
+    category: str | None = None
+    available: bool = True
+
+
+class ForwardDecay:
+    """Converts event times to growth factors 2^((t - reference) / half-life)."""
+
+    def __init__(self, half_life_seconds: float) -> None:
+        self._rate = 1.0 / half_life_seconds
+        self.reference: float | None = None
+
+    def exponent(self, at: float) -> float:
+        if self.reference is None:
+            self.reference = at
+        return (at - self.reference) * self._rate
+
+    def shift(self, exponent: float) -> float:
+        """Move the reference forward by `exponent` half-lives; return the rescale factor."""
+        if self.reference is not None:
+            self.reference += exponent / self._rate
+        return math.exp2(-exponent)
+
+
+class NeighbourGraph:
+    """Directed, time-decayed item-to-item weights with at most `cap` neighbours per item."""
+
+    def __init__(self, half_life_seconds: float, cap: int) -> None:
+        self._decay = ForwardDecay(half_life_seconds)
+        self._cap = cap
+        # Pruning happens in steps, not on every insert, so it stays cheap on average.
+        self._prune_at = cap + max(1, cap // 4)
+        self._rows: dict[str, dict[str, float]] = {}
+        # Rows sorted and scaled on first read after a change: reads outnumber writes.
+        self._ranked: dict[str, list[tuple[str, float]]] = {}
+        self.edges = 0
+
+    def add(self, source: str, target: str, weight: float, at: float) -> None:
+        if weight <= 0 or source == target:
+            return
+        exponent = self._decay.exponent(at)
+        if exponent > REBASE_EXPONENT:
+            self._rebase(exponent)
+            exponent = self._decay.exponent(at)
+        self._ranked.pop(source, None)
+        row = self._rows.setdefault(source, {})
+        if target not in row:
+            self.edges += 1
+        row[target] = row.get(target, 0.0) + weight * math.exp2(max(-1_000.0, exponent))
+        if len(row) > self._prune_at:
+            kept = heapq.nlargest(self._cap, row.items(), key=itemgetter(1))
+            self.edges -= len(row) - len(kept)
+            self._rows[source] = dict(kept)
+
+    def neighbours(self, source: str, limit: int) -> list[tuple[str, float]]:
+        """The strongest `limit` neighbours, strongest first, scaled so the first is 1."""
+        ranked = self._ranked.get(source)
+        if ranked is None:
+            row = self._rows.get(source)
+            if not row:
+                return []
+            ordered = sorted(row.items(), key=itemgetter(1), reverse=True)
+            top = ordered[0][1]
+            ranked = [(item, weight / top) for item, weight in ordered] if top > 0 else []
+            self._ranked[source] = ranked
+        return ranked[:limit]
+
+    def remove(self, item: str) -> None:
+        """Forget an item's own neighbours; it stays in others' rows and is filtered at ranking."""
+        self._ranked.pop(item, None)
+        row = self._rows.pop(item, None)
+        if row:
+            self.edges -= len(row)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _rebase(self, exponent: float) -> None:
+        scale = self._decay.shift(exponent)
+        self._ranked.clear()
+        for row in self._rows.values():
+            for target in row:
+                row[target] *= scale
+
+
+class DecayedCounts:
+    """Time-decayed counts per item with a cached top list.
+
+    The top list is recomputed after a number of updates that grows with the number of items
+    (every update for a tiny shop, at most every `refresh_every` for a large one), so its cost
+    per event stays small and the result does not depend on wall-clock time.
+    """
+
+    def __init__(self, half_life_seconds: float, refresh_every: int, top_size: int) -> None:
+        self._decay = ForwardDecay(half_life_seconds)
+        self._refresh_every = refresh_every
+        self._top_size = top_size
+        self._counts: dict[str, float] = {}
+        self._top: list[tuple[str, float]] = []
+        self._stale_updates = 0
+
+    def add(self, item: str, weight: float, at: float) -> None:
+        if weight <= 0:
+            return
+        exponent = self._decay.exponent(at)
+        if exponent > REBASE_EXPONENT:
+            scale = self._decay.shift(exponent)
+            for key in self._counts:
+                self._counts[key] *= scale
+            self._top = [(key, value * scale) for key, value in self._top]
+            exponent = self._decay.exponent(at)
+        self._counts[item] = self._counts.get(item, 0.0) + weight * math.exp2(
+            max(-1_000.0, exponent)
+        )
+        self._stale_updates += 1
+
+    def remove(self, item: str) -> None:
+        if self._counts.pop(item, None) is not None:
+            self._top = [entry for entry in self._top if entry[0] != item]
+
+    def top(self) -> list[tuple[str, float]]:
+        """The most counted items, strongest first, with their raw (forward-decayed) counts."""
+        threshold = min(self._refresh_every, max(1, len(self._counts) // 20))
+        if self._stale_updates >= threshold or (self._stale_updates and not self._top):
+            self._top = heapq.nlargest(self._top_size, self._counts.items(), key=itemgetter(1))
+            self._stale_updates = 0
+        return self._top
+
+    def scale(self) -> float:
+        """1 / the top item's count: multiplies a count into [0, 1] (roughly, between
+        refreshes of the top list)."""
+        top = self.top()
+        return 1.0 / top[0][1] if top and top[0][1] > 0 else 0.0
+
+    @property
+    def counts(self) -> Mapping[str, float]:
+        return self._counts
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+
+class VectorTable:
+    """Unit-length item vectors of one tenant in one matrix, for batched similarity."""
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+        self._rows: dict[str, int] = {}
+        self._matrix: Vector = np.zeros((0, 0), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._rows
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._matrix.nbytes)
+
+    def put(self, item: str, vector: Vector) -> None:
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        norm = float(np.linalg.norm(vector))
+        if norm == 0 or not math.isfinite(norm):
+            self.remove(item)
+            return
+        if not self._ids:
+            self._matrix = np.zeros((0, vector.shape[0]), dtype=np.float32)
+        if self._matrix.shape[1] != vector.shape[0]:
+            raise ValueError(
+                f"vector of dimension {vector.shape[0]}; this table holds {self._matrix.shape[1]}"
+            )
+        row = self._rows.get(item)
+        if row is None:
+            row = len(self._ids)
+            if row >= self._matrix.shape[0]:
+                grown = np.zeros((max(16, 2 * row), vector.shape[0]), dtype=np.float32)
+                grown[:row] = self._matrix[:row]
+                self._matrix = grown
+            self._ids.append(item)
+            self._rows[item] = row
+        self._matrix[row] = vector / norm
+
+    def remove(self, item: str) -> None:
+        row = self._rows.pop(item, None)
+        if row is None:
+            return
+        last = len(self._ids) - 1
+        if row != last:
+            moved = self._ids[last]
+            self._ids[row] = moved
+            self._rows[moved] = row
+            self._matrix[row] = self._matrix[last]
+        self._ids.pop()
+
+    def get(self, item: str) -> Vector | None:
+        row = self._rows.get(item)
+        return None if row is None else self._matrix[row]
+
+    def stack(self, items: Iterable[str]) -> tuple[list[str], Vector]:
+        """The items that have vectors, and their vectors as rows."""
+        present = [item for item in items if item in self._rows]
+        return present, self._matrix[[self._rows[item] for item in present]]
+
+    def nearest(self, query: Vector, limit: int) -> tuple[list[tuple[str, float]], float]:
+        """The `limit` items most similar to `query` (cosine), most similar first, and the
+        mean similarity of `query` to every item (what "unrelated" looks like here)."""
+        count = len(self._ids)
+        if count == 0:
+            return [], 0.0
+        similarities = self._matrix[:count] @ query
+        typical = float(similarities.mean())
+        if limit <= 0:
+            return [], typical
+        if limit < count:
+            chosen = np.argpartition(-similarities, limit)[:limit]
+        else:
+            chosen = np.arange(count)
+        ordered = chosen[np.argsort(-similarities[chosen], kind="stable")]
+        return [(self._ids[row], float(similarities[row])) for row in ordered], typical
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """One entry of a shopper's history."""
+
+    product_id: str
+    kind: ActivityKind
+    at: float
+    session: str
+    weight: float
+
+
+@dataclass(slots=True)
+class UserState:
+    history: deque[Visit]
+    purchased: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    session: str = ""
+    last_at: float = -math.inf
+    sessions_started: int = 0
+    recent_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def session_items(self) -> Iterator[Visit]:
+        """This session's visits, newest first (the newest run of visits of the session)."""
+        for visit in reversed(self.history):
+            if visit.session != self.session:
+                return
+            yield visit
+
+
+@dataclass(slots=True)
+class TenantState:
+    catalogue: dict[str, Item]
+    deleted: set[str]
+    vectors: VectorTable
+    next_item: NeighbourGraph
+    co_viewed: NeighbourGraph
+    co_bought: NeighbourGraph
+    popularity: DecayedCounts
+    trending: DecayedCounts
+
+    def recommendable(self, item: str) -> bool:
+        if item in self.deleted:
+            return False
+        known = self.catalogue.get(item)
+        return known is None or known.available
+
+    def display_name(self, item: str) -> str:
+        known = self.catalogue.get(item)
+        return known.title if known is not None and known.title else item
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    tenants: int
+    users: int
+    history_entries: int
+    catalogue_items: int
+    item_vectors: int
+    neighbour_edges: int
+    estimated_bytes: int
+    """Rough: per-entry costs of CPython dicts and objects, plus the vector matrices."""
+
+
+# Rough CPython sizes (dict slot + key reference + boxed float, object with slots, ...).
+BYTES_PER_EDGE = 100
+BYTES_PER_VISIT = 120
+BYTES_PER_USER = 600
+BYTES_PER_ITEM = 400
+
+
+class RecommenderState:
+    """Everything the ranker reads, updated one interaction or product at a time."""
+
+    def __init__(self, limits: StateLimits, kind_weights: Mapping[ActivityKind, float]) -> None:
+        self.limits = limits
+        self._kind_weights = dict(kind_weights)
+        self._tenants: dict[str, TenantState] = {}
+        self._users: OrderedDict[tuple[str, str], UserState] = OrderedDict()
+        self.interactions = 0
+        self.duplicates = 0
+        self._visits = 0
+
+    def tenant(self, tenant_id: str) -> TenantState:
+        state = self._tenants.get(tenant_id)
+        if state is None:
+            hours = 3_600.0
+            limits = self.limits
+            cap = limits.neighbours_per_item
+            state = TenantState(
+                catalogue={},
+                deleted=set(),
+                vectors=VectorTable(),
+                next_item=NeighbourGraph(limits.co_occurrence_half_life_hours * hours, cap),
+                co_viewed=NeighbourGraph(limits.co_occurrence_half_life_hours * hours, cap),
+                co_bought=NeighbourGraph(limits.co_occurrence_half_life_hours * hours, cap),
+                popularity=DecayedCounts(
+                    limits.popularity_half_life_hours * hours, limits.prior_refresh_events, 500
+                ),
+                trending=DecayedCounts(
+                    limits.trending_half_life_hours * hours, limits.prior_refresh_events, 500
+                ),
+            )
+            self._tenants[tenant_id] = state
+        return state
+
+    def has_tenant(self, tenant_id: str) -> bool:
+        return tenant_id in self._tenants
+
+    def user(self, tenant_id: str, user_id: str) -> UserState | None:
+        return self._users.get((tenant_id, user_id))
+
+    def users(self) -> Iterator[tuple[tuple[str, str], UserState]]:
+        return iter(self._users.items())
+
+    def interaction_weight(self, kind: ActivityKind, rating: float | None) -> float:
+        weight = self._kind_weights.get(kind, 0.0)
+        if kind == ActivityKind.RATING and rating is not None:
+            weight *= max(0.0, (rating - 2.5) / 2.5)
+        return weight
+
+    def record(self, interaction: Interaction) -> bool:
+        """Apply one interaction; False when it was already applied (a redelivered event)."""
+        key = (interaction.tenant_id, interaction.user_id)
+        user = self._users.get(key)
+        if user is None:
+            user = UserState(history=deque(maxlen=self.limits.history_per_user))
+            self._users[key] = user
+            if len(self._users) > self.limits.max_users:
+                _, forgotten = self._users.popitem(last=False)
+                self._visits -= len(forgotten.history)
+        else:
+            self._users.move_to_end(key)
+        if interaction.event_id is not None:
+            if interaction.event_id in user.recent_events:
+                self.duplicates += 1
+                return False
+            user.recent_events[interaction.event_id] = None
+            if len(user.recent_events) > self.limits.history_per_user:
+                user.recent_events.popitem(last=False)
+        self.interactions += 1
+        self._advance_session(user, interaction)
+        product = interaction.product_id
+        weight = self.interaction_weight(interaction.kind, interaction.rating)
+        if product is None or interaction.kind not in ITEM_KINDS:
+            return True
+        tenant = self.tenant(interaction.tenant_id)
+        if weight > 0:
+            self._learn_pairs(tenant, user, product, interaction, weight)
+            tenant.popularity.add(product, weight, interaction.at)
+            tenant.trending.add(product, weight, interaction.at)
+        self._visits += len(user.history) < self.limits.history_per_user
+        user.history.append(Visit(product, interaction.kind, interaction.at, user.session, weight))
+        if interaction.kind == ActivityKind.PURCHASE and self.limits.purchases_per_user:
+            user.purchased[product] = None
+            user.purchased.move_to_end(product)
+            if len(user.purchased) > self.limits.purchases_per_user:
+                user.purchased.popitem(last=False)
+        return True
+
+    def _advance_session(self, user: UserState, interaction: Interaction) -> None:
+        if interaction.session_id is not None:
+            session = "s:" + interaction.session_id
+            if session != user.session:
+                user.sessions_started += 1
+            user.session = session
+        elif interaction.at - user.last_at > self.limits.session_gap_seconds:
+            user.sessions_started += 1
+            user.session = f"g:{user.sessions_started}"
+        user.last_at = max(user.last_at, interaction.at)
+
+    def _learn_pairs(
+        self,
+        tenant: TenantState,
+        user: UserState,
+        product: str,
+        interaction: Interaction,
+        weight: float,
+    ) -> None:
+        at = interaction.at
+        distance = 0
+        seen: set[str] = {product}
+        basket = interaction.kind in BASKET_KINDS
+        for visit in user.session_items():
+            if visit.product_id in seen:
+                continue
+            seen.add(visit.product_id)
+            distance += 1
+            if distance > self.limits.pair_window:
+                break
+            tenant.next_item.add(visit.product_id, product, weight / distance, at)
+            tenant.co_viewed.add(visit.product_id, product, weight / distance, at)
+            tenant.co_viewed.add(product, visit.product_id, weight / distance, at)
+            if basket and visit.kind in BASKET_KINDS:
+                paired = min(weight, visit.weight)
+                tenant.co_bought.add(visit.product_id, product, paired, at)
+                tenant.co_bought.add(product, visit.product_id, paired, at)
+
+    def upsert_product(self, tenant_id: str, product_id: str, item: Item) -> None:
+        tenant = self.tenant(tenant_id)
+        tenant.catalogue[product_id] = item
+        tenant.deleted.discard(product_id)
+
+    def delete_product(self, tenant_id: str, product_id: str) -> None:
+        tenant = self.tenant(tenant_id)
+        tenant.catalogue.pop(product_id, None)
+        tenant.deleted.add(product_id)
+        tenant.vectors.remove(product_id)
+        for graph in (tenant.next_item, tenant.co_viewed, tenant.co_bought):
+            graph.remove(product_id)
+        tenant.popularity.remove(product_id)
+        tenant.trending.remove(product_id)
+
+    def put_vector(self, tenant_id: str, product_id: str, vector: Vector) -> None:
+        tenant = self.tenant(tenant_id)
+        if product_id not in tenant.deleted:
+            tenant.vectors.put(product_id, vector)
+
+    def memory(self) -> MemoryReport:
+        """Sizes of the state; cheap (per tenant, not per user or item) so metrics can poll it."""
+        edges = sum(
+            graph.edges
+            for tenant in self._tenants.values()
+            for graph in (tenant.next_item, tenant.co_viewed, tenant.co_bought)
+        )
+        visits = self._visits
+        items = sum(len(tenant.catalogue) for tenant in self._tenants.values())
+        vectors = sum(len(tenant.vectors) for tenant in self._tenants.values())
+        vector_bytes = sum(tenant.vectors.nbytes for tenant in self._tenants.values())
+        return MemoryReport(
+            tenants=len(self._tenants),
+            users=len(self._users),
+            history_entries=visits,
+            catalogue_items=items,
+            item_vectors=vectors,
+            neighbour_edges=edges,
+            estimated_bytes=edges * BYTES_PER_EDGE
+            + visits * BYTES_PER_VISIT
+            + len(self._users) * BYTES_PER_USER
+            + items * BYTES_PER_ITEM
+            + vector_bytes,
+        )

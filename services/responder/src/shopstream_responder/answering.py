@@ -1,0 +1,240 @@
+"""From a question, its embedding and its shop's knowledge to an answer or a hand-off.
+
+Pure numpy and rules, no model and no Kafka: the encoder's vectors come in, a draft answer
+goes out. The tenant is never read from the question's text; the caller passes the snapshot of
+the tenant named by the event's envelope, and only that snapshot is searched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from shopstream.events import HandoffReason, Intent
+from shopstream_responder.config import AnsweringConfig
+from shopstream_responder.intents import IntentClassifier, IntentDecision
+from shopstream_responder.knowledge import Passage, TenantSnapshot
+from shopstream_responder.text import detect_locale, language_of, overlap_terms, split_sentences
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    tenant_id: str
+    text: str
+    locale: str | None = None
+    product_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionVectors:
+    """The question embedded twice: as a query (against passages) and as a passage (against
+    FAQ headings, which are questions too: like compared with like)."""
+
+    query: Vector
+    symmetric: Vector
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    passage: Passage
+    row: int
+    score: float
+    """Mean cosine similarity of the question to the passage and its heading, in [-1, 1]."""
+    rank_score: float
+    """The score that ranked it: ``score`` plus the language bonus, minus the topic penalty."""
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What the responder decided for one question, before it becomes an event."""
+
+    answer: str | None
+    citations: tuple[Hit, ...]
+    confidence: float
+    intent: Intent
+    handoff: HandoffReason | None
+    locale: str
+    injection: bool
+
+
+def search(
+    snapshot: TenantSnapshot,
+    vectors: QuestionVectors,
+    *,
+    product_id: str | None,
+    language: str,
+    topic: Intent | None,
+    config: AnsweringConfig,
+    limit: int,
+) -> list[Hit]:
+    """The best passages of one tenant's snapshot, best first.
+
+    A passage's score is the mean of three cosines: question-as-query to heading-and-text,
+    question-as-query to heading, question-as-passage to heading. Passages in the customer's
+    language get a bonus; passages whose heading is about another intent than the question
+    (both by rules) a penalty.
+    """
+    rows = snapshot.searchable_rows(product_id)
+    bodies, headings = snapshot.vectors.bodies, snapshot.vectors.headings
+    languages, topics = snapshot.languages, snapshot.topics
+    if rows is None:
+        rows = np.arange(len(snapshot), dtype=np.intp)
+    else:
+        bodies, headings = bodies[rows], headings[rows]
+        languages, topics = languages[rows], topics[rows]
+    if rows.size == 0:
+        return []
+    cosines = (bodies @ vectors.query + headings @ vectors.query + headings @ vectors.symmetric) / 3
+    ranked = cosines + config.same_language_bonus * (languages == language)
+    if topic is not None:
+        ranked -= config.topic_mismatch_penalty * ((topics != "") & (topics != topic.value))
+    count = min(limit, rows.size)
+    best = np.argpartition(-ranked, count - 1)[:count]
+    best = best[np.argsort(-ranked[best], kind="stable")]
+    return [
+        Hit(
+            passage=snapshot.passages[int(rows[index])],
+            row=int(rows[index]),
+            score=float(np.clip(cosines[index], -1.0, 1.0)),
+            rank_score=float(ranked[index]),
+        )
+        for index in best
+    ]
+
+
+def confidence(
+    hits: list[Hit], snapshot: TenantSnapshot, config: AnsweringConfig, *, language: str = "en"
+) -> float:
+    """How sure the best passage answers the question, in [0, 1]: the weaker of two signals.
+
+    * Closeness: linear in the best score between ``score_floor`` and ``score_ceiling``.
+    * Distinctness: the lead of the best passage over the best passage of another document,
+      linear up to ``decisive_margin``. Two documents that score alike answer differently
+      (else they would be one document), and the encoder cannot tell which one applies.
+      A near copy of the best passage (``duplicate_similarity``) is not a rival, nor is a
+      passage in another language (the same policy translated).
+
+    Chinese questions move floor and ceiling by ``chinese_score_offset``.
+    """
+    if not hits:
+        return 0.0
+    top = hits[0]
+    floor = config.score_floor + (config.chinese_score_offset if language == "zh" else 0.0)
+    span = config.score_ceiling - config.score_floor
+    closeness = min(1.0, max(0.0, (top.score - floor) / span))
+    bodies = snapshot.vectors.bodies
+    rival = next(
+        (
+            hit
+            for hit in hits[1:]
+            if hit.passage.doc_id != top.passage.doc_id
+            and hit.passage.language == top.passage.language
+            and float(bodies[hit.row] @ bodies[top.row]) < config.duplicate_similarity
+        ),
+        None,
+    )
+    if rival is None:
+        return closeness
+    lead = top.rank_score - rival.rank_score
+    distinctness = min(1.0, max(0.0, lead / config.decisive_margin))
+    return min(closeness, distinctness)
+
+
+def extract_answer(question: str, passages: list[Passage], max_chars: int) -> str:
+    """The passages' text, cut to the sentences that share most terms with the question when
+    it is longer than ``max_chars``; sentences keep their original order."""
+    sentences = [sentence for passage in passages for sentence in split_sentences(passage.text)]
+    whole = _join(sentences)
+    if len(whole) <= max_chars:
+        return whole
+    terms = overlap_terms(question)
+    order = sorted(
+        range(len(sentences)),
+        key=lambda index: (-len(terms & overlap_terms(sentences[index])), index),
+    )
+    chosen: set[int] = set()
+    size = 0
+    for index in order:
+        length = len(sentences[index]) + 1
+        if chosen and size + length > max_chars:
+            continue
+        chosen.add(index)
+        size += length
+    text = _join([sentences[index] for index in sorted(chosen)])
+    return text[:max_chars]
+
+
+def _join(sentences: list[str]) -> str:
+    text = ""
+    for sentence in sentences:
+        ascii_boundary = text and text[-1].isascii() and sentence[:1].isascii()
+        text += f" {sentence}" if ascii_boundary else sentence
+    return text
+
+
+class Answerer:
+    """Decides, per question: intent, passages, answer, confidence and hand-off."""
+
+    def __init__(self, config: AnsweringConfig, classifier: IntentClassifier) -> None:
+        self.config = config
+        self.classifier = classifier
+
+    def answer(
+        self, question: Question, vectors: QuestionVectors, snapshot: TenantSnapshot | None
+    ) -> Draft:
+        if snapshot is not None and snapshot.tenant_id != question.tenant_id:
+            raise ValueError("a question may only be answered from its own tenant's knowledge")
+        locale = question.locale or detect_locale(question.text)
+        decision = self.classifier.classify(question.text, vectors.query)
+        hits: list[Hit] = []
+        score = 0.0
+        if snapshot is not None:
+            hits = search(
+                snapshot,
+                vectors,
+                product_id=question.product_id,
+                language=language_of(locale),
+                topic=decision.intent if decision.by_rule else None,
+                config=self.config,
+                limit=self.config.max_citations + 8,
+            )
+            score = confidence(hits, snapshot, self.config, language=language_of(locale))
+        reason = self._handoff(decision, hits, score)
+        if reason is not None and reason is not HandoffReason.NEEDS_ACCOUNT_ACCESS:
+            return Draft(None, (), score, decision.intent, reason, locale, decision.injection)
+        cited = self._cited(hits)
+        text = extract_answer(
+            question.text, [hit.passage for hit in cited], self.config.max_answer_chars
+        )
+        return Draft(text, cited, score, decision.intent, reason, locale, decision.injection)
+
+    def _handoff(
+        self, decision: IntentDecision, hits: list[Hit], score: float
+    ) -> HandoffReason | None:
+        if decision.intent is Intent.HUMAN_REQUEST:
+            return HandoffReason.CUSTOMER_ASKED
+        if decision.angry:
+            return HandoffReason.ANGRY_COMPLAINT
+        if not hits:
+            return HandoffReason.NO_KNOWLEDGE
+        if score < self.config.handoff_below:
+            return HandoffReason.LOW_CONFIDENCE
+        if decision.intent in self.config.account_access_intents:
+            return HandoffReason.NEEDS_ACCOUNT_ACCESS
+        return None
+
+    def _cited(self, hits: list[Hit]) -> tuple[Hit, ...]:
+        """The best passage, then passages of its document that score within
+        ``citation_margin`` of it (a policy split over two passages), best first."""
+        top = hits[0]
+        same_document = [
+            hit
+            for hit in hits[1:]
+            if hit.passage.doc_id == top.passage.doc_id
+            and top.rank_score - hit.rank_score < self.config.citation_margin
+        ]
+        return (top, *same_document[: self.config.max_citations - 1])

@@ -1,0 +1,125 @@
+"""``shopstream eval responder``: answered share and accuracy on labelled questions.
+
+Registered by the ``shopstream`` CLI; also runnable as ``python -m shopstream_responder.cli``.
+torch is imported inside the command, so listing the CLI's help stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shopstream_responder.config import ResponderSettings
+
+console = Console()
+
+
+def evaluate(  # noqa: PLR0917 - each typer option is a parameter
+    data: Annotated[
+        Path, typer.Option(help="CSV (instruction,intent,response) or SQuAD-style JSON.")
+    ],
+    data_format: Annotated[
+        str, typer.Option("--format", help="intents (CSV) or squad (JSON).")
+    ] = "intents",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Answer at most this many questions.")] = None,
+    kb_per_intent: Annotated[
+        int, typer.Option(help="intents: rows per intent that form its FAQ article.")
+    ] = 5,
+    unseen_intents: Annotated[
+        int, typer.Option(help="intents: intents left out of the knowledge base entirely.")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the knowledge/question split.")] = 13,
+    handoff_below: Annotated[
+        float | None, typer.Option(help="Confidence threshold (default: the service's).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+) -> None:
+    """Build a knowledge base from the data, answer its questions as the service would, and
+    report answered share, accuracy among answered, hand-offs and accuracy per threshold."""
+    from shopstream_responder.evaluation import evaluate_file  # noqa: PLC0415  torch
+
+    if data_format not in ("intents", "squad"):
+        raise typer.BadParameter("--format must be intents or squad")
+    settings = ResponderSettings()
+    updates: dict[str, Any] = {"model": settings.model.model_copy(update={"threads": threads})}
+    if handoff_below is not None:
+        updates["answering"] = settings.answering.model_copy(
+            update={"handoff_below": handoff_below}
+        )
+    settings = settings.model_copy(update=updates)
+    report = evaluate_file(
+        data,
+        "intents" if data_format == "intents" else "squad",
+        settings,
+        limit=limit,
+        kb_per_intent=kb_per_intent,
+        unseen_intents=unseen_intents,
+        seed=seed,
+        progress=console.print,
+    )
+    print_report(report)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        console.print(f"wrote {json_out}")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    summary = report["summary"]
+    knowledge = report["knowledge"]
+    console.print(
+        f"[bold]{report['data']}[/bold] ({report['format']}): {summary['questions']} questions, "
+        f"{knowledge['documents']} documents / {knowledge['passages']} passages"
+        + (f" ({knowledge['kb_per_intent']} rows per intent)" if knowledge["kb_per_intent"] else "")
+    )
+    console.print(
+        f"at handoff_below {report['handoff_below']:.2f}: answered "
+        f"[bold]{_percent(summary['answered_share'])}[/bold], accuracy among answered "
+        f"[bold]{_percent(summary['accuracy_among_answered'])}[/bold], hand-off "
+        f"{_percent(summary['handoff_share'])} {summary['handoff_reasons']}"
+    )
+    if summary["uncovered_questions"]:
+        console.print(
+            f"questions the knowledge does not cover: {summary['uncovered_questions']}, "
+            f"answered anyway {_percent(summary['uncovered_answered_share'])}"
+        )
+    if "gold_answer_in_correct_answers" in report:
+        console.print(
+            "gold answer inside correct answers: "
+            f"{_percent(report['gold_answer_in_correct_answers'])}"
+        )
+    table = Table(title="questions no rule hands off, by confidence threshold")
+    for column in ("threshold", "answered", "accuracy among answered"):
+        table.add_column(column, justify="right")
+    for row in report["thresholds"]:
+        table.add_row(
+            f"{row['threshold']:.2f}",
+            _percent(row["answered_share"]),
+            _percent(row["accuracy_among_answered"]),
+        )
+    console.print(table)
+    timing = report["timing"]
+    console.print(
+        f"model {report['model_id']} ({report['model_revision']}); load "
+        f"{timing['model_load_seconds']:.1f} s, index {timing['index_seconds']:.1f} s, "
+        f"{timing['questions_per_second']:.1f} questions/s"
+    )
+
+
+app = typer.Typer(help="Evaluate the responder.", no_args_is_help=True)
+app.command("evaluate")(evaluate)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,132 @@
+"""Settings of the responder service (env prefix ``RESPONDER_``, nested fields joined by ``__``).
+
+Examples: ``RESPONDER_MODEL__ENCODER=/models/bge-m3``, ``RESPONDER_ANSWERING__HANDOFF_BELOW=0.5``,
+``RESPONDER_ANSWERING__ACCOUNT_ACCESS_INTENTS='[]'`` (an order system answers order status),
+``RESPONDER_INTENT_RULES=/etc/shopstream/intents.json``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shopstream.events import Intent
+from shopstream.settings import ServiceSettings
+
+DEFAULT_ENCODER = "multilingual-e5-small"
+DEFAULT_INTENT_RULES = Path(
+    str(resources.files("shopstream_responder").joinpath("data", "intents.json"))
+)
+
+
+class EncoderConfig(BaseModel):
+    """The sentence encoder that embeds passages and questions into one space."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    encoder: str = DEFAULT_ENCODER
+    """Registry name, local directory or Hub id; it must embed the customers' languages (the
+    default covers Chinese and English, and Chinese questions find English passages)."""
+    device: str = "auto"
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    threads: int | None = Field(default=None, ge=1, le=256)
+    """torch intra-op CPU threads; unset uses every core. Give each replica its share."""
+    max_length: int = Field(default=256, ge=16, le=512)
+    """Longest tokenised text handed to the encoder; passages are chunked well below it."""
+    batch_size: int = Field(default=32, ge=1, le=4_096)
+    """Texts per encoder forward pass."""
+
+
+class ChunkingConfig(BaseModel):
+    """How documents are cut into passages: whole sentences, grouped by paragraph."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_chars: int = Field(default=480, ge=40, le=4_000)
+    """Longest passage in characters (a Chinese character counts as two, roughly its token
+    cost); a longer paragraph is split between sentences."""
+    min_chars: int = Field(default=40, ge=0, le=1_000)
+    """Shorter paragraphs (headings, one-liners) are joined to the next one."""
+    max_passages_per_doc: int = Field(default=200, ge=1, le=10_000)
+    """A document beyond this many passages is truncated (and the truncation logged), so one
+    huge upload cannot hold the index or the encoder hostage."""
+
+
+class AnsweringConfig(BaseModel):
+    """When to answer, what to cite, and when to pass the conversation to a person.
+
+    Confidence is the weaker of closeness (the best passage's score between ``score_floor``
+    and ``score_ceiling``) and distinctness (its lead over the best passage of another
+    document, up to ``decisive_margin``); see ``shopstream_responder.answering.confidence``.
+    The defaults suit ``multilingual-e5-small``; another encoder needs its own floor and
+    ceiling (``shopstream eval responder`` prints accuracy per confidence threshold).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    score_floor: float = Field(default=0.83, ge=-1.0, le=1.0)
+    """Score at which closeness is 0: where the encoder puts unrelated texts."""
+    score_ceiling: float = Field(default=0.89, ge=-1.0, le=1.0)
+    """Score at which closeness reaches 1."""
+    chinese_score_offset: float = Field(default=0.02, ge=-0.5, le=0.5)
+    """Added to floor and ceiling for Chinese questions: the default encoder scores Chinese
+    pairs higher across the board (unrelated Chinese texts land near 0.85, English near 0.82)."""
+    decisive_margin: float = Field(default=0.02, gt=0.0, le=1.0)
+    """Lead over the best other document at which distinctness reaches 1."""
+    duplicate_similarity: float = Field(default=0.97, ge=0.0, le=1.0)
+    """A passage of another document this similar to the best one is a copy (the same FAQ
+    filed twice), not a rival, and does not lower the confidence."""
+    handoff_below: float = Field(default=0.25, ge=0.0, le=1.0)
+    """Confidence under which the question is handed off (reason ``low_confidence``)
+    instead of answered."""
+    same_language_bonus: float = Field(default=0.01, ge=0.0, le=0.2)
+    """Added to the score of passages in the customer's language, so a shop that writes its
+    policy in Chinese and English answers each customer in their own language."""
+    topic_mismatch_penalty: float = Field(default=0.02, ge=0.0, le=1.0)
+    """Subtracted from passages whose heading the intent rules put under another intent than
+    the question (a refund question against the "Delivery times" article)."""
+    max_answer_chars: int = Field(default=600, ge=40, le=4_000)
+    """Longest extractive answer; a longer passage is cut down to its sentences that overlap
+    the question most, kept in their original order."""
+    max_citations: int = Field(default=3, ge=1, le=20)
+    """Passages an answer may draw on and cite."""
+    citation_margin: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Passages of the best passage's document scoring within this of it join the answer."""
+    mask_digits: int = Field(default=5, ge=0, le=64)
+    """Runs of at least this many digits (order, phone, tracking numbers) are blanked out of
+    a question before it is embedded: they say nothing about its topic. 0 keeps them."""
+    account_access_intents: frozenset[Intent] = frozenset({Intent.ORDER_STATUS})
+    """Intents that need the customer's account or order record, which the knowledge base
+    does not have: these are answered from the knowledge (how to track an order) and handed
+    off (reason ``needs_account_access``). Empty when an order system answers them."""
+
+    @model_validator(mode="after")
+    def _ceiling_above_floor(self) -> AnsweringConfig:
+        if self.score_ceiling <= self.score_floor:
+            raise ValueError("answering.score_ceiling must be above answering.score_floor")
+        return self
+
+
+class ResponderSettings(ServiceSettings):
+    """Settings of the responder; topics ``topics.questions`` (consumed by the group),
+    ``topics.knowledge`` and ``topics.products`` (read in full by every replica) and
+    ``topics.answers`` (out), from the shared topic registry."""
+
+    model_config = SettingsConfigDict(env_prefix="RESPONDER_")
+
+    model: EncoderConfig = EncoderConfig()
+    chunking: ChunkingConfig = ChunkingConfig()
+    answering: AnsweringConfig = AnsweringConfig()
+    intent_rules: Path = DEFAULT_INTENT_RULES
+    """Keyword and pattern rules plus prototype sentences per intent (zh and en), anger and
+    hand-off phrases; point it at an operator's own JSON file to change them without a
+    release."""
+    product_facts: bool = True
+    """Index the catalogue's products as facts; a question naming a product id searches that
+    product's facts and the shop's general knowledge only."""
+    catch_up_timeout_seconds: float = Field(default=900.0, gt=0)
+    """Longest the start-up may take to read and embed the knowledge and catalogue topics to
+    their end before questions are consumed; the service fails to start after that."""

@@ -1,0 +1,286 @@
+"""Keeps every replica's knowledge index in step with the compacted knowledge and catalogue topics.
+
+The topics are read like global tables: all partitions, outside the consumer group, from the
+beginning, and then followed for as long as the service runs, so an upsert or a deletion reaches
+the next question within a poll and an embedding pass. Start-up waits until the end offsets seen
+on entry are reached, so a restarted replica answers from the full knowledge again.
+
+A record that cannot be used is logged and counted, not dead-lettered: every replica reads every
+record, so each would dead-letter the same one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import Field, TypeAdapter, ValidationError
+
+from shopstream.events import (
+    KnowledgeDeleted,
+    KnowledgeUpserted,
+    ProductDeleted,
+    ProductUpserted,
+)
+from shopstream.kafka_io import topic_partitions
+from shopstream.runtime.security import aiokafka_options
+from shopstream_responder.config import ResponderSettings
+from shopstream_responder.knowledge import (
+    Document,
+    DocumentKey,
+    KnowledgeIndex,
+    PassageVectors,
+    Source,
+    chunk_document,
+    product_document,
+)
+from shopstream_responder.metrics import ResponderMetrics
+
+logger = logging.getLogger("shopstream.responder.knowledge")
+
+TableEvent = Annotated[
+    KnowledgeUpserted | KnowledgeDeleted | ProductUpserted | ProductDeleted,
+    Field(discriminator="event_type"),
+]
+_table_event: TypeAdapter[TableEvent] = TypeAdapter(TableEvent)
+
+EmbedDocuments = Callable[[Sequence[Document]], Awaitable[list[PassageVectors]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    key: DocumentKey
+
+
+Change = Document | Deletion
+
+
+class KnowledgeChanges:
+    """Turns records of the knowledge and catalogue topics into document changes."""
+
+    def __init__(self, settings: ResponderSettings, metrics: ResponderMetrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._sources = {settings.topics.knowledge: Source.KNOWLEDGE}
+        if settings.product_facts:
+            self._sources[settings.topics.products] = Source.CATALOG
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._sources)
+
+    def change_of(self, topic: str, key: bytes | None, value: bytes | None) -> Change | None:
+        source = self._sources[topic]
+        if value is None:
+            return self._tombstone(source, key)
+        try:
+            event = _table_event.validate_json(value)
+        except ValidationError as error:
+            self._reject("invalid_event", topic, type(error).__name__)
+            return None
+        if isinstance(event, KnowledgeUpserted | KnowledgeDeleted) is not (
+            source is Source.KNOWLEDGE
+        ):
+            self._reject("wrong_topic", topic, event.event_type)
+            return None
+        return self._change_of_event(event, source)
+
+    def _change_of_event(self, event: TableEvent, source: Source) -> Change:
+        chunking = self._settings.chunking
+        if isinstance(event, KnowledgeUpserted):
+            payload = event.payload
+            return Document(
+                key=DocumentKey(event.tenant_id, source, payload.doc_id),
+                title=payload.title,
+                passages=chunk_document(payload.title, payload.body, chunking),
+                kind=payload.kind,
+                locale=payload.locale,
+                product_id=payload.product_id,
+            )
+        if isinstance(event, ProductUpserted):
+            return product_document(event.tenant_id, event.payload, chunking)
+        if isinstance(event, KnowledgeDeleted):
+            return Deletion(DocumentKey(event.tenant_id, source, event.payload.doc_id))
+        return Deletion(DocumentKey(event.tenant_id, source, event.payload.product_id))
+
+    def _tombstone(self, source: Source, key: bytes | None) -> Change | None:
+        # Compaction's tombstones carry only the key, `<tenant>:<id>`; tenant ids hold no colon.
+        text = (key or b"").decode("utf-8", errors="replace")
+        tenant_id, _, doc_id = text.partition(":")
+        if not tenant_id or not doc_id:
+            self._reject("bad_tombstone_key", source.value, text[:64])
+            return None
+        return Deletion(DocumentKey(tenant_id, source, doc_id))
+
+    def _reject(self, reason: str, topic: str, detail: str) -> None:
+        self._metrics.knowledge_records.labels("rejected").inc()
+        logger.warning(
+            "unusable knowledge record skipped",
+            extra={"reason": reason, "topic": topic, "detail": detail},
+        )
+
+
+class KnowledgeFollower:
+    """Reads the knowledge (and catalogue) topics into the index and keeps following them."""
+
+    def __init__(
+        self,
+        settings: ResponderSettings,
+        index: KnowledgeIndex,
+        embed: EmbedDocuments,
+        metrics: ResponderMetrics,
+        *,
+        poll_timeout_ms: int = 500,
+        max_records: int = 512,
+    ) -> None:
+        self._settings = settings
+        self._index = index
+        self._embed = embed
+        self._metrics = metrics
+        self._changes = KnowledgeChanges(settings, metrics)
+        self._poll_timeout_ms = poll_timeout_ms
+        self._max_records = max_records
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ends: dict[TopicPartition, int] = {}
+        self._caught_up = asyncio.Event()
+
+    @property
+    def topics(self) -> list[str]:
+        """The topics followed: knowledge, and the catalogue unless product facts are off."""
+        return self._changes.topics
+
+    async def start(self) -> None:
+        """Assign every partition from the beginning and start following in the background."""
+        consumer = AIOKafkaConsumer(
+            **aiokafka_options(self._settings.kafka),
+            client_id=f"{self._settings.kafka.client_id or 'shopstream-responder'}-knowledge",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            assignment: list[TopicPartition] = []
+            for topic in self.topics:
+                assignment += await topic_partitions(consumer, topic)
+            consumer.assign(assignment)
+            self._ends = await consumer.end_offsets(assignment)
+            await consumer.seek_to_beginning(*assignment)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._follow(), name="responder-knowledge-follower")
+
+    async def wait_caught_up(self, limit_seconds: float) -> float:
+        """Wait until the end offsets seen on start are read and embedded; return the seconds."""
+        started = time.perf_counter()
+        waiter = asyncio.ensure_future(self._caught_up.wait())
+        watched = [waiter] if self._task is None else [waiter, self._task]
+        done, _ = await asyncio.wait(
+            watched, timeout=limit_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter not in done:
+            waiter.cancel()
+            if self._task is not None and self._task in done:
+                self._task.result()  # re-raises why following stopped
+            raise TimeoutError(f"knowledge not read to its end within {limit_seconds:.0f} s")
+        seconds = time.perf_counter() - started
+        self._metrics.catch_up_seconds.set(seconds)
+        stats = self._index.stats()
+        logger.info(
+            "knowledge read to its end",
+            extra={
+                "tenants": stats.tenants,
+                "documents": stats.documents,
+                "passages": stats.passages,
+                "seconds": round(seconds, 3),
+            },
+        )
+        return seconds
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _follow(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None, "start() assigns the consumer first"
+        await self._check_caught_up(consumer)
+        while True:
+            try:
+                batches = await consumer.getmany(
+                    timeout_ms=self._poll_timeout_ms, max_records=self._max_records
+                )
+                records = [record for part in batches.values() for record in part]
+                if records:
+                    await self.apply(records)
+                if not self._caught_up.is_set():
+                    await self._check_caught_up(consumer)
+            except Exception:
+                # Answers from a slightly stale table beat a replica that stops following.
+                logger.exception("following the knowledge topics failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
+        for partition, end in self._ends.items():
+            if await consumer.position(partition) < end:
+                return
+        self._caught_up.set()
+
+    async def apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Apply records in order; the last change of a document within the batch wins."""
+        latest: dict[DocumentKey, Change] = {}
+        for record in records:
+            change = self._changes.change_of(record.topic, record.key, record.value)
+            if change is not None:
+                latest.pop(change.key, None)  # keep the batch's order of last changes
+                latest[change.key] = change
+        upserts: list[Document] = []
+        for change in latest.values():
+            if isinstance(change, Deletion):
+                if self._index.delete(change.key):
+                    self._metrics.knowledge_records.labels("deleted").inc()
+                continue
+            current = self._index.document(change.key)
+            if current is not None and current.content_signature() == change.content_signature():
+                self._metrics.knowledge_records.labels("unchanged").inc()
+                continue
+            upserts.append(change)
+        if upserts:
+            for document, vectors in zip(upserts, await self._embed_all(upserts), strict=True):
+                if vectors is None:
+                    continue
+                self._index.upsert(document, vectors)
+                self._metrics.knowledge_records.labels("upserted").inc()
+        self._metrics.observe_index(self._index)
+
+    async def _embed_all(self, documents: list[Document]) -> list[PassageVectors | None]:
+        try:
+            return list(await self._embed(documents))
+        except Exception:  # retried document by document below
+            logger.exception("embedding a knowledge batch failed; retrying per document")
+        vectors: list[PassageVectors | None] = []
+        for document in documents:
+            try:
+                vectors.extend(await self._embed([document]))
+            except Exception:  # one bad document must not stall the table
+                self._metrics.knowledge_records.labels("rejected").inc()
+                logger.exception(
+                    "knowledge document could not be embedded; skipped",
+                    extra={"tenant_id": document.key.tenant_id, "doc_id": document.key.doc_id},
+                )
+                vectors.append(None)
+        return vectors

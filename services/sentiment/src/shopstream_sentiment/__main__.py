@@ -1,0 +1,19 @@
+"""`python -m shopstream_sentiment`: run the service until SIGTERM, then drain and exit."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shopstream.logs import configure_logging
+from shopstream_sentiment.app import build_service
+from shopstream_sentiment.config import SentimentSettings
+
+
+def main() -> None:
+    settings = SentimentSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(build_service(settings).run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Which aspects of a product (quality, price, delivery, ...) a review clause talks about.
+
+The catalogue lives in an editable JSON file (``data/aspects.json`` by default; operators point
+``SENTIMENT_MODEL__ASPECTS`` at their own). Each aspect has Chinese and English keywords and a
+few prototype sentences. A clause (see ``segmentation.split_clauses``) gets:
+
+1. every aspect one of whose keywords it contains: Chinese keywords as substrings, English
+   ones as whole words, case-insensitive, ``*`` at the end matching any ending;
+2. failing that, the single aspect whose prototype sentence is most similar to the clause's
+   embedding, if the cosine similarity reaches the catalogue's ``prototype_threshold``;
+3. failing that, nothing: a clause that names no aspect ("I bought it for my son") is not a
+   finding, and reporting it as ``other`` would only add noise to the pain points.
+
+No torch here: similarities are numpy dot products of vectors the model computed, so the
+keyword side is unit-tested without loading a model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from shopstream_sentiment.segmentation import fold, split_review_clauses
+
+FloatMatrix = npt.NDArray[np.float32]
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+MAX_CLAUSES_PER_REVIEW = 24
+"""Clauses scored per review; a 300-sentence review still costs a bounded encoder time."""
+
+
+@dataclass(frozen=True, slots=True)
+class AspectSpec:
+    name: str
+    keywords: tuple[str, ...]
+    prototypes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClauseAspects:
+    """A clause of a review and the aspects its keywords name (empty: ask the prototypes)."""
+
+    clause: str
+    aspects: tuple[str, ...]
+
+
+def _keyword_pattern(keyword: str) -> str:
+    folded = fold(keyword.strip())
+    prefix = folded.endswith("*")
+    stem = re.escape(folded.rstrip("*"))
+    if _CJK.search(folded):
+        return stem
+    # English: whole words, so "fit" does not fire inside "benefit" nor "late" in "chocolate".
+    return rf"\b{stem}" + (r"\w*" if prefix else r"\b")
+
+
+class AspectCatalog:
+    """The aspects, their compiled keyword patterns and their prototype sentences."""
+
+    def __init__(self, aspects: Sequence[AspectSpec], prototype_threshold: float) -> None:
+        if not aspects:
+            raise ValueError("an aspect catalogue needs at least one aspect")
+        names = [aspect.name for aspect in aspects]
+        if len(set(names)) != len(names):
+            raise ValueError(f"aspect names repeat: {names}")
+        self.aspects = tuple(aspects)
+        self.prototype_threshold = prototype_threshold
+        self._patterns = [
+            (
+                aspect.name,
+                re.compile("|".join(_keyword_pattern(k) for k in aspect.keywords if k.strip())),
+            )
+            for aspect in aspects
+            if any(k.strip() for k in aspect.keywords)
+        ]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(aspect.name for aspect in self.aspects)
+
+    @classmethod
+    def from_file(cls, path: Path) -> AspectCatalog:
+        return cls.from_mapping(json.loads(path.read_text(encoding="utf-8")), source=str(path))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object], source: str = "<mapping>") -> AspectCatalog:
+        """Parse the JSON layout of ``data/aspects.json``; errors name the file and aspect."""
+        raw_aspects = data.get("aspects")
+        threshold = data.get("prototype_threshold", 0.86)
+        if not isinstance(raw_aspects, Mapping) or not isinstance(threshold, int | float):
+            raise TypeError(f"{source}: expected 'aspects' (object) and 'prototype_threshold'")
+        specs = []
+        for name, body in raw_aspects.items():
+            if not isinstance(body, Mapping):
+                raise TypeError(f"{source}: aspect {name!r} must be an object")
+            specs.append(
+                AspectSpec(
+                    name=str(name),
+                    keywords=_strings(body.get("keywords", {}), f"{source}: {name}.keywords"),
+                    prototypes=_strings(body.get("prototypes", {}), f"{source}: {name}.prototypes"),
+                )
+            )
+        return cls(specs, float(threshold))
+
+    def keyword_aspects(self, clause: str) -> tuple[str, ...]:
+        """Aspects whose keywords occur in the clause, in catalogue order."""
+        folded = fold(clause)
+        return tuple(name for name, pattern in self._patterns if pattern.search(folded))
+
+    def clauses(self, text: str) -> list[ClauseAspects]:
+        """A review's clauses (at most ``MAX_CLAUSES_PER_REVIEW``) with their keyword aspects."""
+        return [
+            ClauseAspects(clause=clause, aspects=self.keyword_aspects(clause))
+            for clause in split_review_clauses(text)[:MAX_CLAUSES_PER_REVIEW]
+        ]
+
+    def prototypes(self) -> list[tuple[str, str]]:
+        """(aspect, sentence) for every prototype sentence, for the model to embed once."""
+        return [(a.name, sentence) for a in self.aspects for sentence in a.prototypes]
+
+
+def nearest_aspects(
+    clause_vectors: FloatMatrix,
+    prototype_vectors: FloatMatrix,
+    prototype_aspects: Sequence[str],
+    threshold: float,
+) -> list[str | None]:
+    """For each clause vector, the aspect of its most similar prototype, or None below the
+    threshold. Vectors are unit length, so the dot product is the cosine similarity."""
+    if len(clause_vectors) == 0:
+        return []
+    if len(prototype_vectors) == 0:
+        return [None] * len(clause_vectors)
+    similarity = clause_vectors @ prototype_vectors.T
+    best = similarity.argmax(axis=1)
+    return [
+        prototype_aspects[int(index)] if similarity[row, index] >= threshold else None
+        for row, index in enumerate(best)
+    ]
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    """Flatten ``{"zh": [...], "en": [...]}`` (or a plain list) into one tuple of strings."""
+    if isinstance(value, Mapping):
+        items: list[object] = [item for group in value.values() for item in _as_list(group, where)]
+    else:
+        items = _as_list(value, where)
+    if not all(isinstance(item, str) for item in items):
+        raise TypeError(f"{where}: expected strings")
+    return tuple(str(item) for item in items)
+
+
+def _as_list(value: object, where: str) -> list[object]:
+    if not isinstance(value, list):
+        raise TypeError(f"{where}: expected a list of strings")
+    return list(value)

@@ -1,0 +1,252 @@
+"""The torch side of the sentiment model: the encoder+head backend and the HF classifier backend.
+
+Imported by ``SentimentModel.load()`` only, so importing the service's other modules (and the
+unit tests) never pulls in torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from shopstream.models import (
+    LoadReport,
+    TextEncoder,
+    configure_threads,
+    inference_dtype,
+    resolve,
+    resolve_device,
+)
+from shopstream.models.batching import length_sorted_batches, pad_batch
+from shopstream.models.loading import (
+    finish_load,
+    hub_options,
+    loaded_revision,
+    prepare_transformers,
+    release_memory,
+)
+from shopstream_sentiment.config import SentimentModelConfig
+from shopstream_sentiment.head import Chunking, LinearHead, encoder_record, pool_passages
+from shopstream_sentiment.model import DEFAULT_SEQUENCE_CLASSIFIER_BAND, ScoringBackend, ScoringUnit
+from shopstream_sentiment.predictions import PolarityName
+
+logger = logging.getLogger("shopstream.sentiment")
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def unique_passages(units: Sequence[ScoringUnit]) -> tuple[list[str], list[list[int]]]:
+    """Distinct passages in first-seen order, and each unit's passage indices into them.
+
+    A short review is one chunk and one clause with the same text; encoding it once instead of
+    twice roughly halves the encoder's work on typical short reviews.
+    """
+    position: dict[str, int] = {}
+    groups = [
+        [position.setdefault(passage, len(position)) for passage in unit.passages]
+        for unit in units
+    ]
+    return list(position), groups
+
+
+class EncoderHeadBackend:
+    """Frozen sentence encoder + the linear head trained for it."""
+
+    def __init__(self, config: SentimentModelConfig) -> None:
+        self.config = config
+        self.head = LinearHead.load(config.head)
+        trained_on, trained_revision = encoder_record(self.head.metadata)
+        if trained_on != config.encoder:
+            raise ValueError(
+                f"head {config.head} was trained on encoder {trained_on!r}, not "
+                f"{config.encoder!r}; train a head for this encoder with `shopstream-sentiment "
+                "train` or point SENTIMENT_MODEL__HEAD at one"
+            )
+        self._trained_revision = trained_revision
+        self.encoder = TextEncoder(
+            config.encoder, device=config.device, max_length=config.max_length
+        )
+        self.model_id = f"{config.encoder}+sentiment-head"
+        self.revision = ""
+        self.chunking = self.head.chunking
+        self.neutral_band = self.head.neutral_band
+
+    def load(self) -> LoadReport:
+        report = self.encoder.load()
+        if self._trained_revision and self.encoder.revision != self._trained_revision:
+            # Same model name, other weights (e.g. a newer package): scores may drift a little.
+            logger.warning(
+                "head was trained on %s revision %s, loaded revision %s",
+                self.config.encoder,
+                self._trained_revision,
+                self.encoder.revision,
+            )
+        self.revision = f"{self.encoder.revision}+head-{self.head.revision}"
+        return report
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        return self.encoder.encode(list(texts), kind="query", batch_size=self.config.batch_size)
+
+    def score(self, units: Sequence[ScoringUnit]) -> tuple[FloatArray, FloatArray | None]:
+        passages, groups = unique_passages(units)
+        vectors = pool_passages(self.embed(passages), groups)
+        probabilities = self.head.probabilities(vectors, [unit.text for unit in units])
+        return probabilities, vectors
+
+    def unload(self) -> None:
+        self.encoder.unload()
+
+
+_STAR_LABEL = re.compile(r"^([1-5])\s*stars?$")
+
+
+def guess_polarity(label: str, index: int, count: int) -> PolarityName:
+    """Polarity of a classifier label when ``label_map`` does not name it.
+
+    Understands names containing pos/neg/neu, ``N star(s)`` (1-2 negative, 3 neutral, 4-5
+    positive) and the anonymous ``LABEL_i`` of two-class (negative, positive) and three-class
+    (negative, neutral, positive) heads, the usual conventions on the Hub.
+    """
+    name = label.strip().lower()
+    stars = _STAR_LABEL.match(name)
+    if stars:
+        value = int(stars.group(1))
+        return "negative" if value <= 2 else "neutral" if value == 3 else "positive"
+    stems: tuple[tuple[str, PolarityName], ...] = (
+        ("neg", "negative"),
+        ("neu", "neutral"),
+        ("pos", "positive"),
+    )
+    for stem, polarity in stems:
+        if stem in name:
+            return polarity
+    anonymous: dict[int, tuple[PolarityName, ...]] = {
+        2: ("negative", "positive"),
+        3: ("negative", "neutral", "positive"),
+    }
+    if count in anonymous:
+        return anonymous[count][index]
+    raise ValueError(
+        f"cannot tell the polarity of classifier label {label!r}; set SENTIMENT_MODEL__LABEL_MAP"
+    )
+
+
+def polarity_weights(
+    id2label: Mapping[int, str], label_map: Mapping[str, PolarityName]
+) -> FloatArray:
+    """Per class, its weight in P(positive): 1 for positive, 0.5 for neutral, 0 for negative."""
+    weight = {"positive": 1.0, "neutral": 0.5, "negative": 0.0}
+    count = len(id2label)
+    result = np.zeros(count, dtype=np.float32)
+    for index in range(count):
+        label = id2label[index]
+        polarity = label_map.get(label) or label_map.get(str(index))
+        result[index] = weight[polarity or guess_polarity(label, index, count)]
+    if not (result == 1.0).any() or not (result == 0.0).any():
+        raise ValueError(f"classifier labels {dict(id2label)} need a positive and a negative class")
+    return result
+
+
+class SequenceClassificationBackend:
+    """Any Hugging Face sequence classifier; chunks of long reviews average their logits."""
+
+    def __init__(self, config: SentimentModelConfig) -> None:
+        if config.hf_model is None:
+            raise ValueError("the sequence_classification backend needs model.hf_model")
+        self.config = config
+        self.model_id = config.hf_model
+        self.revision = ""
+        self.chunking = Chunking(
+            chunk_tokens=min(config.chunk_tokens, config.max_length - 2),
+            max_chunks=config.max_chunks,
+        )
+        self.neutral_band = DEFAULT_SEQUENCE_CLASSIFIER_BAND
+        self._device: torch.device | None = None
+        self._model: PreTrainedModel | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._weights: torch.Tensor | None = None
+
+    def load(self) -> LoadReport:
+        started = time.perf_counter()
+        prepare_transformers()
+        resolved = resolve(self.model_id, revision=self.config.hf_revision)
+        device = resolve_device(self.config.device)
+        dtype = inference_dtype(device)
+        options = hub_options(resolved)
+        tokenizer = AutoTokenizer.from_pretrained(resolved.location, **options)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            resolved.location, dtype=dtype, **options
+        )
+        model.to(device).eval()
+        id2label = {int(k): str(v) for k, v in (model.config.id2label or {}).items()}
+        weights = polarity_weights(id2label, self.config.label_map)
+        self._weights = torch.from_numpy(weights).to(device)
+        self._model, self._tokenizer, self._device = model, tokenizer, device
+        self.revision = loaded_revision(resolved, model.config)
+        return finish_load(
+            "sentiment classifier",
+            resolved,
+            revision=self.revision,
+            device=device,
+            dtype=dtype,
+            started=started,
+        )
+
+    def _logits(self, passages: Sequence[str]) -> torch.Tensor:
+        if self._model is None or self._tokenizer is None or self._device is None:
+            raise RuntimeError("classifier is not loaded")
+        token_ids: list[list[int]] = self._tokenizer(
+            list(passages), truncation=True, max_length=self.config.max_length
+        )["input_ids"]
+        pad_id = int(self._tokenizer.pad_token_id or 0)
+        logits = torch.zeros((len(passages), len(self._model.config.id2label or {})))
+        with torch.inference_mode():
+            for batch in length_sorted_batches(
+                [len(ids) for ids in token_ids], self.config.batch_size
+            ):
+                input_ids, attention_mask = pad_batch(
+                    [token_ids[i] for i in batch], pad_id, side="right"
+                )
+                output = self._model(
+                    input_ids=input_ids.to(self._device),
+                    attention_mask=attention_mask.to(self._device),
+                ).logits
+                logits[batch] = output.float().cpu()
+        return logits
+
+    def embed(self, texts: Sequence[str]) -> FloatArray | None:
+        return None
+
+    def score(self, units: Sequence[ScoringUnit]) -> tuple[FloatArray, FloatArray | None]:
+        if self._weights is None:
+            raise RuntimeError("classifier is not loaded")
+        passages, groups = unique_passages(units)
+        logits = self._logits(passages)
+        pooled = torch.stack([logits[group].mean(dim=0) for group in groups])
+        probabilities = torch.softmax(pooled, dim=-1) @ self._weights.cpu()
+        return probabilities.numpy().astype(np.float32), None
+
+    def unload(self) -> None:
+        device = self._device
+        self._model = None
+        self._tokenizer = None
+        self._device = None
+        release_memory(device)
+
+
+def load_backend(config: SentimentModelConfig) -> tuple[ScoringBackend, LoadReport]:
+    """Build and load the configured backend, with the thread count applied first."""
+    configure_threads(config.threads)
+    if config.backend == "sequence_classification":
+        classifier = SequenceClassificationBackend(config)
+        return classifier, classifier.load()
+    encoder_head = EncoderHeadBackend(config)
+    return encoder_head, encoder_head.load()

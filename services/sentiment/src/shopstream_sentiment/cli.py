@@ -1,0 +1,190 @@
+"""``shopstream sentiment train`` and ``shopstream eval sentiment``.
+
+Registered by the ``shopstream`` CLI; also runnable as ``python -m shopstream_sentiment.cli``.
+torch is imported inside the commands, so listing the CLI's help stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shopstream_sentiment.config import DEFAULT_HEAD, SentimentModelConfig
+
+console = Console()
+
+
+def _command_line(data: list[Path], out: Path, options: dict[str, object]) -> str:
+    """The exact command that reproduces a head, for its metadata."""
+    words = ["uv", "run", "shopstream", "sentiment", "train", *map(str, data), "--out", str(out)]
+    for name, value in options.items():
+        if value is not None:
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    return shlex.join(words)
+
+
+def train(
+    data: Annotated[list[Path], typer.Argument(help="CSV files with label,text[,rating,title].")],
+    out: Annotated[Path, typer.Option(help="Directory to write the head to.")] = DEFAULT_HEAD,
+    *,
+    encoder: Annotated[str, typer.Option(help="Frozen encoder (registry name, dir, Hub id).")] = (
+        "multilingual-e5-small"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the held-out split and CV folds.")] = 13,
+    test_fraction: Annotated[float, typer.Option(help="Share of each file held out.")] = 0.2,
+    lexical_bits: Annotated[
+        int, typer.Option(help="Hash size 2**bits of the n-gram block; 0 = embeddings only.")
+    ] = 18,
+    chunk_tokens: Annotated[int, typer.Option(help="Token budget per review chunk.")] = 128,
+    max_chunks: Annotated[int, typer.Option(help="Chunks kept per review.")] = 8,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds for C and calibration.")] = 5,
+    batch_size: Annotated[int, typer.Option(help="Encoder batch size.")] = 32,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Cache passage embeddings here (development; never commit it)."),
+    ] = None,
+) -> None:
+    """Train the sentiment head on labelled reviews and report held-out metrics."""
+    from shopstream_sentiment.head import Chunking  # noqa: PLC0415
+    from shopstream_sentiment.train import TrainOptions, train_head  # noqa: PLC0415  torch
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    options = TrainOptions(
+        encoder=encoder,
+        chunking=Chunking(chunk_tokens=chunk_tokens, max_chunks=max_chunks),
+        lexical_bits=lexical_bits,
+        seed=seed,
+        test_fraction=test_fraction,
+        folds=folds,
+        batch_size=batch_size,
+        threads=threads,
+        cache_dir=cache_dir,
+    )
+    command = _command_line(
+        data,
+        out,
+        {
+            "encoder": encoder,
+            "seed": seed,
+            "test_fraction": test_fraction,
+            "lexical_bits": lexical_bits,
+            "chunk_tokens": chunk_tokens,
+            "max_chunks": max_chunks,
+            "folds": folds,
+        },
+    )
+    result = train_head(data, out, options, command)
+    metadata = result.metadata
+    table = Table(title=f"held-out metrics of {out}")
+    for column in ("rows", "accuracy", "macro-F1", "neutral share", "log loss", "ECE"):
+        table.add_column(column, justify="right")
+    table.add_column("data", justify="left")
+    for name, metrics in metadata["metrics"]["held_out"].items():
+        table.add_row(
+            str(metrics["rows"]),
+            f"{metrics['accuracy']:.2%}",
+            f"{metrics['macro_f1']:.4f}",
+            f"{metrics['neutral_share']:.1%}",
+            f"{metrics['log_loss']:.3f}",
+            f"{metrics['expected_calibration_error']:.3f}",
+            name,
+        )
+    console.print(table)
+    timing = metadata["timing"]
+    console.print(
+        f"C (embedding, lexical) = {metadata['hyperparameters']['embedding_c']}, "
+        f"{metadata['hyperparameters']['lexical_c']}; neutral band "
+        f"{metadata['neutral_band']:.2f}; embedding {timing['embedding_seconds']:.0f} s, "
+        f"fitting {timing['fit_seconds']:.0f} s, total {timing['total_seconds']:.0f} s"
+    )
+
+
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="CSV file with label,text[,rating,title].")],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Score at most this many rows.")] = None,
+    *,
+    head: Annotated[Path, typer.Option(help="Head directory (encoder_head backend).")] = (
+        DEFAULT_HEAD
+    ),
+    backend: Annotated[
+        str, typer.Option(help="encoder_head or sequence_classification.")
+    ] = "encoder_head",
+    hf_model: Annotated[
+        str | None, typer.Option(help="Classifier for the sequence_classification backend.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Reviews per predict_batch call.")] = 32,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    aspects: Annotated[bool, typer.Option(help="Also find aspects (as the service does).")] = True,
+) -> None:
+    """Accuracy, macro-F1, per-class precision/recall, confusion matrix, throughput, neutral
+    share; only the rows the head did not train on when the file is one of its training files."""
+    from shopstream_sentiment.evaluation import evaluate_file  # noqa: PLC0415  torch
+
+    config = SentimentModelConfig.model_validate(
+        {
+            "backend": backend,
+            "head": head,
+            "hf_model": hf_model,
+            "batch_size": batch_size,
+            "threads": threads,
+            "aspects_enabled": aspects,
+        }
+    )
+    report = evaluate_file(data, config, limit=limit)
+    _print_report(report)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        console.print(f"wrote {json_out}")
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    which = "held-out rows" if report["held_out_rows_only"] else "all rows"
+    console.print(
+        f"[bold]{report['file']}[/bold]: {report['rows']} {which}; {report['task']}\n"
+        f"accuracy [bold]{report['accuracy']:.2%}[/bold]  macro-F1 {report['macro_f1']:.4f}  "
+        f"neutral share {report['neutral_share']:.1%}  "
+        f"throughput {report['throughput_texts_per_second']:.1f} texts/s "
+        f"(batch {report['batch_size']}, aspects {'on' if report['aspects'] else 'off'})"
+    )
+    classes = Table(title="per class")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        classes.add_column(column, justify="right")
+    for label, scores in report["per_class"].items():
+        classes.add_row(
+            label,
+            f"{scores['precision']:.4f}",
+            f"{scores['recall']:.4f}",
+            f"{scores['f1']:.4f}",
+            str(scores["support"]),
+        )
+    console.print(classes)
+    confusion = Table(title="confusion (rows: true, columns: predicted label)")
+    labels = list(report["label_confusion"])
+    confusion.add_column("true \\ predicted")
+    for label in labels:
+        confusion.add_column(label, justify="right")
+    for true_label, row in report["label_confusion"].items():
+        if sum(row.values()):
+            confusion.add_row(true_label, *(str(row[label]) for label in labels))
+    console.print(confusion)
+    console.print(f"model {report['model_id']} ({report['model_revision']})")
+
+
+app = typer.Typer(help="Train and evaluate the sentiment head.", no_args_is_help=True)
+app.command("train")(train)
+app.command("evaluate")(evaluate)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,228 @@
+"""The describer's torch-free core: claims, grounding, compliance, composer, pipeline paths."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from shopstream.events import Channel, GenerationPath, ProductUpsertedPayload
+from shopstream_describer.claims import FactIndex, extract_claims, ground
+from shopstream_describer.compliance import Lexicons
+from shopstream_describer.composer import compose_copy, compose_description
+from shopstream_describer.facts import ProductFacts, content_hash
+from shopstream_describer.pipeline import CopyJob, DescriberPipeline, DescriptionJob
+from shopstream_describer.text import similarity
+
+pytestmark = pytest.mark.unit
+
+LEXICON = Lexicons().default
+
+BAG = ProductFacts.from_payload(
+    ProductUpsertedPayload(
+        product_id="bag-1",
+        title="DKNY Unisex Black & Grey Printed Medium Trolley Bag",
+        brand="DKNY",
+        attributes={"gender": "Unisex", "primary colour": "Black", "warranty": "5 years"},
+        price={"amount": 11745, "currency": "INR"},
+    )
+)
+SKIRT = ProductFacts.from_payload(
+    ProductUpsertedPayload(
+        product_id="skirt-1",
+        title="裙",
+        locale="zh",
+        attributes={"材质": "针织", "颜色": "黑色", "风格": "复古、文艺"},
+    )
+)
+
+
+def kinds(text: str) -> set[tuple[str, str]]:
+    return {(claim.kind, claim.text) for claim in extract_claims(text)}
+
+
+def test_claims_are_found_in_english_and_chinese() -> None:
+    english = kinds(
+        "A cotton tee by Nike, 200 g, size XL, made in Italy, 2-year warranty, ISO 9001."
+    )
+    assert {
+        ("material", "cotton"),
+        ("brand", "Nike"),
+        ("weight", "200 g"),
+        ("size", "size XL"),
+        ("origin", "Italy"),
+        ("warranty", "warranty"),
+        ("duration", "2-year"),
+    } <= english
+    chinese = kinds(
+        "这款来自梵凯的裙子采用纯棉面料，黑色，长80厘米，质保1年，产自意大利，通过3C认证。"
+    )
+    assert {
+        ("brand", "梵凯"),
+        ("material", "纯棉"),
+        ("colour", "黑色"),
+        ("dimension", "80厘米"),
+        ("warranty", "质保"),
+        ("duration", "1年"),
+        ("origin", "意大利"),
+    } <= chinese
+
+
+def test_grounding_separates_supported_from_invented_claims() -> None:
+    index = FactIndex.of([BAG])
+    result = ground(
+        "This black DKNY bag has a 5-year warranty and is made of leather in Italy.", index
+    )
+    assert {claim.text for claim, _ in result.grounded} >= {"black", "DKNY", "5-year", "warranty"}
+    assert {claim.text for claim in result.unsupported} == {"leather", "Italy"}
+    zh = ground("这款黑色针织裙，采用真丝面料。", FactIndex.of([SKIRT]))
+    assert [claim.text for claim in zh.unsupported] == ["真丝"]
+
+
+def test_compliance_repairs_replaces_or_drops_and_respects_allowed_words() -> None:
+    repaired = LEXICON.repair("这是最舒适的裙子。第一眼就爱上。最近很流行。", "zh")
+    assert repaired.text == "这是很舒适的裙子。最近很流行。"
+    assert {finding.term for finding in repaired.findings} == {"最", "第一"}
+    english = LEXICON.repair("The best bag. Guaranteed to cure back pain. It is black.", "en")
+    assert english.text == "It is black."
+    assert all(finding.action == "removed" for finding in english.findings)
+    assert LEXICON.scan("Bestow a gift") == []
+
+
+def test_tenant_lexicon_adds_flags_and_disables_terms(tmp_path: Path) -> None:
+    path = tmp_path / "acme.json"
+    path.write_text(
+        json.dumps(
+            {
+                "version": "acme-1",
+                "terms": [{"term": "eco", "rule": "acme.greenwashing", "action": "flag"}],
+                "disable": ["best"],
+            }
+        )
+    )
+    lexicons = Lexicons({"acme": path})
+    acme = lexicons.for_tenant("acme")
+    assert [v.term.term for v in acme.scan("The best eco bag")] == ["eco"]
+    assert acme.repair("An eco bag.", "en").flagged
+    assert lexicons.for_tenant("other") is lexicons.default
+    assert acme.fingerprint != lexicons.default.fingerprint
+
+
+@pytest.mark.parametrize(("facts", "locale"), [(BAG, "en"), (SKIRT, "zh")])
+def test_composer_is_grounded_compliant_and_covers_every_attribute(
+    facts: ProductFacts, locale: str
+) -> None:
+    composed = compose_description(facts, locale, LEXICON)
+    published = "\n".join([composed.seo_title, composed.description, *composed.bullet_points])
+    assert ground(published, FactIndex.of([facts])).unsupported == []
+    assert LEXICON.scan(published) == []
+    for fact in facts.descriptive():
+        assert fact.value.casefold() in published.casefold()
+
+
+def test_composer_scrubs_forbidden_words_out_of_attributes() -> None:
+    loud = ProductFacts.from_payload(
+        ProductUpsertedPayload(
+            product_id="x",
+            title="Best Selling #1 Cotton Tee",
+            attributes={"material": "100% cotton"},
+        )
+    )
+    composed = compose_description(loud, "en", LEXICON)
+    assert (
+        LEXICON.scan(" ".join([composed.description, composed.seo_title, *composed.bullet_points]))
+        == []
+    )
+
+
+@pytest.mark.parametrize("channel", list(Channel))
+def test_composed_copy_fits_channel_limits_and_is_not_repetitive(channel: Channel) -> None:
+    for facts, locale, limit in ((BAG, "en", 40), (SKIRT, "zh", 20)):
+        variants = compose_copy([facts], channel, locale, limit, LEXICON)
+        assert variants
+        assert all(len(text) <= limit for text in variants)
+
+
+def test_content_hash_changes_with_content_model_and_prompt() -> None:
+    base = content_hash(BAG, "en", "m", "r1", "p1")
+    assert base == content_hash(BAG, "en", "m", "r1", "p1")
+    assert base != content_hash(BAG, "en", "m", "r2", "p1")
+    assert base != content_hash(BAG, "en", "m", "r1", "p2")
+    assert base != content_hash(BAG, "zh", "m", "r1", "p1")
+    changed = ProductFacts.from_payload(
+        ProductUpsertedPayload(
+            product_id="bag-1", title=BAG.title, brand="DKNY", attributes={"gender": "Women"}
+        )
+    )
+    assert base != content_hash(changed, "en", "m", "r1", "p1")
+
+
+class ScriptedGenerator:
+    """Answers each attempt with the next scripted text (per prompt, same for all)."""
+
+    model_id = "scripted"
+    model_revision = "rev-1"
+
+    def __init__(self, *attempts: str) -> None:
+        self.attempts = attempts
+        self.calls: list[tuple[int, int]] = []
+
+    def supports(self, locale: str) -> bool:
+        return locale == "en"
+
+    def generate(self, prompts: Sequence[str], *, attempt: int, max_new_tokens: int) -> list[str]:
+        self.calls.append((attempt, len(prompts)))
+        text = self.attempts[min(attempt, len(self.attempts)) - 1]
+        return [f"{text} {index}." if "{n}" in text else text for index in range(len(prompts))]
+
+
+GOOD = "This DKNY trolley bag comes in black. It is a unisex bag with a 5 years warranty."
+INVENTED = "This DKNY bag is made of Italian leather. It comes in black and is a unisex design."
+LOUD = "The best DKNY trolley bag you can buy. It comes in black and is a unisex trolley bag."
+
+
+@pytest.mark.parametrize(
+    ("script", "path", "review"),
+    [
+        ((GOOD,), GenerationPath.GENERATED, False),
+        ((INVENTED, GOOD), GenerationPath.REGENERATED, False),
+        ((INVENTED, LOUD), GenerationPath.REPAIRED, True),
+        (("Made in Italy from leather by Gucci.",), GenerationPath.COMPOSED, False),
+    ],
+)
+def test_pipeline_paths(script: tuple[str, ...], path: GenerationPath, review: bool) -> None:
+    pipeline = DescriberPipeline(ScriptedGenerator(*script))
+    [result] = pipeline.describe([DescriptionJob(BAG, "en", LEXICON)])
+    assert result.quality.path is path
+    assert result.quality.review_required is review
+    assert result.quality.unsupported_claims == []
+    assert LEXICON.scan(result.description) == []
+    assert result.lineage.model_id == "scripted"
+    if path is GenerationPath.REPAIRED:
+        assert {finding.term for finding in result.quality.compliance_findings} == {"best"}
+
+
+def test_chinese_is_composed_without_calling_an_english_generator() -> None:
+    generator = ScriptedGenerator(GOOD)
+    pipeline = DescriberPipeline(generator)
+    [result] = pipeline.describe([DescriptionJob(SKIRT, "zh", LEXICON)])
+    assert generator.calls == []
+    assert result.quality.path is GenerationPath.COMPOSED
+    assert result.quality.attempts == 0
+    assert result.lineage.model_id == "shopstream-composer"
+
+
+def test_copy_variants_are_distinct_within_limits_and_topped_up_by_the_composer() -> None:
+    generator = ScriptedGenerator("DKNY trolley bag in black, now in store.")
+    pipeline = DescriberPipeline(generator)
+    job = CopyJob(products=[BAG], channel=Channel.SMS, locale="en", variants=3, lexicon=LEXICON)
+    [result] = pipeline.copy([job])
+    texts = [variant.text for variant in result.variants]
+    assert len(texts) == 3
+    assert all(len(text) <= 160 for text in texts)
+    assert all(similarity(a, b) < 0.7 for a in texts for b in texts if a is not b)
+    assert result.variants[0].quality.path is GenerationPath.GENERATED
+    assert {v.quality.path for v in result.variants[1:]} == {GenerationPath.COMPOSED}
+    assert not result.review_required

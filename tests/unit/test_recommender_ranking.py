@@ -1,0 +1,270 @@
+"""The recommender's state and ranking, pure: signals, filters, diversity, reasons, bounds."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shopstream.events import ActivityKind
+from shopstream_recommender.config import RankingConfig, StateLimits
+from shopstream_recommender.ranking import Ranker, Signal
+from shopstream_recommender.state import Interaction, Item, RecommenderState
+
+pytestmark = pytest.mark.unit
+
+DAY = 86_400.0
+clock = itertools.count(1_700_000_000, 10)
+
+
+def make(limits: dict[str, Any] | None = None, **ranking: Any) -> tuple[RecommenderState, Ranker]:
+    config = RankingConfig(**ranking)
+    state = RecommenderState(StateLimits(**(limits or {})), config.kind_weights)
+    return state, Ranker(state, config)
+
+
+def act(
+    state: RecommenderState,
+    user: str,
+    product: str | None,
+    kind: ActivityKind = ActivityKind.VIEW,
+    *,
+    tenant: str = "shop-a",
+    at: float | None = None,
+    session: str | None = None,
+    event_id: str | None = None,
+) -> bool:
+    return state.record(
+        Interaction(
+            tenant_id=tenant,
+            user_id=user,
+            kind=kind,
+            at=float(next(clock)) if at is None else at,
+            product_id=product,
+            session_id=session,
+            event_id=event_id,
+        )
+    )
+
+
+def browse(state: RecommenderState, user: str, *products: str, tenant: str = "shop-a") -> None:
+    for product in products:
+        act(state, user, product, tenant=tenant)
+
+
+def ids(state: RecommenderState, ranker: Ranker, user: str, count: int = 5, **kw: Any) -> list[str]:
+    tenant = kw.pop("tenant", "shop-a")
+    return [item.product_id for item in ranker.recommend(tenant, user, count, **kw).items]
+
+
+def test_items_viewed_next_by_other_shoppers_come_first_with_a_reason() -> None:
+    state, ranker = make(revisit_weight=0.0)
+    state.upsert_product("shop-a", "kettle", Item(title="Steel kettle", category="kitchen"))
+    for shopper in range(5):
+        browse(state, f"u{shopper}", "kettle", "teapot")
+    browse(state, "u9", "kettle", "mug")
+    browse(state, "me", "kettle")
+    ranking = ranker.recommend("shop-a", "me", 3)
+    assert [item.product_id for item in ranking.items][:2] == ["teapot", "mug"]
+    assert ranking.items[0].signal is Signal.NEXT_ITEM
+    assert ranking.items[0].reason == "often viewed next after Steel kettle"
+    assert not ranking.cold_start
+    assert ranking.items[0].score >= ranking.items[1].score
+
+
+def test_direction_matters_for_next_item_evidence() -> None:
+    state, ranker = make(
+        co_viewed_weight=0.0,
+        two_hop_weight=0.0,
+        popularity_weight=0.0,
+        trending_weight=0.0,
+        prior_candidates=0,
+        revisit_weight=0.0,
+    )
+    for shopper in range(3):
+        browse(state, f"u{shopper}", "case", "phone")
+    browse(state, "me", "phone")
+    assert ids(state, ranker, "me") == [], "phone was viewed after case, never before it"
+    browse(state, "you", "case")
+    assert ids(state, ranker, "you") == ["phone"]
+
+
+def test_a_new_shopper_gets_trending_items_across_categories() -> None:
+    state, ranker = make()
+    for product, category in [("a1", "audio"), ("a2", "audio"), ("a3", "audio"), ("b1", "books")]:
+        state.upsert_product("shop-a", product, Item(title=product, category=category))
+    for shopper, product in enumerate(["a1"] * 6 + ["a2"] * 5 + ["a3"] * 4 + ["b1"] * 3):
+        act(state, f"u{shopper}", product)
+    ranking = ranker.recommend("shop-a", "stranger", 3)
+    assert ranking.cold_start
+    assert [item.product_id for item in ranking.items] == ["a1", "a2", "b1"], "books rises"
+    assert ranking.items[0].reason in {"trending in audio", "popular in audio"}
+    without = make(category_penalty=1.0)
+    for product, category in [("a1", "audio"), ("a2", "audio"), ("a3", "audio"), ("b1", "books")]:
+        without[0].upsert_product("shop-a", product, Item(title=product, category=category))
+    for shopper, product in enumerate(["a1"] * 6 + ["a2"] * 5 + ["a3"] * 4 + ["b1"] * 3):
+        act(without[0], f"u{shopper}", product)
+    assert ids(*without, "stranger", 3) == ["a1", "a2", "a3"]
+
+
+def test_purchased_deleted_and_unavailable_items_are_never_recommended() -> None:
+    state, ranker = make(revisit_weight=0.0)
+    for shopper in range(4):
+        browse(state, f"u{shopper}", "phone", "case", "charger", "cable", "stand")
+    bought_at = float(next(clock))
+    act(state, "me", "case", ActivityKind.PURCHASE, at=bought_at)
+    act(state, "me", "phone", at=bought_at + 4 * 3_600)  # a later session
+    state.delete_product("shop-a", "charger")
+    state.upsert_product("shop-a", "cable", Item(title="Cable", available=False))
+    assert set(ids(state, ranker, "me", 10)) == {"stand"}
+    assert "case" in ids(*_allow_purchased(state), "me", 10)
+    state.upsert_product("shop-a", "cable", Item(title="Cable", available=True))
+    assert "cable" in ids(state, ranker, "me", 10), "back in stock, back in the list"
+
+
+def _allow_purchased(state: RecommenderState) -> tuple[RecommenderState, Ranker]:
+    return state, Ranker(state, RankingConfig(exclude_purchased=False, revisit_weight=0.0))
+
+
+def test_tenants_never_see_each_others_items_or_shoppers() -> None:
+    state, ranker = make(revisit_weight=0.0)
+    for shopper in range(3):
+        browse(state, f"u{shopper}", "kettle", "teapot", tenant="shop-a")
+        browse(state, f"u{shopper}", "kettle", "pan", tenant="shop-b")
+    browse(state, "me", "kettle", tenant="shop-b")
+    assert ids(state, ranker, "me", 10, tenant="shop-b") == ["pan"]
+    assert ranker.recommend("shop-a", "me", 10).cold_start, "me is a stranger to shop-a"
+    assert ids(state, ranker, "me", 10, tenant="shop-c") == []
+
+
+def test_the_product_page_being_viewed_anchors_and_is_excluded() -> None:
+    state, ranker = make()
+    for shopper in range(3):
+        browse(state, f"u{shopper}", "tent", "stove")
+        browse(state, f"v{shopper}", "sofa", "lamp")
+    browse(state, "me", "sofa")
+    recommended = ids(state, ranker, "me", 2, context_product_id="tent")
+    assert recommended[0] == "stove"
+    assert "tent" not in recommended
+
+
+def test_items_seen_this_session_come_back_only_with_a_revisit_weight() -> None:
+    state, ranker = make(revisit_weight=0.5, next_item_weight=0.0, co_viewed_weight=0.0)
+    browse(state, "me", "shoe", "boot", "sandal")
+    revisits = ranker.recommend("shop-a", "me", 5).items
+    assert {item.product_id for item in revisits} == {"shoe", "boot", "sandal"}
+    assert {item.reason for item in revisits if item.signal is Signal.REVISIT} == {
+        "you viewed this recently"
+    }
+    _, strict = make(revisit_weight=0.0)
+    assert Ranker(state, strict.config).recommend("shop-a", "me", 5).items == []
+
+
+def test_bought_together_reason_comes_from_baskets() -> None:
+    state, ranker = make()
+    state.upsert_product("shop-a", "printer", Item(title="Laser printer", category="office"))
+    for shopper in range(3):
+        act(state, f"u{shopper}", "printer", ActivityKind.CART)
+        act(state, f"u{shopper}", "toner", ActivityKind.PURCHASE)
+    browse(state, "me", "printer")
+    top = ranker.recommend("shop-a", "me", 1).items[0]
+    assert (top.product_id, top.reason) == ("toner", "bought with Laser printer")
+
+
+def test_a_new_item_is_found_by_content_similarity() -> None:
+    state, ranker = make(revisit_weight=0.0)
+    vectors = {
+        "red-dress": [1.0, 0.1, 0.0],
+        "blue-dress": [0.9, 0.2, 0.0],
+        "drill": [0.0, 0.0, 1.0],
+    }
+    for product, vector in vectors.items():
+        state.upsert_product("shop-a", product, Item(title=product.replace("-", " ")))
+        state.put_vector("shop-a", product, np.array(vector, dtype=np.float32))
+    browse(state, "other", "drill")
+    browse(state, "me", "red-dress")
+    top = ranker.recommend("shop-a", "me", 1).items[0]
+    assert (top.product_id, top.signal) == ("blue-dress", Signal.CONTENT)
+    assert top.reason == "similar to red dress"
+
+
+def test_recent_evidence_outweighs_old_evidence() -> None:
+    state, ranker = make(limits={"co_occurrence_half_life_hours": 24})
+    start = 1_700_000_000.0
+    for shopper in range(4):
+        act(state, f"old{shopper}", "tent", at=start)
+        act(state, f"old{shopper}", "stove", at=start + 1)
+    for shopper in range(2):
+        act(state, f"new{shopper}", "tent", at=start + 5 * DAY)
+        act(state, f"new{shopper}", "lamp", at=start + 5 * DAY + 1)
+    act(state, "me", "tent", at=start + 5 * DAY + 2)
+    assert ids(state, ranker, "me", 2)[0] == "lamp", "2 pairs today beat 4 pairs 5 days ago"
+
+
+def test_weights_are_rescaled_far_in_the_future_without_changing_the_order() -> None:
+    state, ranker = make(
+        limits={"co_occurrence_half_life_hours": 1, "trending_half_life_hours": 1},
+        revisit_weight=0.0,
+    )
+    start = 1_700_000_000.0
+    for offset in (0.0, 300 * 3_600.0):  # 300 half-lives later: past the rebase threshold
+        for shopper in range(3):
+            act(state, f"u{offset}{shopper}", "a", at=start + offset)
+            act(state, f"u{offset}{shopper}", "b", at=start + offset + 1)
+        act(state, f"w{offset}", "a", at=start + offset + 2)
+        act(state, f"w{offset}", "c", at=start + offset + 3)
+    act(state, "me", "a", at=start + 300 * 3_600.0 + 10)
+    ranking = ranker.recommend("shop-a", "me", 2)
+    assert [item.product_id for item in ranking.items] == ["b", "c"]
+    assert all(np.isfinite(item.score) for item in ranking.items)
+
+
+def test_memory_is_bounded_per_item_per_user_and_in_users() -> None:
+    limits = {"neighbours_per_item": 4, "history_per_user": 3, "max_users": 5}
+    state, _ = make(limits=limits)
+    for index in range(40):
+        browse(state, f"u{index}", "hub", f"spoke{index}")
+    tenant = state.tenant("shop-a")
+    assert len(tenant.co_viewed.neighbours("hub", 100)) <= 4 + 1
+    browse(state, "u39", *[f"x{i}" for i in range(10)])
+    user = state.user("shop-a", "u39")
+    assert user is not None
+    assert len(user.history) == 3
+    memory = state.memory()
+    assert memory.users == 5
+    assert memory.history_entries == sum(len(u.history) for _, u in state.users())
+    assert state.user("shop-a", "u0") is None, "the least recently active shopper is forgotten"
+    assert memory.estimated_bytes > 0
+
+
+def test_a_redelivered_event_is_applied_once() -> None:
+    state, _ = make()
+    assert act(state, "me", "kettle", event_id="e1")
+    assert not act(state, "me", "kettle", event_id="e1")
+    user = state.user("shop-a", "me")
+    assert user is not None
+    assert len(user.history) == 1
+    assert state.duplicates == 1
+
+
+def test_sessions_split_on_inactivity_or_on_a_new_session_id() -> None:
+    state, _ = make()
+    start = 1_700_000_000.0
+    act(state, "u", "a", at=start)
+    act(state, "u", "b", at=start + 3 * 3_600)  # a new session: no a -> b evidence
+    act(state, "v", "a", at=start, session="s1")
+    act(state, "v", "c", at=start + 10, session="s2")  # new session id: no a -> c either
+    assert state.tenant("shop-a").next_item.neighbours("a", 10) == []
+    user = state.user("shop-a", "u")
+    assert user is not None
+    assert [visit.product_id for visit in user.session_items()] == ["b"]
+
+
+def test_searches_touch_the_session_but_enter_no_history() -> None:
+    state, _ = make()
+    act(state, "me", None, ActivityKind.SEARCH)
+    user = state.user("shop-a", "me")
+    assert user is not None
+    assert len(user.history) == 0
