@@ -215,7 +215,9 @@ class Answerer:
     def _handoff(
         self, decision: IntentDecision, hits: list[Hit], score: float
     ) -> HandoffReason | None:
-        if decision.intent is Intent.HUMAN_REQUEST:
+        # Intents that hand off on their own must come from a rule: a prototype's nearest
+        # neighbour is good enough to label a question, not to take it away from the bot.
+        if decision.intent is Intent.HUMAN_REQUEST and decision.by_rule:
             return HandoffReason.CUSTOMER_ASKED
         if decision.angry:
             return HandoffReason.ANGRY_COMPLAINT
@@ -223,7 +225,7 @@ class Answerer:
             return HandoffReason.NO_KNOWLEDGE
         if score < self.config.handoff_below:
             return HandoffReason.LOW_CONFIDENCE
-        if decision.intent in self.config.account_access_intents:
+        if decision.by_rule and decision.intent in self.config.account_access_intents:
             return HandoffReason.NEEDS_ACCOUNT_ACCESS
         return None
 

@@ -72,7 +72,7 @@ class IntentRules:
         return cls(
             rules=rules,
             prototypes=prototypes,
-            prototype_threshold=float(data.get("prototype_threshold", 0.86)),
+            prototype_threshold=float(data.get("prototype_threshold", 0.88)),
             prototype_margin=float(data.get("prototype_margin", 0.01)),
             anger=_compile(anger.get("patterns", [])),
             shouting_exclamations=int(anger.get("shouting_exclamations", 3)),
