@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
 import time
@@ -113,6 +114,10 @@ def demo(
     metrics_port: Annotated[
         int, typer.Option(help="Port of the sentiment service's /metrics (0: any free port).")
     ] = 0,
+    also: Annotated[
+        str,
+        typer.Option(help="Further service demos after sentiment, comma-separated ('' for none)."),
+    ] = "recommender,responder",
 ) -> None:
     """Start a real local Kafka broker and push a sample shop's reviews through shopstream.
 
@@ -150,10 +155,33 @@ def demo(
         )
         if outcome.scored != outcome.sent:
             raise typer.Exit(1)
+        for name in filter(None, (part.strip() for part in also.split(","))):
+            run_extra_demo(name, kafka)
+        console.print(f"demo took {time.perf_counter() - began:.0f} s in all")
     finally:
         if started_here and not keep_running:
             local_broker.stop(config)
             console.print("broker stopped (use --keep-running to leave it up)")
+
+
+EXTRA_DEMOS = {
+    "recommender": "shopstream_recommender.demo:run_recommender_demo",
+    "responder": "shopstream_responder.demo:run_responder_demo",
+}
+
+
+def run_extra_demo(name: str, kafka: KafkaSettings) -> None:
+    """Run one service's own demo step (each lives in its service package)."""
+    if name not in EXTRA_DEMOS:
+        console.print(f"[red]no demo step {name!r}[/red]; known: {', '.join(EXTRA_DEMOS)}")
+        raise typer.Exit(2)
+    module_name, function_name = EXTRA_DEMOS[name].split(":")
+    if importlib.util.find_spec(module_name.split(".", 1)[0]) is None:
+        console.print(f"[yellow]{name} is not installed; skipping its demo step[/yellow]")
+        return
+    run = getattr(importlib.import_module(module_name), function_name)
+    console.rule(f"{name} service")
+    asyncio.run(run(console, kafka))
 
 
 def show_echo(result: dict[str, Any]) -> None:
