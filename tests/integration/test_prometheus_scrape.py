@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -54,19 +55,22 @@ def scrape_config(service_port: int) -> dict:
 
 
 def dashboard_queries_for(service: str) -> list[tuple[str, str]]:
-    """(panel title, PromQL) of the committed dashboard, rewritten from sentiment to `service`."""
+    """(panel title, PromQL) of the committed dashboard, every row's service rewritten to
+    `service` (the rows are identical but for the name, so each query comes once)."""
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/shopstream.json").read_text())
-    return [
+    rows = [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"]
+    name = re.compile(rf"\bshopstream([_-])(?:{'|'.join(map(re.escape, rows))})(?![a-z0-9])")
+    queries = {
         (
             panel["title"],
-            target["expr"]
-            .replace("shopstream_sentiment_", f"shopstream_{service}_")
-            .replace("shopstream-sentiment", f"shopstream-{service}")
-            .replace("$__rate_interval", "30s"),
-        )
+            name.sub(rf"shopstream\g<1>{service}", target["expr"]).replace(
+                "$__rate_interval", "30s"
+            ),
+        ): None
         for panel in dashboard["panels"]
         for target in panel.get("targets", [])
-    ]
+    }
+    return list(queries)
 
 
 class PrometheusApi:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shopstream_sentiment.aspects import AspectCatalog, nearest_aspects
+from shopstream_sentiment.aspects import AspectCatalog, PrototypeIndex
 from shopstream_sentiment.config import DEFAULT_ASPECTS, SentimentModelConfig, SentimentSettings
 from shopstream_sentiment.datasets import read_reviews, split_held_out
 from shopstream_sentiment.head import LinearHead, pool_passages
@@ -112,10 +112,13 @@ def test_a_broken_catalogue_names_the_problem(tmp_path: Path) -> None:
         AspectCatalog.from_file(path)
 
 
-def test_nearest_aspect_needs_the_threshold() -> None:
-    prototypes = np.eye(2, dtype=np.float32)
-    clauses = np.array([[0.96, 0.28], [0.6, 0.8], [0.71, 0.70]], dtype=np.float32)
-    assert nearest_aspects(clauses, prototypes, ["a", "b"], 0.75) == ["a", "b", None]
+def test_prototype_directions_ignore_the_common_component() -> None:
+    prototypes = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0]], dtype=np.float32)
+    index = PrototypeIndex(prototypes, ["a", "a", "b"])
+    clauses = np.array([[0.9, 0.1, 0.1], [0.1, 0.9, 0.0], [0.6, 0.4, 2.0]], dtype=np.float32)
+    assert index.nearest(clauses, 0.3) == ["a", "b", None]
+    assert index.nearest(clauses[:0], 0.3) == []
+    assert PrototypeIndex(prototypes[:0], []).nearest(clauses, 0.3) == [None] * 3
 
 
 def test_chunks_pack_whole_sentences_under_the_budget() -> None:

@@ -6,8 +6,9 @@ few prototype sentences. A clause (see ``segmentation.split_clauses``) gets:
 
 1. every aspect one of whose keywords it contains: Chinese keywords as substrings, English
    ones as whole words, case-insensitive, ``*`` at the end matching any ending;
-2. failing that, the single aspect whose prototype sentence is most similar to the clause's
-   embedding, if the cosine similarity reaches the catalogue's ``prototype_threshold``;
+2. failing that, the single aspect whose prototype direction is most similar to the clause's
+   embedding, if the similarity reaches the catalogue's ``prototype_threshold`` (see
+   ``PrototypeIndex`` for why plain cosine to the prototypes does not work);
 3. failing that, nothing: a clause that names no aspect ("I bought it for my son") is not a
    finding, and reporting it as ``other`` would only add noise to the pain points.
 
@@ -92,7 +93,7 @@ class AspectCatalog:
     def from_mapping(cls, data: Mapping[str, object], source: str = "<mapping>") -> AspectCatalog:
         """Parse the JSON layout of ``data/aspects.json``; errors name the file and aspect."""
         raw_aspects = data.get("aspects")
-        threshold = data.get("prototype_threshold", 0.86)
+        threshold = data.get("prototype_threshold", 0.3)
         if not isinstance(raw_aspects, Mapping) or not isinstance(threshold, int | float):
             raise TypeError(f"{source}: expected 'aspects' (object) and 'prototype_threshold'")
         specs = []
@@ -125,24 +126,45 @@ class AspectCatalog:
         return [(a.name, sentence) for a in self.aspects for sentence in a.prototypes]
 
 
-def nearest_aspects(
-    clause_vectors: FloatMatrix,
-    prototype_vectors: FloatMatrix,
-    prototype_aspects: Sequence[str],
-    threshold: float,
-) -> list[str | None]:
-    """For each clause vector, the aspect of its most similar prototype, or None below the
-    threshold. Vectors are unit length, so the dot product is the cosine similarity."""
-    if len(clause_vectors) == 0:
-        return []
-    if len(prototype_vectors) == 0:
-        return [None] * len(clause_vectors)
-    similarity = clause_vectors @ prototype_vectors.T
-    best = similarity.argmax(axis=1)
-    return [
-        prototype_aspects[int(index)] if similarity[row, index] >= threshold else None
-        for row, index in enumerate(best)
-    ]
+class PrototypeIndex:
+    """Aspect directions in embedding space, for clauses that no keyword names.
+
+    Raw e5 cosines between any two review clauses sit around 0.8-0.93 whatever they talk about:
+    the vectors share a large common component (review-ness, language) and polarity weighs more
+    than topic. So the index subtracts the mean of all prototype vectors and represents each
+    aspect by the mean of its prototypes (one positive and one negative sentence per language,
+    so polarity cancels); a clause is compared, centred the same way, by cosine to each
+    direction. On a sample of 169 keyword-labelled development clauses, the best direction
+    agreed with the keywords for 100% of the clauses scoring >= 0.30 (raw cosine: 66%).
+    """
+
+    def __init__(self, vectors: FloatMatrix, aspects: Sequence[str]) -> None:
+        if len(vectors) != len(aspects):
+            raise ValueError("need one aspect name per prototype vector")
+        self.names = tuple(dict.fromkeys(aspects))
+        self.centre = vectors.mean(axis=0) if len(vectors) else np.zeros(0, dtype=np.float32)
+        labels = np.array(aspects)
+        directions = [vectors[labels == name].mean(axis=0) - self.centre for name in self.names]
+        self.directions = _unit(np.stack(directions)) if directions else np.zeros((0, 0))
+
+    def nearest(self, clause_vectors: FloatMatrix, threshold: float) -> list[str | None]:
+        """Per clause, the aspect of the most similar direction, or None below the threshold."""
+        if len(clause_vectors) == 0:
+            return []
+        if not self.names:
+            return [None] * len(clause_vectors)
+        similarity = _unit(clause_vectors - self.centre) @ self.directions.T
+        best = similarity.argmax(axis=1)
+        return [
+            self.names[int(index)] if similarity[row, index] >= threshold else None
+            for row, index in enumerate(best)
+        ]
+
+
+def _unit(rows: FloatMatrix) -> FloatMatrix:
+    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
+    result: FloatMatrix = (rows / np.maximum(norms, 1e-12)).astype(np.float32)
+    return result
 
 
 def _strings(value: object, where: str) -> tuple[str, ...]:

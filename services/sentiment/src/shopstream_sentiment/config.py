@@ -77,8 +77,8 @@ class SentimentModelConfig(BaseModel):
     """A review whose star rating points one way while the text is at least this confident
     the other way is labelled neutral (see the rule in ``shopstream_sentiment.model``)."""
     aspect_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
-    """Cosine similarity a clause needs to a prototype to get that aspect when no keyword
-    matched. Unset: the value in the aspects file."""
+    """Similarity a clause needs to an aspect's prototype direction to get that aspect when
+    no keyword matched (see ``aspects.PrototypeIndex``). Unset: the value in the aspects file."""
 
     @model_validator(mode="after")
     def _backend_needs_its_model(self) -> SentimentModelConfig:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from shopstream_sentiment.aspects import AspectCatalog, ClauseAspects, nearest_aspects
+from shopstream_sentiment.aspects import AspectCatalog, ClauseAspects, PrototypeIndex
 from shopstream_sentiment.config import SentimentModelConfig
 from shopstream_sentiment.head import Chunking
 from shopstream_sentiment.labelling import LabelRule
@@ -94,8 +94,7 @@ class SentimentModel:
         self.rule = LabelRule(neutral_band=0.0)
         self.catalog: AspectCatalog | None = None
         self._backend: ScoringBackend | None = None
-        self._prototype_vectors: FloatArray | None = None
-        self._prototype_aspects: list[str] = []
+        self._prototypes: PrototypeIndex | None = None
 
     @property
     def is_loaded(self) -> bool:
@@ -122,8 +121,9 @@ class SentimentModel:
             self.catalog = AspectCatalog.from_file(config.aspects)
             aspects_revision = hashlib.sha256(config.aspects.read_bytes()).hexdigest()[:8]
             prototypes = self.catalog.prototypes()
-            self._prototype_aspects = [aspect for aspect, _ in prototypes]
-            self._prototype_vectors = backend.embed([sentence for _, sentence in prototypes])
+            vectors = backend.embed([sentence for _, sentence in prototypes])
+            if vectors is not None:
+                self._prototypes = PrototypeIndex(vectors, [aspect for aspect, _ in prototypes])
         self.model_id = backend.model_id
         self.model_revision = f"{backend.revision}+aspects-{aspects_revision}"
         self.load_seconds = time.perf_counter() - started
@@ -194,13 +194,8 @@ class SentimentModel:
         if not clauses or self.catalog is None:
             return []
         fallback: list[str | None] = [None] * len(clauses)
-        if vectors is not None and self._prototype_vectors is not None:
-            fallback = nearest_aspects(
-                vectors,
-                self._prototype_vectors,
-                self._prototype_aspects,
-                self._aspect_threshold(),
-            )
+        if vectors is not None and self._prototypes is not None:
+            fallback = self._prototypes.nearest(vectors, self._aspect_threshold())
         findings: list[AspectPrediction] = []
         for clause, probability, nearest in zip(clauses, probabilities, fallback, strict=True):
             names = clause.aspects or ((nearest,) if nearest is not None else ())
@@ -225,6 +220,6 @@ class SentimentModel:
         if self._backend is not None:
             self._backend.unload()
         self._backend = None
-        self._prototype_vectors = None
+        self._prototypes = None
         self.report = None
 

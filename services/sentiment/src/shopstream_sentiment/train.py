@@ -199,15 +199,15 @@ def fit_logistic(
     embedding_c: float,
     lexical_c: float,
     start: LogisticFit | None = None,
+    max_iter: int = 300,
 ) -> LogisticFit:
     """L2-regularised logistic regression with one strength per block, by full-batch L-BFGS.
 
-    The objective is scikit-learn's, per block: mean log loss + ||w||^2 / (2 C n). Gradients
+    The objective is scikit-learn's, per block: summed log loss + ||w||^2 / (2 C). Gradients
     are written out by hand (see ``SparseOperator``) rather than taken by autograd. ``start``
     warm-starts from a neighbouring solution (the same fold at the previous grid point), which
     cuts the iterations of a cross-validation sweep several-fold.
     """
-    n = len(positive)
     x = torch.from_numpy(dense)
     y = torch.from_numpy(positive.astype(np.float32))
     width = lexical.width if lexical is not None else 0
@@ -223,10 +223,10 @@ def fit_logistic(
     optimiser = torch.optim.LBFGS(
         [params],
         lr=1.0,
-        max_iter=400,
+        max_iter=max_iter,
         history_size=20,
-        tolerance_grad=1e-5,
-        tolerance_change=1e-9,
+        tolerance_grad=1e-3,
+        tolerance_change=1e-6,
         line_search_fn="strong_wolfe",
     )
 
@@ -236,16 +236,16 @@ def fit_logistic(
             logits = x @ w_dense + bias
             if lexical is not None:
                 logits = logits + lexical.forward @ w_lexical
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-            loss = loss + (w_dense @ w_dense) / (2 * embedding_c * n)
-            residual = (torch.sigmoid(logits) - y) / n
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, y, reduction="sum"
+            )
+            loss = loss + (w_dense @ w_dense) / (2 * embedding_c)
+            residual = torch.sigmoid(logits) - y
             gradient = torch.empty_like(params)
-            gradient[: split[0]] = x.T @ residual + w_dense / (embedding_c * n)
+            gradient[: split[0]] = x.T @ residual + w_dense / embedding_c
             if lexical is not None:
-                loss = loss + (w_lexical @ w_lexical) / (2 * lexical_c * n)
-                gradient[split[0] : split[1]] = lexical.transposed @ residual + w_lexical / (
-                    lexical_c * n
-                )
+                loss = loss + (w_lexical @ w_lexical) / (2 * lexical_c)
+                gradient[split[0] : split[1]] = lexical.transposed @ residual + w_lexical / lexical_c
             gradient[-1] = residual.sum()
         params.grad = gradient
         return loss
