@@ -8,11 +8,12 @@ Steps (``train_head``):
 2. Embed every review: whole-sentence chunks of about ``chunk_tokens`` tokens, encoded with the
    frozen encoder, averaged and re-normalised (``head.pool_passages``), exactly as the service
    does. Embeddings can be cached per passage in ``cache_dir`` (development only).
-3. Choose the two L2 strengths (embedding block, lexical block) by stratified k-fold
-   cross-validation on the training rows; the naive-Bayes bucket scale is refitted inside each
-   fold so the held-out fold never leaks into its own features.
-4. Fit Platt scaling and the neutral band on the out-of-fold logits of the chosen setting, then
-   fit the final model on all training rows.
+3. Choose the two L2 strengths (embedding block, lexical block) on one validation fold of a
+   stratified k-fold split of the training rows; the naive-Bayes bucket scale is refitted
+   inside each fold so a held-out fold never leaks into its own features.
+4. Fit Platt scaling and the neutral band on the out-of-fold logits of the chosen setting
+   (every training row scored by a model that did not see it), then fit the final model on
+   all training rows.
 5. Score the held-out rows (never seen by steps 2-4) and write the head and its metadata.
 """
 
@@ -196,10 +197,11 @@ def fit_logistic(
     dense: FloatArray,
     lexical: SparseOperator | None,
     positive: npt.NDArray[np.bool_],
+    *,
     embedding_c: float,
     lexical_c: float,
     start: LogisticFit | None = None,
-    max_iter: int = 300,
+    max_iter: int = 400,
 ) -> LogisticFit:
     """L2-regularised logistic regression with one strength per block, by full-batch L-BFGS.
 
@@ -219,7 +221,7 @@ def fit_logistic(
         if start.lexical is not None and lexical is not None:
             params[split[0] : split[1]] = torch.from_numpy(start.lexical)
         params[-1] = start.bias
-    params.requires_grad_(True)
+    params.requires_grad = True
     optimiser = torch.optim.LBFGS(
         [params],
         lr=1.0,
@@ -245,7 +247,8 @@ def fit_logistic(
             gradient[: split[0]] = x.T @ residual + w_dense / embedding_c
             if lexical is not None:
                 loss = loss + (w_lexical @ w_lexical) / (2 * lexical_c)
-                gradient[split[0] : split[1]] = lexical.transposed @ residual + w_lexical / lexical_c
+                lexical_gradient = lexical.transposed @ residual + w_lexical / lexical_c
+                gradient[split[0] : split[1]] = lexical_gradient
             gradient[-1] = residual.sum()
         params.grad = gradient
         return loss
@@ -309,6 +312,7 @@ def _fit_block(
     dense: FloatArray,
     lexical: SparseRows | None,
     positive: npt.NDArray[np.bool_],
+    *,
     embedding_c: float,
     lexical_c: float,
     start: LogisticFit | None = None,
@@ -321,9 +325,9 @@ def _fit_block(
         if lexical is not None and scale is not None
         else None,
         positive,
-        embedding_c,
-        lexical_c,
-        start,
+        embedding_c=embedding_c,
+        lexical_c=lexical_c,
+        start=start,
     )
     return fit, standardiser, scale
 
@@ -409,46 +413,60 @@ def select_strengths(
     positive: npt.NDArray[np.bool_],
     options: TrainOptions,
 ) -> Selection:
-    """Cross-validated accuracy of every (embedding C, lexical C); the best one's OOF logits."""
+    """Pick the two L2 strengths on one validation fold, then collect out-of-fold logits.
+
+    Every grid point is fitted on folds 1..k-1 and scored on fold 0 (warm-starting from the
+    previous point); the chosen point is then fitted on the other k-1 splits as well, so every
+    training row gets a logit from a model that did not see it, for calibration.
+    """
     folds = stratified_folds(positive, options.folds, options.seed)
     lexical_grid = options.lexical_c if lexical is not None else (1.0,)
-    best: Selection | None = None
+
+    def fit_fold(
+        fold: int, embedding_c: float, lexical_c: float, start: LogisticFit | None
+    ) -> tuple[LogisticFit, FloatArray]:
+        inside = np.flatnonzero(folds != fold)
+        outside = np.flatnonzero(folds == fold)
+        fit, standardiser, scale = _fit_block(
+            dense[inside],
+            lexical.rows(inside) if lexical is not None else None,
+            positive[inside],
+            embedding_c=embedding_c,
+            lexical_c=lexical_c,
+            start=start,
+        )
+        held = lexical.rows(outside) if lexical is not None else None
+        return fit, _logits(fit, standardiser, scale, dense[outside], held)
+
     grid: dict[str, float] = {}
-    previous: dict[int, LogisticFit] = {}
+    logits_on_fold0: dict[tuple[float, float], FloatArray] = {}
+    previous: LogisticFit | None = None
+    validation = folds == 0
     for embedding_c in options.embedding_c:
         for lexical_c in lexical_grid:
-            logits = np.zeros(len(positive), dtype=np.float32)
-            for fold in range(options.folds):
-                inside = np.flatnonzero(folds != fold)
-                outside = np.flatnonzero(folds == fold)
-                fit, standardiser, scale = _fit_block(
-                    dense[inside],
-                    lexical.rows(inside) if lexical is not None else None,
-                    positive[inside],
-                    embedding_c,
-                    lexical_c,
-                    previous.get(fold),
-                )
-                previous[fold] = fit
-                logits[outside] = _logits(
-                    fit,
-                    standardiser,
-                    scale,
-                    dense[outside],
-                    lexical.rows(outside) if lexical is not None else None,
-                )
-            accuracy = float(((logits >= 0) == positive).mean())
-            grid[f"embedding_c={embedding_c},lexical_c={lexical_c}"] = round(accuracy, 4)
-            logger.info("cv C=(%s, %s): accuracy %.4f", embedding_c, lexical_c, accuracy)
-            if best is None or accuracy > grid[_grid_key(best)]:
-                best = Selection(embedding_c, lexical_c, logits, grid)
-    if best is None:
-        raise ValueError("empty hyperparameter grid")
-    return best
+            previous, logits = fit_fold(0, embedding_c, lexical_c, previous)
+            accuracy = float(((logits >= 0) == positive[validation]).mean())
+            grid[_key(embedding_c, lexical_c)] = round(accuracy, 4)
+            logits_on_fold0[(embedding_c, lexical_c)] = logits
+            logger.info("validation C=(%s, %s): accuracy %.4f", embedding_c, lexical_c, accuracy)
+    best = max(grid, key=lambda key: grid[key])
+    embedding_c, lexical_c = next(k for k in logits_on_fold0 if _key(*k) == best)
+    out_of_fold = np.zeros(len(positive), dtype=np.float32)
+    out_of_fold[validation] = logits_on_fold0[(embedding_c, lexical_c)]
+    for fold in range(1, options.folds):
+        _, logits = fit_fold(fold, embedding_c, lexical_c, None)
+        out_of_fold[folds == fold] = logits
+    logger.info(
+        "out-of-fold accuracy at C=(%s, %s): %.4f",
+        embedding_c,
+        lexical_c,
+        float(((out_of_fold >= 0) == positive).mean()),
+    )
+    return Selection(embedding_c, lexical_c, out_of_fold, grid)
 
 
-def _grid_key(selection: Selection) -> str:
-    return f"embedding_c={selection.embedding_c},lexical_c={selection.lexical_c}"
+def _key(embedding_c: float, lexical_c: float) -> str:
+    return f"embedding_c={embedding_c},lexical_c={lexical_c}"
 
 
 @dataclass
@@ -493,7 +511,11 @@ def train_head(
         [bool(v) for v in positive],
     )
     fit, standardiser, scale = _fit_block(
-        train_dense, lexical, positive, selection.embedding_c, selection.lexical_c
+        train_dense,
+        lexical,
+        positive,
+        embedding_c=selection.embedding_c,
+        lexical_c=selection.lexical_c,
     )
     fit_seconds = time.perf_counter() - fit_started
     # Fold the standardisation into the weights and the NB scale into the lexical weights, so
@@ -533,8 +555,8 @@ def train_head(
         "hyperparameters": {
             "embedding_c": selection.embedding_c,
             "lexical_c": selection.lexical_c if hasher is not None else None,
-            "cv_folds": options.folds,
-            "cv_accuracy": selection.grid,
+            "folds": options.folds,
+            "validation_fold_accuracy": selection.grid,
         },
         "calibration": {
             "method": f"Platt scaling on {options.folds}-fold out-of-fold logits",
