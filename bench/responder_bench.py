@@ -44,7 +44,8 @@ TEXT = "Returns are free within thirty days of delivery for unused items in thei
 
 def unit_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
     matrix = rng.standard_normal((rows, DIM)).astype(np.float32)
-    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    normalised: np.ndarray = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    return normalised
 
 
 def measure(passages: int, rng: np.random.Generator) -> dict[str, Any]:
