@@ -14,7 +14,7 @@ import pytest
 from shopstream_sentiment.aspects import AspectCatalog, PrototypeIndex
 from shopstream_sentiment.config import DEFAULT_ASPECTS, SentimentModelConfig, SentimentSettings
 from shopstream_sentiment.datasets import read_reviews, split_held_out
-from shopstream_sentiment.head import LinearHead, pool_passages
+from shopstream_sentiment.head import LinearHead, SentimentHead, language_group, pool_passages
 from shopstream_sentiment.labelling import LabelRule, calibrate_neutral_band
 from shopstream_sentiment.lexical import LexicalHasher, grams
 from shopstream_sentiment.metrics import classification_report
@@ -176,33 +176,48 @@ def test_neutral_band_calibration_finds_the_coin_flip_zone() -> None:
     assert calibrate_neutral_band([0.9, 0.1], [True, False]) == 0.0
 
 
-def test_head_round_trips_and_scores_without_torch(tmp_path: Path) -> None:
+def test_head_round_trips_and_scores_by_language_group_without_torch(tmp_path: Path) -> None:
     hasher = LexicalHasher(10)
     lexical_weights = np.zeros(hasher.size, dtype=np.float32)
     lexical_weights[list(hasher.bucket_counts("差评"))] = -2.0
-    head = LinearHead(
+    chinese = LinearHead(
         embedding_weights=np.array([1.0, 0.0], dtype=np.float32),
         bias=0.0,
         calibration_scale=2.0,
-        calibration_shift=0.0,
         lexical=hasher,
         lexical_weights=lexical_weights,
+    )
+    other = LinearHead(embedding_weights=np.array([0.0, 1.0], dtype=np.float32), bias=0.5)
+    head = SentimentHead(
+        groups={"zh": chinese, "default": other},
         neutral_band=0.1,
         metadata={"encoder": {"id": "enc", "revision": "r1"}, "chunking": {"chunk_tokens": 64}},
     )
     head.save(tmp_path)
-    loaded = LinearHead.load(tmp_path)
+    loaded = SentimentHead.load(tmp_path)
     assert loaded.revision == head.revision
     assert len(loaded.revision) == 12
     assert loaded.encoder == "enc"
     assert loaded.chunking.chunk_tokens == 64
-    vectors = np.array([[1.0, 0.0], [1.0, 0.0]], dtype=np.float32)
-    scores = loaded.probabilities(vectors, ["fine", "差评"])
-    assert scores[0] == pytest.approx(1 / (1 + np.exp(-2.0)), abs=1e-4)
+    assert loaded.neutral_band == 0.1
+    vectors = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], dtype=np.float32)
+    scores = loaded.probabilities(vectors, ["还行", "差评", "fine"], ["zh", "zh", "default"])
+    assert scores[0] == pytest.approx(1 / (1 + np.exp(-2.0)), abs=1e-3)
     assert scores[1] < 0.5
+    assert scores[2] == pytest.approx(1 / (1 + np.exp(-0.5)), abs=1e-3)
+    assert loaded.head_for("ja") is loaded.groups["default"]
     # Other tests in the same process may have imported torch; check the head module alone.
     probe = "import sys, shopstream_sentiment.head; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+
+
+def test_language_groups_follow_locale_then_script() -> None:
+    assert language_group("质量很好，物流很快") == "zh"
+    assert language_group("Great product, fast delivery") == "default"
+    assert language_group("iPhone 15 Pro Max 很好用") == "zh"
+    assert language_group("质量很好", locale="en-US") == "default"
+    assert language_group("good", locale="zh-CN") == "zh"
+    assert language_group("!!! 123") == "default"
 
 
 def test_passages_pool_to_unit_vectors() -> None:

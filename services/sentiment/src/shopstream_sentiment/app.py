@@ -108,9 +108,7 @@ def build_service(
         input_topics=[settings.topics.reviews],
         output_topics=[settings.topics.sentiment, settings.topics.insights],
         accepts=ReviewSubmitted,
-        build_handler=lambda context: build_review_handler(
-            context, chosen, book, settings.topics
-        ),
+        build_handler=lambda context: build_review_handler(context, chosen, book, settings.topics),
         model=chosen,
         startup_hooks=[restore_hook],
         registry=registry,

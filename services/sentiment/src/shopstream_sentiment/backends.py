@@ -34,7 +34,7 @@ from shopstream.models.loading import (
     release_memory,
 )
 from shopstream_sentiment.config import SentimentModelConfig
-from shopstream_sentiment.head import Chunking, LinearHead, encoder_record, pool_passages
+from shopstream_sentiment.head import Chunking, SentimentHead, encoder_record, pool_passages
 from shopstream_sentiment.model import DEFAULT_SEQUENCE_CLASSIFIER_BAND, ScoringBackend, ScoringUnit
 from shopstream_sentiment.predictions import PolarityName
 
@@ -51,8 +51,7 @@ def unique_passages(units: Sequence[ScoringUnit]) -> tuple[list[str], list[list[
     """
     position: dict[str, int] = {}
     groups = [
-        [position.setdefault(passage, len(position)) for passage in unit.passages]
-        for unit in units
+        [position.setdefault(passage, len(position)) for passage in unit.passages] for unit in units
     ]
     return list(position), groups
 
@@ -62,7 +61,7 @@ class EncoderHeadBackend:
 
     def __init__(self, config: SentimentModelConfig) -> None:
         self.config = config
-        self.head = LinearHead.load(config.head)
+        self.head = SentimentHead.load(config.head)
         trained_on, trained_revision = encoder_record(self.head.metadata)
         if trained_on != config.encoder:
             raise ValueError(
@@ -98,7 +97,9 @@ class EncoderHeadBackend:
     def score(self, units: Sequence[ScoringUnit]) -> tuple[FloatArray, FloatArray | None]:
         passages, groups = unique_passages(units)
         vectors = pool_passages(self.embed(passages), groups)
-        probabilities = self.head.probabilities(vectors, [unit.text for unit in units])
+        probabilities = self.head.probabilities(
+            vectors, [unit.text for unit in units], [unit.group for unit in units]
+        )
         return probabilities, vectors
 
     def unload(self) -> None:

@@ -99,11 +99,18 @@ def train(
         )
     console.print(table)
     timing = metadata["timing"]
+    for group in metadata["groups"]:
+        record = metadata["language_groups"][group]
+        console.print(
+            f"{group} head: {record['train_rows']} training reviews, C (embedding, lexical) = "
+            f"{record['embedding_c']}, {record['lexical_c']}; out-of-fold accuracy "
+            f"{record['out_of_fold_accuracy']:.2%}"
+        )
     console.print(
-        f"C (embedding, lexical) = {metadata['hyperparameters']['embedding_c']}, "
-        f"{metadata['hyperparameters']['lexical_c']}; neutral band "
-        f"{metadata['neutral_band']:.2f}; embedding {timing['embedding_seconds']:.0f} s, "
-        f"fitting {timing['fit_seconds']:.0f} s, total {timing['total_seconds']:.0f} s"
+        f"neutral band {metadata['neutral_band']:.2f}; embedding "
+        f"{timing['embedding_seconds']:.0f} s, fitting {timing['fit_seconds']:.0f} s, total "
+        f"{timing['total_seconds']:.0f} s; head {out / 'head.safetensors'} "
+        f"({(out / 'head.safetensors').stat().st_size / 1e6:.2f} MB)"
     )
 
 

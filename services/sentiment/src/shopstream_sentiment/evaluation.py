@@ -28,7 +28,7 @@ from shopstream_sentiment.datasets import (
     shuffled,
     split_held_out,
 )
-from shopstream_sentiment.head import LinearHead
+from shopstream_sentiment.head import SentimentHead
 from shopstream_sentiment.metrics import classification_report
 from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
 
@@ -65,7 +65,7 @@ def select_rows(
 def head_metadata(config: SentimentModelConfig) -> dict[str, Any] | None:
     if config.backend != "encoder_head":
         return None
-    return LinearHead.load(config.head).metadata
+    return SentimentHead.load(config.head).metadata
 
 
 def evaluate_file(

@@ -118,8 +118,7 @@ def build_review_handler(
             last_per_product[key] = event
         now = utc_now()
         insights = [
-            _insights_event(context, lineage, book, last, now)
-            for last in last_per_product.values()
+            _insights_event(context, lineage, book, last, now) for last in last_per_product.values()
         ]
         return [
             *(Publication(topics.sentiment, event) for event in scored),

@@ -1,11 +1,21 @@
-"""The trained head: one logistic regression over [sentence embedding, hashed n-grams].
+"""The trained head: per language group, one logistic regression over [sentence embedding,
+hashed n-grams], Platt-calibrated.
+
+Language groups: a review goes to the ``zh`` group when its locale starts with ``zh`` or, with
+no locale, when CJK characters make up at least 30% of its units; everything else goes to
+``default`` (English-trained, and the multilingual encoder carries it some way into other
+languages); a Chinese character counts as one unit, like a word of another script.
+
+One head per group measured better than one shared head on the held-out development reviews
+(shipped head, metadata.json): English 90.4% vs 89.8%, Chinese 91.3% vs 91.3%, because the two
+corpora put polarity in different directions of the embedding space.
 
 On disk a head is a directory with
 
-* ``head.safetensors``: ``embedding_weights`` (dim,), ``bias`` (1,), ``calibration`` (2,) =
-  Platt scale and shift, and, when the lexical block is used, ``lexical_weights`` (2**bits,
-  float16 to keep the file small; the naive-Bayes bucket scale is folded into them, since a
-  row is normalised before it is scaled);
+* ``head.safetensors``: per group ``<group>.embedding_weights`` (dim,), ``<group>.bias`` (1,),
+  ``<group>.calibration`` (2,) = Platt scale and shift, and ``<group>.lexical_weights``
+  (2**bits, float16 to keep the file small; the naive-Bayes bucket scale is folded into them,
+  since a row is normalised before it is scaled);
 * ``metadata.json``: the encoder (id and revision) the head was trained on, how reviews were
   chunked, the lexical hash size, the neutral band, held-out metrics, the training data's
   sha256, the date and the exact command that reproduces it.
@@ -17,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +43,25 @@ FloatArray = npt.NDArray[np.float32]
 
 WEIGHTS_FILE = "head.safetensors"
 METADATA_FILE = "metadata.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+ZH_GROUP = "zh"
+DEFAULT_GROUP = "default"
+CJK_SHARE = 0.3
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_OTHER_WORD = re.compile(r"[^\W\d_\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def language_group(text: str, locale: str | None = None) -> str:
+    """``zh`` or ``default``: by locale when given, else by the share of CJK characters among
+    CJK characters plus other words (a Chinese character weighs about what a word does)."""
+    if locale:
+        return ZH_GROUP if locale.lower().startswith("zh") else DEFAULT_GROUP
+    cjk = len(_CJK.findall(text))
+    units = cjk + len(_OTHER_WORD.findall(text))
+    if not units:
+        return DEFAULT_GROUP
+    return ZH_GROUP if cjk / units >= CJK_SHARE else DEFAULT_GROUP
 
 
 def sigmoid(values: FloatArray) -> FloatArray:
@@ -51,6 +80,8 @@ class Chunking:
 
 @dataclass
 class LinearHead:
+    """One language group's logistic regression and its Platt calibration."""
+
     embedding_weights: FloatArray
     bias: float
     calibration_scale: float = 1.0
@@ -58,25 +89,10 @@ class LinearHead:
     lexical: LexicalHasher | None = None
     """Hashes texts into unscaled rows; the training scale lives inside ``lexical_weights``."""
     lexical_weights: FloatArray | None = None
-    neutral_band: float = 0.0
-    metadata: dict[str, Any] = field(default_factory=dict)
-    revision: str = ""
-    """First 12 hex digits of the weights file's sha256, stamped on every result."""
 
     @property
     def dim(self) -> int:
         return int(self.embedding_weights.shape[0])
-
-    @property
-    def encoder(self) -> str:
-        return str(self.metadata.get("encoder", {}).get("id", ""))
-
-    @property
-    def chunking(self) -> Chunking:
-        raw = self.metadata.get("chunking", {})
-        return Chunking(
-            chunk_tokens=int(raw.get("chunk_tokens", 128)), max_chunks=int(raw.get("max_chunks", 8))
-        )
 
     def logits(self, embeddings: FloatArray, texts: Sequence[str]) -> FloatArray:
         """Uncalibrated logits of P(positive) for rows of embeddings and their texts."""
@@ -91,40 +107,110 @@ class LinearHead:
 
     def probabilities(self, embeddings: FloatArray, texts: Sequence[str]) -> FloatArray:
         """Calibrated P(positive)."""
-        return self.calibrate(self.logits(embeddings, texts))
-
-    def calibrate(self, logits: FloatArray) -> FloatArray:
+        logits = self.logits(embeddings, texts)
         return sigmoid(self.calibration_scale * logits + self.calibration_shift)
 
-    def save(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            "embedding_weights": self.embedding_weights.astype(np.float32),
-            "bias": np.asarray([self.bias], dtype=np.float32),
-            "calibration": np.asarray(
+    def tensors(self, prefix: str) -> dict[str, npt.NDArray[Any]]:
+        tensors: dict[str, npt.NDArray[Any]] = {
+            f"{prefix}.embedding_weights": self.embedding_weights.astype(np.float32),
+            f"{prefix}.bias": np.asarray([self.bias], dtype=np.float32),
+            f"{prefix}.calibration": np.asarray(
                 [self.calibration_scale, self.calibration_shift], dtype=np.float32
             ),
         }
-        if self.lexical is not None and self.lexical_weights is not None:
-            tensors["lexical_weights"] = self.lexical_weights.astype(np.float16)
+        if self.lexical_weights is not None:
+            tensors[f"{prefix}.lexical_weights"] = self.lexical_weights.astype(np.float16)
+        return tensors
+
+    @classmethod
+    def from_tensors(
+        cls, prefix: str, tensors: Mapping[str, npt.NDArray[Any]], lexical_bits: int | None
+    ) -> LinearHead:
+        scale, shift = (float(v) for v in tensors[f"{prefix}.calibration"])
+        lexical_weights = tensors.get(f"{prefix}.lexical_weights")
+        return cls(
+            embedding_weights=tensors[f"{prefix}.embedding_weights"].astype(np.float32),
+            bias=float(tensors[f"{prefix}.bias"][0]),
+            calibration_scale=scale,
+            calibration_shift=shift,
+            lexical=LexicalHasher(lexical_bits)
+            if lexical_weights is not None and lexical_bits
+            else None,
+            lexical_weights=None if lexical_weights is None else lexical_weights.astype(np.float32),
+        )
+
+
+@dataclass
+class SentimentHead:
+    """The heads of all language groups, the neutral band and the training record."""
+
+    groups: dict[str, LinearHead]
+    neutral_band: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    revision: str = ""
+    """First 12 hex digits of the weights file's sha256, stamped on every result."""
+
+    @property
+    def dim(self) -> int:
+        return next(iter(self.groups.values())).dim
+
+    @property
+    def encoder(self) -> str:
+        return str(self.metadata.get("encoder", {}).get("id", ""))
+
+    @property
+    def chunking(self) -> Chunking:
+        raw = self.metadata.get("chunking", {})
+        return Chunking(
+            chunk_tokens=int(raw.get("chunk_tokens", 128)), max_chunks=int(raw.get("max_chunks", 8))
+        )
+
+    def head_for(self, group: str) -> LinearHead:
+        """The group's head; a group the head was not trained for falls back to ``default``."""
+        return (
+            self.groups.get(group)
+            or self.groups.get(DEFAULT_GROUP)
+            or next(iter(self.groups.values()))
+        )
+
+    def probabilities(
+        self, embeddings: FloatArray, texts: Sequence[str], groups: Sequence[str]
+    ) -> FloatArray:
+        """Calibrated P(positive) of each row, by the head of its language group."""
+        result = np.zeros(len(texts), dtype=np.float32)
+        for group in set(groups):
+            rows = [i for i, name in enumerate(groups) if name == group]
+            result[rows] = self.head_for(group).probabilities(
+                embeddings[rows], [texts[i] for i in rows]
+            )
+        return result
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, npt.NDArray[Any]] = {}
+        for name, head in self.groups.items():
+            tensors.update(head.tensors(name))
         weights_path = directory / WEIGHTS_FILE
         save_file(tensors, str(weights_path), metadata={"format": "shopstream-sentiment-head"})
         self.revision = file_revision(weights_path)
-        metadata = {
+        lexical_bits = next(
+            (h.lexical.bits for h in self.groups.values() if h.lexical is not None), None
+        )
+        self.metadata = {
             **self.metadata,
             "format_version": FORMAT_VERSION,
             "revision": self.revision,
+            "groups": sorted(self.groups),
             "neutral_band": self.neutral_band,
-            "lexical_bits": self.lexical.bits if self.lexical is not None else None,
+            "lexical_bits": lexical_bits,
         }
-        self.metadata = metadata
         (directory / METADATA_FILE).write_text(
-            json.dumps(metadata, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            json.dumps(self.metadata, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         return directory
 
     @classmethod
-    def load(cls, directory: Path) -> LinearHead:
+    def load(cls, directory: Path) -> SentimentHead:
         weights_path = directory / WEIGHTS_FILE
         metadata_path = directory / METADATA_FILE
         if not weights_path.is_file() or not metadata_path.is_file():
@@ -136,20 +222,13 @@ class LinearHead:
             version = metadata.get("format_version")
             raise ValueError(f"{directory}: unsupported head format {version}")
         tensors = load_file(str(weights_path))
-        lexical: LexicalHasher | None = None
-        lexical_weights: FloatArray | None = None
-        if "lexical_weights" in tensors:
-            bits = int(metadata["lexical_bits"])
-            lexical = LexicalHasher(bits)
-            lexical_weights = tensors["lexical_weights"].astype(np.float32)
-        scale, shift = (float(v) for v in tensors["calibration"])
+        bits = metadata.get("lexical_bits")
+        groups = {
+            name: LinearHead.from_tensors(name, tensors, int(bits) if bits else None)
+            for name in metadata["groups"]
+        }
         return cls(
-            embedding_weights=tensors["embedding_weights"].astype(np.float32),
-            bias=float(tensors["bias"][0]),
-            calibration_scale=scale,
-            calibration_shift=shift,
-            lexical=lexical,
-            lexical_weights=lexical_weights,
+            groups=groups,
             neutral_band=float(metadata.get("neutral_band", 0.0)),
             metadata=metadata,
             revision=file_revision(weights_path),

@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from shopstream_sentiment.aspects import AspectCatalog, ClauseAspects, PrototypeIndex
 from shopstream_sentiment.config import SentimentModelConfig
-from shopstream_sentiment.head import Chunking
+from shopstream_sentiment.head import Chunking, language_group
 from shopstream_sentiment.labelling import LabelRule
 from shopstream_sentiment.predictions import (
     AspectPrediction,
@@ -56,10 +56,13 @@ DEFAULT_SEQUENCE_CLASSIFIER_BAND = 0.2
 
 @dataclass(frozen=True, slots=True)
 class ScoringUnit:
-    """One thing to score: its full text (for lexical features) and its encoder passages."""
+    """One thing to score: its full text (for lexical features), its encoder passages and its
+    language group (a clause takes its review's, so a quoted English phrase in a Chinese review
+    is still scored by the Chinese head)."""
 
     text: str
     passages: tuple[str, ...]
+    group: str
 
 
 class ScoringBackend(Protocol):
@@ -144,6 +147,7 @@ class SentimentModel:
         if not inputs:
             return []
         chunking = backend.chunking
+        groups = [language_group(review.text, review.locale) for review in inputs]
         units = [
             ScoringUnit(
                 text=review.text,
@@ -151,16 +155,17 @@ class SentimentModel:
                     chunk.text
                     for chunk in chunk_text(review.text, chunking.chunk_tokens, chunking.max_chunks)
                 ),
+                group=group,
             )
-            for review in inputs
+            for review, group in zip(inputs, groups, strict=True)
         ]
         clauses: list[list[ClauseAspects]] = [
             self.catalog.clauses(review.text) if self.catalog is not None else []
             for review in inputs
         ]
         units += [
-            ScoringUnit(text=clause.clause, passages=(clause.clause,))
-            for review_clauses in clauses
+            ScoringUnit(text=clause.clause, passages=(clause.clause,), group=group)
+            for review_clauses, group in zip(clauses, groups, strict=True)
             for clause in review_clauses
         ]
         probabilities, vectors = backend.score(units)
@@ -222,4 +227,3 @@ class SentimentModel:
         self._backend = None
         self._prototypes = None
         self.report = None
-

@@ -3,8 +3,8 @@
 Pure Python, no torch: the handlers, the aspect matcher and the unit tests use it without
 loading a model.
 
-* Sentences end at 。！？!?；;… or a line break, and at a full stop followed by a space or the
-  end of the text (so ``3.5`` and ``e.g.x`` stay whole).
+* Sentences end at 。！？!?；;… or a line break, and at a full stop followed by white space,
+  except after a few abbreviations (so ``3.5`` and ``e.g. this`` stay whole).
 * Clauses split a sentence further at commas and before contrastive conjunctions (但是, 不过,
   可是, 然而, 只是, but, however, although, though, except, yet), because a review mixes
   polarities exactly there: "物流很快，但是包装破了", "Fits perfectly but the price is too high".
@@ -25,7 +25,7 @@ _SENTENCE_END = re.compile(
     r"|(?<=\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bDr\.)(?<!\bvs\.)(?=\s)"
 )
 _CLAUSE_BREAK = re.compile(
-    r"(?<=[，,：:；;])"
+    r"(?<=[，,：:])"
     r"|(?=但是|不过|可是|然而|只是)"
     r"|(?<=\s)(?=(?:but|however|although|though|except|yet|whereas)\b)",
     re.IGNORECASE,

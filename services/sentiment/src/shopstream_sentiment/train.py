@@ -5,6 +5,8 @@ Steps (``train_head``):
 
 1. Read the CSV files, drop repeated texts, hold out ``test_fraction`` of every (file, label)
    group with the fixed seed (``datasets.split_held_out``). Neutral rows are not trained on.
+   Training rows are routed to language groups (``head.language_group``); steps 3-4 run per
+   group, so each group gets its own head.
 2. Embed every review: whole-sentence chunks of about ``chunk_tokens`` tokens, encoded with the
    frozen encoder, averaged and re-normalised (``head.pool_passages``), exactly as the service
    does. Embeddings can be cached per passage in ``cache_dir`` (development only).
@@ -34,7 +36,14 @@ import numpy.typing as npt
 import torch
 
 from shopstream_sentiment.datasets import LabelledReview, file_sha256, read_reviews, split_held_out
-from shopstream_sentiment.head import Chunking, LinearHead, pool_passages, sigmoid
+from shopstream_sentiment.head import (
+    Chunking,
+    LinearHead,
+    SentimentHead,
+    language_group,
+    pool_passages,
+    sigmoid,
+)
 from shopstream_sentiment.labelling import LabelRule, calibrate_neutral_band
 from shopstream_sentiment.lexical import LexicalHasher
 from shopstream_sentiment.metrics import (
@@ -238,9 +247,7 @@ def fit_logistic(
             logits = x @ w_dense + bias
             if lexical is not None:
                 logits = logits + lexical.forward @ w_lexical
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, y, reduction="sum"
-            )
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum")
             loss = loss + (w_dense @ w_dense) / (2 * embedding_c)
             residual = torch.sigmoid(logits) - y
             gradient = torch.empty_like(params)
@@ -471,8 +478,57 @@ def _key(embedding_c: float, lexical_c: float) -> str:
 
 @dataclass
 class TrainingResult:
-    head: LinearHead
+    head: SentimentHead
     metadata: dict[str, Any]
+
+
+@dataclass
+class GroupFit:
+    head: LinearHead
+    calibrated_out_of_fold: FloatArray
+    positive: npt.NDArray[np.bool_]
+    record: dict[str, Any]
+
+
+def fit_group(
+    dense: FloatArray, texts: Sequence[str], positive: npt.NDArray[np.bool_], options: TrainOptions
+) -> GroupFit:
+    """One language group's head: strengths, Platt calibration, final fit on all its rows."""
+    hasher = LexicalHasher(options.lexical_bits) if options.lexical_bits else None
+    lexical = _sparse(hasher, texts) if hasher is not None else None
+    selection = select_strengths(dense, lexical, positive, options)
+    scale_and_shift = fit_platt(selection.out_of_fold, positive)
+    fit, standardiser, scale = _fit_block(
+        dense,
+        lexical,
+        positive,
+        embedding_c=selection.embedding_c,
+        lexical_c=selection.lexical_c,
+    )
+    # Fold the standardisation into the weights and the NB scale into the lexical weights, so
+    # the service computes one dot product per block on raw features.
+    head = LinearHead(
+        embedding_weights=(fit.dense / standardiser.std).astype(np.float32),
+        bias=float(fit.bias - (fit.dense * standardiser.mean / standardiser.std).sum()),
+        calibration_scale=scale_and_shift[0],
+        calibration_shift=scale_and_shift[1],
+        lexical=hasher,
+        lexical_weights=(
+            (fit.lexical * scale).astype(np.float32)
+            if fit.lexical is not None and scale is not None
+            else None
+        ),
+    )
+    calibrated = sigmoid(scale_and_shift[0] * selection.out_of_fold + scale_and_shift[1])
+    record = {
+        "train_rows": len(positive),
+        "embedding_c": selection.embedding_c,
+        "lexical_c": selection.lexical_c if hasher is not None else None,
+        "validation_fold_accuracy": selection.grid,
+        "out_of_fold_accuracy": round(float(((selection.out_of_fold >= 0) == positive).mean()), 4),
+        "platt": [round(scale_and_shift[0], 6), round(scale_and_shift[1], 6)],
+    }
+    return GroupFit(head, calibrated, positive, record)
 
 
 def train_head(
@@ -491,7 +547,7 @@ def train_head(
     train_dense = embed_reviews([r.text for r in split.train], options, encoder, cache)
     test_dense = embed_reviews([r.text for r in split.held_out], options, encoder, cache)
     embedding_seconds = time.perf_counter() - embed_started
-    encoder_record = {
+    encoder_info = {
         "id": options.encoder,
         "revision": encoder.revision,
         "dim": int(train_dense.shape[1]),
@@ -501,49 +557,36 @@ def train_head(
     encoder.unload()
 
     fit_started = time.perf_counter()
-    positive = np.array([r.label == "positive" for r in split.train])
-    hasher = LexicalHasher(options.lexical_bits) if options.lexical_bits else None
-    lexical = _sparse(hasher, [r.text for r in split.train]) if hasher is not None else None
-    selection = select_strengths(train_dense, lexical, positive, options)
-    calibration = fit_platt(selection.out_of_fold, positive)
+    train_groups = np.array([language_group(r.text) for r in split.train])
+    fits: dict[str, GroupFit] = {}
+    for group in sorted(set(train_groups.tolist())):
+        rows = np.flatnonzero(train_groups == group)
+        logger.info("fitting the %s head on %d reviews", group, len(rows))
+        fits[group] = fit_group(
+            train_dense[rows],
+            [split.train[i].text for i in rows],
+            np.array([split.train[i].label == "positive" for i in rows]),
+            options,
+        )
     neutral_band = calibrate_neutral_band(
-        [float(p) for p in sigmoid(calibration[0] * selection.out_of_fold + calibration[1])],
-        [bool(v) for v in positive],
-    )
-    fit, standardiser, scale = _fit_block(
-        train_dense,
-        lexical,
-        positive,
-        embedding_c=selection.embedding_c,
-        lexical_c=selection.lexical_c,
+        [float(p) for fit in fits.values() for p in fit.calibrated_out_of_fold],
+        [bool(v) for fit in fits.values() for v in fit.positive],
     )
     fit_seconds = time.perf_counter() - fit_started
-    # Fold the standardisation into the weights and the NB scale into the lexical weights, so
-    # the service computes one dot product per block on raw features.
-    head = LinearHead(
-        embedding_weights=(fit.dense / standardiser.std).astype(np.float32),
-        bias=float(fit.bias - (fit.dense * standardiser.mean / standardiser.std).sum()),
-        calibration_scale=calibration[0],
-        calibration_shift=calibration[1],
-        lexical=hasher,
-        lexical_weights=(
-            (fit.lexical * scale).astype(np.float32)
-            if fit.lexical is not None and scale is not None
-            else None
-        ),
-        neutral_band=neutral_band,
+    head = SentimentHead(
+        groups={name: fit.head for name, fit in fits.items()}, neutral_band=neutral_band
     )
     head.metadata = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
-        "encoder": encoder_record,
+        "encoder": encoder_info,
         "chunking": {
             "chunk_tokens": options.chunking.chunk_tokens,
             "max_chunks": options.chunking.max_chunks,
         },
         "lexical": (
             {"bits": options.lexical_bits, "grams": "CJK chars 1-3, words 1-2", "nb_alpha": 1.0}
-            if hasher is not None
+            if options.lexical_bits
             else None
         ),
         "data": split.files,
@@ -552,17 +595,16 @@ def train_head(
             "test_fraction": options.test_fraction,
             "stratified_by": "file and label",
         },
-        "hyperparameters": {
-            "embedding_c": selection.embedding_c,
-            "lexical_c": selection.lexical_c if hasher is not None else None,
-            "folds": options.folds,
-            "validation_fold_accuracy": selection.grid,
+        "language_groups": {
+            "rule": "zh when the locale starts with zh, or without a locale when CJK characters "
+            "are >= 30% of CJK characters plus other words; default otherwise",
+            **{name: fit.record for name, fit in fits.items()},
         },
-        "calibration": {
-            "method": f"Platt scaling on {options.folds}-fold out-of-fold logits",
-            "scale": round(calibration[0], 6),
-            "shift": round(calibration[1], 6),
-        },
+        "selection": (
+            f"C grid {list(options.embedding_c)} x {list(options.lexical_c)} scored on fold 0 "
+            f"of a stratified {options.folds}-fold split of each group's training rows"
+        ),
+        "calibration": f"Platt scaling per group on {options.folds}-fold out-of-fold logits",
         "neutral_band_rule": (
             "widest band around 0.5 with out-of-fold accuracy <= 0.70 inside it, edges within "
             "0.30-0.70, at most 10% of rows inside"
@@ -580,18 +622,19 @@ def train_head(
     }
     head.save(out)
     # Score the held-out rows through the saved file (float16 weights included), as served.
-    saved = LinearHead.load(out)
-    probabilities = saved.probabilities(test_dense, [r.text for r in split.held_out])
+    saved = SentimentHead.load(out)
+    texts = [r.text for r in split.held_out]
+    probabilities = saved.probabilities(test_dense, texts, [language_group(t) for t in texts])
     rule = LabelRule(neutral_band=neutral_band)
     held_out: dict[str, Any] = {}
     for name in ["all", *(item["file"] for item in split.files)]:
-        rows = [
+        rows_of = [
             i
             for i, r in enumerate(split.held_out)
             if r.label != "neutral" and name in {"all", r.source}
         ]
         held_out[name] = binary_summary(
-            probabilities[rows], [split.held_out[i] for i in rows], rule
+            probabilities[rows_of], [split.held_out[i] for i in rows_of], rule
         )
     head.metadata["metrics"] = {"held_out": held_out}
     head.metadata["timing"]["total_seconds"] = round(time.perf_counter() - started, 1)

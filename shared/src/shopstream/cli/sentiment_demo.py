@@ -102,7 +102,13 @@ def _scored_row(scored: dict[str, Any], review: ReviewSubmitted) -> tuple[Text |
 
 def _live_view(rows: list[tuple[Text | str, ...]], done: int, total: int, began: float) -> Group:
     table = Table(
-        "product", "lang", "stars", "label", "P(pos)", "aspects", "review",
+        "product",
+        "lang",
+        "stars",
+        "label",
+        "P(pos)",
+        "aspects",
+        "review",
         title="review.scored, as they arrive on shop.reviews.sentiment",
     )
     for row in rows[-SHOWN_ROWS:]:
@@ -113,8 +119,15 @@ def _live_view(rows: list[tuple[Text | str, ...]], done: int, total: int, began:
 
 def insights_table(latest: dict[str, dict[str, Any]]) -> Table:
     table = Table(
-        "product", "reviews", "+ / ~ / -", "neg 7d", "neg 30d", "neg all", "trend",
-        "top pain points", "alert",
+        "product",
+        "reviews",
+        "+ / ~ / -",
+        "neg 7d",
+        "neg 30d",
+        "neg all",
+        "trend",
+        "top pain points",
+        "alert",
         title="product.insights.updated (latest per product, shop.reviews.insights)",
     )
     for product_id in sorted(latest):
