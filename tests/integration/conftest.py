@@ -15,9 +15,10 @@ import pytest
 
 from shopstream import local_broker
 from shopstream.local_broker import LocalBrokerConfig
+from support.ports import broker_port
 
-TEST_PORT = 19092
-TEST_CONTROLLER_PORT = 19093
+TEST_PORT = broker_port(92)
+TEST_CONTROLLER_PORT = TEST_PORT + 1
 
 
 def _docker_engine_answers() -> bool:

@@ -28,6 +28,7 @@ from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
 from support.figures import record
 from support.kafka import collect, unique
+from support.ports import broker_port
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +40,8 @@ async def fault_broker(tmp_path: Path) -> AsyncIterator[LocalBrokerConfig]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.skip("fault scenarios control their own broker; an external cluster is in use")
     config = LocalBrokerConfig(
-        port=19692,
-        controller_port=19693,
+        port=broker_port(692),
+        controller_port=broker_port(693),
         home=tmp_path / "kafka",
         jars_home=LocalBrokerConfig().home / "jars",
     )

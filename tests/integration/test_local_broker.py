@@ -13,10 +13,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shopstream import local_broker as lb
+from support.ports import broker_port
 
 pytestmark = pytest.mark.integration
 
-PORT, CONTROLLER_PORT = 19392, 19393
+PORT, CONTROLLER_PORT = broker_port(392), broker_port(393)
 # Jars live in the default cache so every test run (and the CLI) shares one download.
 SHARED_JARS = lb.LocalBrokerConfig().home / "jars"
 
@@ -113,7 +114,7 @@ def test_stop_restart_over_a_stale_pid_file_and_reset(broker: lb.LocalBrokerConf
 
 @pytest.mark.parametrize("taken", ["client", "controller"])
 def test_port_held_by_another_program_is_reported(tmp_path: Path, taken: str) -> None:
-    config = _config(tmp_path, port=19394, controller_port=19395)
+    config = _config(tmp_path, port=broker_port(394), controller_port=broker_port(395))
     busy = config.port if taken == "client" else config.controller_port
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", busy))
