@@ -77,8 +77,9 @@ def shoppers_go_from_kettle_to_teapot() -> list[ActivityRecorded]:
 async def test_a_request_sees_the_activity_before_it_in_the_same_batch() -> None:
     service = make_service()
     handle = handler_for(service)
+    history = [*shoppers_go_from_kettle_to_teapot(), activity("me", "kettle")]
     asked = request("me", count=3, placement="home")
-    batch = [*shoppers_go_from_kettle_to_teapot(), activity("me", "kettle"), asked]
+    batch = [*history, asked]
     (answer,) = results(await handle(batch))
     assert answer.payload.request_id == asked.payload.request_id
     assert answer.payload.user_id == "me"
@@ -91,6 +92,27 @@ async def test_a_request_sees_the_activity_before_it_in_the_same_batch() -> None
     assert answer.message_key() == "shop-a:me"
     assert answer.producer is not None
     assert answer.producer.name == "recommender"
+
+
+async def test_a_batch_is_answered_in_event_time_order_whatever_the_record_order() -> None:
+    service = make_service()
+    handle = handler_for(service)
+    start = datetime.now(UTC) - timedelta(minutes=5)
+
+    def at(event: Any, seconds: int) -> Any:
+        return event.model_copy(update={"occurred_at": start + timedelta(seconds=seconds)})
+
+    history = [at(event, 0) for event in shoppers_go_from_kettle_to_teapot()]
+    asked = at(request("me", count=3), 10)
+    # The request's topic was fetched first, but the kettle view happened before the request
+    # and the dress view after it: only the kettle view may shape the answer.
+    batch = [*history, asked, at(activity("me", "dress"), 20), at(activity("me", "kettle"), 5)]
+    (answer,) = results(await handle(batch))
+    assert answer.payload.items[0].product_id == "teapot"
+    assert all("dress" not in item.reason for item in answer.payload.items)
+    user = service.state.user("shop-a", "me")
+    assert user is not None
+    assert [visit.product_id for visit in user.history] == ["kettle", "dress"]
 
 
 async def test_a_redelivered_batch_counts_nothing_twice_and_keeps_result_ids() -> None:

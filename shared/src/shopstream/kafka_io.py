@@ -42,14 +42,23 @@ async def publish_events(
         await producer.stop()
 
 
-async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """Every partition of `topic`, for a consumer that assigns them itself (no group)."""
-    # aiokafka's public `topics()` discards the metadata it fetched; keep it instead.
-    cluster = await consumer._client.fetch_all_metadata()
-    partitions = cluster.partitions_for_topic(topic)
-    if not partitions:
-        raise LookupError(f"topic {topic!r} does not exist")
-    return [TopicPartition(topic, partition) for partition in sorted(partitions)]
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topic: str, *, wait_seconds: float = 5.0
+) -> list[TopicPartition]:
+    """Every partition of `topic`, for a consumer that assigns them itself (no group).
+
+    A topic created a moment ago can be missing from the metadata for a little while: it is
+    looked up again for up to `wait_seconds` before `LookupError` says it does not exist."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        # aiokafka's public `topics()` discards the metadata it fetched; keep it instead.
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = cluster.partitions_for_topic(topic)
+        if partitions:
+            return [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        if time.monotonic() > deadline:
+            raise LookupError(f"topic {topic!r} does not exist")
+        await asyncio.sleep(0.2)
 
 
 async def read_topic(

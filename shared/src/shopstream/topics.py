@@ -87,8 +87,9 @@ class TopicSettings(BaseModel):
             self.insights,
         ]
         names += sorted(dead_letter_topic(name) for name in consumed)
-        names += [name for name in extra if name not in names]
-        return [self.spec(name, compacted=name in compacted) for name in names]
+        names += extra
+        # Two settings may name one topic (a single ordered stream read as two inputs).
+        return [self.spec(name, compacted=name in compacted) for name in dict.fromkeys(names)]
 
 
 def dead_letter_topic(topic: str) -> str:

@@ -145,7 +145,8 @@ def build_service(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
-        input_topics=[settings.topics.activity, settings.topics.recs_requests],
+        # One topic may carry both (the eval's single ordered stream does).
+        input_topics=list(dict.fromkeys([settings.topics.activity, settings.topics.recs_requests])),
         output_topics=[settings.topics.recs_results],
         accepts=recommender_input,
         build_handler=lambda context: build_handler(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Annotated
@@ -10,9 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shopstream.settings import ShopstreamSettings
 from shopstream_recommender import evaluation
 from shopstream_recommender.config import RecommenderSettings
 from shopstream_recommender.evaluation import PROTOCOLS, DataFormat, EvalReport, read_clicks
+from shopstream_recommender.kafka_eval import KafkaEvalReport
 
 console = Console()
 
@@ -52,6 +55,14 @@ def evaluate(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the report here.")
     ] = None,
+    through_kafka: Annotated[
+        bool,
+        typer.Option(
+            "--through-kafka",
+            help="Also replay through the real broker (SHOPSTREAM_KAFKA__BOOTSTRAP_SERVERS) and "
+            "a recommender service, and score its answers beside the in-process run.",
+        ),
+    ] = False,
 ) -> None:
     """Replay clicks through the recommender's own ranking code and two baselines; print
     hit rate, NDCG and MRR at k, and catalogue coverage, side by side."""
@@ -69,13 +80,26 @@ def evaluate(
         report = evaluation.evaluate(
             history, test, config=settings.ranking, limits=settings.limits, k=k, limit=limit
         )
-    print_report(report)
+    wire: KafkaEvalReport | None = None
+    if through_kafka:
+        # Imported here: the in-process replay needs no Kafka client.
+        from shopstream_recommender.kafka_eval import evaluate_through_kafka  # noqa: PLC0415
+
+        service_settings = settings.model_copy(update={"kafka": ShopstreamSettings().kafka})
+        with console.status("replaying clicks through Kafka ..."):
+            wire = asyncio.run(
+                evaluate_through_kafka(history, test, settings=service_settings, k=k, limit=limit)
+            )
+    print_report(report, wire)
     if json_out is not None:
-        json_out.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+        document = report.as_dict()
+        if wire is not None:
+            document["through_kafka"] = wire.as_dict()
+        json_out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         console.print(f"wrote {json_out}")
 
 
-def print_report(report: EvalReport) -> None:
+def print_report(report: EvalReport, wire: KafkaEvalReport | None = None) -> None:
     summary = report.as_dict()
     coverage = summary["coverage"]
     assert isinstance(coverage, dict)
@@ -100,9 +124,25 @@ def print_report(report: EvalReport) -> None:
                 f"{values['mrr']:.4f}",
                 f"{coverage[method]:.3f}",
             )
+        if wire is not None and protocol == "next_item":
+            values = wire.scores.summary()
+            table.add_row(
+                f"shopstream through Kafka ({wire.answered}/{wire.requests} answered)",
+                f"{values['hit_rate']:.4f}",
+                f"{values['ndcg']:.4f}",
+                f"{values['mrr']:.4f}",
+                f"{len(wire.recommended) / max(1, report.catalogue_items):.3f}",
+            )
         console.print(table)
     console.print(
         f"{report.warmup_clicks} warm-up clicks, {report.test_clicks} test clicks, "
         f"{report.catalogue_items} items, {report.skipped_reclicks} re-clicks of the current "
         f"page not scored, {report.seconds:.1f} s"
     )
+    if wire is not None:
+        rate = wire.events_published / max(wire.answer_seconds, 1e-9)
+        console.print(
+            f"through Kafka: {wire.events_published} events published in "
+            f"{wire.publish_seconds:.1f} s, all {wire.answered} answers back after "
+            f"{wire.answer_seconds:.1f} s ({rate:,.0f} events/s end to end)"
+        )

@@ -286,24 +286,26 @@ def evaluate(
             method.observe(click)
     scores = {protocol: {method.name: Scores() for method in methods} for protocol in PROTOCOLS}
     recommended: dict[str, set[str]] = {method.name: set() for method in methods}
-    sessions = _SessionTracker(limits.session_gap_seconds)
-    for click in warmup:
-        sessions.advance(click)
+    plan = replay_plan(warmup, test, gap_seconds=limits.session_gap_seconds, limit=limit)
     skipped = predicted = 0
-    for click in test:
-        previous, seen = sessions.before(click)
-        if previous is not None and limit is not None and predicted >= limit:
-            break
-        if previous is not None and click.item == previous:
+    for step in plan:
+        if step.reclick:
             skipped += 1
-        elif previous is not None:
+        elif step.previous is not None:
             predicted += 1
-            _score_all(methods, click, previous, seen, k=k, scores=scores, recommended=recommended)
+            _score_all(
+                methods,
+                step.click,
+                step.previous,
+                step.seen,
+                k=k,
+                scores=scores,
+                recommended=recommended,
+            )
             if progress is not None:
                 progress(predicted)
         for method in methods:
-            method.observe(click)
-        sessions.advance(click)
+            method.observe(step.click)
     items = {click.item for click in (*warmup, *test)}
     return EvalReport(
         k=k,
@@ -315,6 +317,37 @@ def evaluate(
         scores=scores,
         recommended=recommended,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStep:
+    """One test click: what the shopper's session held before it, and whether it is scored."""
+
+    click: Click
+    previous: str | None
+    """The page being viewed before the click; None at a session's first click (not scored)."""
+    seen: set[str]
+    reclick: bool
+    """A re-click of the page being viewed: not scored (see the module docstring)."""
+
+
+def replay_plan(
+    warmup: Sequence[Click], test: Sequence[Click], *, gap_seconds: float, limit: int | None
+) -> Iterator[ReplayStep]:
+    """The test clicks in order, each with its session context, up to `limit` scored ones;
+    shared by the in-process replay and the one through Kafka so both score the same clicks."""
+    sessions = _SessionTracker(gap_seconds)
+    for click in warmup:
+        sessions.advance(click)
+    predicted = 0
+    for click in test:
+        previous, seen = sessions.before(click)
+        if previous is not None and limit is not None and predicted >= limit:
+            return
+        reclick = previous is not None and click.item == previous
+        predicted += previous is not None and not reclick
+        yield ReplayStep(click, previous, set(seen), reclick)
+        sessions.advance(click)
 
 
 def _score_all(

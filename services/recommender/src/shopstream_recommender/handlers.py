@@ -1,8 +1,10 @@
 """A batch of activity and requests in; `recommendations.produced` events out.
 
 Activity and requests of a user share a partition (co-partitioned topics), so they arrive in
-one consumer: a batch's activity is applied first, then its requests are answered, so an
-answer reflects everything the shopper did up to the batch. No torch and no Kafka here.
+one consumer. A batch is worked through in event-time order (stable, so records of one topic
+keep their log order): each request is answered from exactly the activity that happened before
+it, however the consumer interleaved the two topics' records, and never from a click that came
+after it. No torch and no Kafka here.
 """
 
 from __future__ import annotations
@@ -111,12 +113,11 @@ def build_handler(
         return ranking
 
     async def handle(events: Sequence[RecommenderInput]) -> list[Publication]:
-        # Redelivered activity (a retried or bisected batch) is recognised by its event id.
-        for event in events:
-            if isinstance(event, ActivityRecorded):
-                state.record(interaction_of(event))
         publications: list[Publication] = []
-        for event in events:
+        for event in sorted(events, key=_event_time):
+            if isinstance(event, ActivityRecorded):
+                # Redelivered activity (a retried or bisected batch) is recognised by its id.
+                state.record(interaction_of(event))
             if isinstance(event, RecommendationsRequested):
                 payload = event.payload
                 ranking = rank(
@@ -130,3 +131,7 @@ def build_handler(
         return publications
 
     return handle
+
+
+def _event_time(event: RecommenderInput) -> float:
+    return event.occurred_at.timestamp()

@@ -21,7 +21,7 @@ async def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec]) -> list
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [
                     NewTopic(
                         name=spec.name,
@@ -32,7 +32,24 @@ async def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec]) -> list
                     for spec in missing
                 ]
             )
+            _raise_for_topic_errors(response)
             logger.info("created topics", extra={"topics": [spec.name for spec in missing]})
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+TOPIC_ALREADY_EXISTS = 36
+"""Another replica created it between our listing and our request: fine."""
+
+
+def _raise_for_topic_errors(response: object) -> None:
+    # aiokafka returns per-topic errors in the response instead of raising them; each entry is
+    # (topic, error code[, error message, ...]) depending on the protocol version.
+    errors = [
+        " ".join(str(part) for part in entry[:3] if part is not None)
+        for entry in getattr(response, "topic_errors", ())
+        if entry[1] not in (0, TOPIC_ALREADY_EXISTS)
+    ]
+    if errors:
+        raise RuntimeError("could not create topics: " + "; ".join(errors))
