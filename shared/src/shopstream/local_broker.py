@@ -22,6 +22,11 @@ from importlib import resources
 from pathlib import Path
 
 import platformdirs
+from pydantic import SecretStr
+
+from shopstream import broker_security
+from shopstream.broker_security import BrokerSecurity, ScramUser
+from shopstream.settings import KafkaSettings
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
 LOG4J_VERSION = "2.24.3"
@@ -46,6 +51,8 @@ class LocalBrokerConfig:
     heap_mb: int = 512
     # Tests point this at the default cache so a throwaway home does not download the jars again.
     jars_home: Path | None = None
+    security: BrokerSecurity | None = None
+    """SASL/SCRAM client listener and ACLs; None keeps the open PLAINTEXT broker."""
 
     @property
     def bootstrap_servers(self) -> str:
@@ -66,6 +73,24 @@ class LocalBrokerConfig:
     @property
     def pid_file(self) -> Path:
         return self.run_dir / "broker.pid"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.run_dir / "tls"
+
+    def kafka_settings(self, user: ScramUser | None = None) -> KafkaSettings:
+        """Client settings for this broker, authenticated as `user` when it is secured."""
+        if self.security is None:
+            return KafkaSettings(bootstrap_servers=self.bootstrap_servers)
+        chosen = user or self.security.admin
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers,
+            security_protocol=self.security.listener,
+            sasl_mechanism=self.security.mechanism,
+            sasl_username=chosen.name,
+            sasl_password=SecretStr(chosen.password),
+            ssl_cafile=self.tls_dir / "ca.pem" if self.security.tls else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -209,12 +234,45 @@ def status(config: LocalBrokerConfig) -> BrokerStatus:
     )
 
 
-def _java() -> str:
+def _java(tool: str = "java") -> str:
     java_home = os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    java = str(Path(java_home) / "bin" / tool) if java_home else shutil.which(tool)
     if not java or not Path(java).exists():
-        raise LocalBrokerError("java is not on PATH (Kafka needs a JDK/JRE 17+)")
+        raise LocalBrokerError(f"{tool} is not on PATH (Kafka needs a JDK/JRE 17+)")
     return java
+
+
+def _server_properties(config: LocalBrokerConfig) -> str:
+    ports = {"port": config.port, "controller_port": config.controller_port}
+    plain = _resource("server.properties.template").format(**ports, data_dir=config.data_dir)
+    security = config.security
+    if security is None:
+        return plain
+    tls = None
+    if security.tls:
+        try:
+            tls = broker_security.ensure_self_signed(_java("keytool"), config.tls_dir)
+        except RuntimeError as error:
+            raise LocalBrokerError(str(error)) from error
+    lines = broker_security.server_properties(security, config.port, config.controller_port, tls)
+    return broker_security.replace_listener_settings(plain, lines)
+
+
+def _security_marker(config: LocalBrokerConfig) -> Path:
+    return config.run_dir / "security.json"
+
+
+def _check_formatted_security(config: LocalBrokerConfig) -> None:
+    # SCRAM users live in the metadata log written at format time: a data dir formatted with
+    # other users (or none) would start fine and then refuse every login.
+    marker = _security_marker(config)
+    wanted = config.security.fingerprint() if config.security else ""
+    found = marker.read_text() if marker.exists() else ""
+    if found != wanted:
+        raise LocalBrokerError(
+            f"the data in {config.data_dir} was formatted with other SASL settings or users; "
+            "run `shopstream broker reset` (deletes the data) or use another home/port"
+        )
 
 
 def _jvm(config: LocalBrokerConfig, jars: Path, log4j: Path) -> list[str]:
@@ -261,20 +319,25 @@ def start(config: LocalBrokerConfig, *, timeout: float = 90.0) -> BrokerStatus:
     config.run_dir.mkdir(parents=True, exist_ok=True)
     props, log4j = config.run_dir / "server.properties", config.run_dir / "log4j2.properties"
     log = log_path(config)
-    ports = {"port": config.port, "controller_port": config.controller_port}
-    props.write_text(
-        _resource("server.properties.template").format(**ports, data_dir=config.data_dir)
-    )
+    props.write_text(_server_properties(config))
+    props.chmod(0o600)  # holds the admin's SCRAM password when secured
     log4j.write_text(_resource("log4j2.properties"))
     log.write_text("")
     jvm = _jvm(config, jars, log4j)
     launched = time.monotonic()  # start-up time includes formatting on a fresh data dir
     if not (config.data_dir / "meta.properties").exists():
         fmt = [*jvm, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", str(props), "-g"]
+        if config.security is not None:
+            fmt += broker_security.format_arguments(config.security)
         with log.open("ab") as out:
             done = subprocess.run(fmt, stdout=out, stderr=subprocess.STDOUT, check=False)  # noqa: S603
         if done.returncode != 0:
             raise LocalBrokerError(f"formatting Kafka storage failed:\n{_tail(log)}")
+        marker = _security_marker(config)
+        marker.write_text(config.security.fingerprint() if config.security else "")
+        marker.chmod(0o600)
+    else:
+        _check_formatted_security(config)
     with log.open("ab") as out:
         # A new session keeps the broker alive after the caller exits and away from its Ctrl-C.
         proc = subprocess.Popen(  # noqa: S603
@@ -325,3 +388,4 @@ def stop(config: LocalBrokerConfig, *, timeout: float = 30.0) -> bool:
 def reset(config: LocalBrokerConfig) -> None:
     stop(config)
     shutil.rmtree(config.data_dir, ignore_errors=True)
+    _security_marker(config).unlink(missing_ok=True)
