@@ -1,4 +1,4 @@
-"""Entry point: `shopstream broker|topics|publish|tail|dlq|schemas|eval|demo|run ...`."""
+"""Entry point: `shopstream broker|topics|acls|publish|tail|dlq|schemas|eval|demo|run ...`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.util
 
 import typer
 
-from shopstream.cli import broker, demo, dlq, schemas, stream, topics
+from shopstream.cli import acls, broker, demo, dlq, schemas, stream, topics
 
 app = typer.Typer(
     help="shopstream: language models on an e-commerce Kafka event stream.",
@@ -18,6 +18,7 @@ app.add_typer(broker.app, name="broker")
 app.add_typer(topics.app, name="topics")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(acls.app, name="acls")
 app.command("publish")(stream.publish)
 app.command("tail")(stream.tail)
 app.command("demo")(demo.demo)
