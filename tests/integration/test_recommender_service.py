@@ -197,3 +197,59 @@ async def test_a_restarted_replica_rebuilds_its_state_by_replaying_activity(
         f"\nrecovery: replayed {second.replay.applied} events in {second.replay.seconds:.2f} s;"
         f" start to ready {ready_seconds:.2f} s"
     )
+
+
+async def test_partitions_handed_back_by_a_rebalance_arrive_with_their_recent_activity(
+    kafka_bootstrap: str,
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    topics = topics_for(unique("it.recs-handover"))
+    early = browsing("shop-a", 40)
+    late = [activity(f"user{user}", "late", tenant="shop-a") for user in range(40)]
+    first = service_for(kafka, topics)
+    await first.start()
+    try:
+        await publish_events(kafka, topics.activity, early)
+        await wait_until(lambda: first.state.interactions == len(early), 30, "early activity")
+        second = service_for(kafka, topics)
+        await second.start()
+        try:
+            await wait_until(
+                lambda: bool(second.context.partitions.assigned)
+                and len(first.context.partitions.assigned) < 2 * PARTITIONS,
+                30,
+                "the second replica to take partitions",
+            )
+            # While both run, the late views split between them: the first never sees the
+            # ones on the second's partitions.
+            await publish_events(kafka, topics.activity, late)
+            total = len(early) + len(late)
+            await wait_until(
+                lambda: first.state.interactions + second.state.interactions
+                == total + len(early),  # the second replayed the early ones at start
+                30,
+                "late activity on both replicas",
+            )
+            missed = total - first.state.interactions
+            assert missed > 0, "the second replica served some shoppers"
+        finally:
+            await second.stop()
+        # The second replica left: the first owns everything again and must catch up.
+        await wait_until(
+            lambda: len(first.context.partitions.assigned) == 2 * PARTITIONS,
+            30,
+            "the partitions to come back",
+        )
+        assert first.state.interactions == total, "caught up, nothing applied twice"
+        assert first.catch_up is not None and first.catch_up.last is not None
+        assert first.catch_up.last.applied == missed
+        asks = [request(f"user{user}", count=5) for user in range(40)]
+        await publish_events(kafka, topics.recs_requests, asks)
+        answers = await collect(kafka, topics.recs_results, len(asks), within=30)
+    finally:
+        await first.stop()
+    assert len(answers) == len(asks)
+    for answer in answers:
+        # The late view is every shopper's newest anchor wherever it was served.
+        reasons = [item["reason"] for item in answer["payload"]["items"]]
+        assert any("late" in reason for reason in reasons), reasons

@@ -2,7 +2,8 @@
 
 Start-up, in order: topics, item encoder, the catalogue read in full (global table), the
 co-partitioning check, the activity replay up to the group's committed offsets (restart
-recovery), then the consumer group on activity + requests.
+recovery), then the consumer group on activity + requests. Each later assignment of activity
+partitions catches the state up the same way (`ActivityCatchUp`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from shopstream_recommender.catalogue import CatalogueFollower, partitions_of
 from shopstream_recommender.config import RecommenderSettings
 from shopstream_recommender.handlers import RecommenderInput, build_handler, recommender_input
 from shopstream_recommender.ranking import Ranker
-from shopstream_recommender.recovery import ReplayReport, replay_activity
+from shopstream_recommender.recovery import ActivityCatchUp, ReplayReport, replay_activity
 from shopstream_recommender.state import RecommenderState
 
 SERVICE_NAME = "recommender"
@@ -53,6 +54,7 @@ class RecommenderService(BatchService[RecommenderInput]):
     ranker: Ranker
     catalogue: CatalogueFollower
     replay: ReplayReport | None = None
+    catch_up: ActivityCatchUp | None = None
 
     async def stop(self) -> None:
         await self.catalogue.stop()
@@ -138,6 +140,8 @@ def build_service(
                 )
                 gauges["replay_seconds"].set(service.replay.seconds)
                 gauges["replayed_events"].set(service.replay.applied)
+                if service.catch_up is not None:
+                    service.catch_up.seen.update(service.replay.until)
 
         return restore
 
@@ -167,6 +171,15 @@ def build_service(
     service.state = state
     service.ranker = ranker
     service.catalogue = catalogue
+    if settings.replay_activity:
+        # Partitions handed over by a rebalance catch up like a restart does.
+        service.catch_up = ActivityCatchUp(
+            settings.kafka,
+            settings.topics.activity,
+            settings.group_id or f"shopstream-{SERVICE_NAME}",
+            state,
+        )
+        service.context.partitions.add_listener(service.catch_up)
     return service
 
 

@@ -5,6 +5,11 @@ beginning up to the group's committed offset (outside the group), through the sa
 `RecommenderState.record` the handler uses. The group then resumes exactly at the committed
 offsets, so each event is applied once. The topic's retention (7 days by default) bounds what is
 recovered: older evidence would have decayed away anyway (see the half-lives in the settings).
+
+After a rebalance, `ActivityCatchUp` does the same for each newly owned partition, from where
+this replica's state last saw it up to the group's committed offset: the shoppers another
+replica served meanwhile arrive with their recent history. The runtime holds back the next
+batch until the catch-up is done, and redelivered events are recognised by their ids.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -21,6 +26,7 @@ from aiokafka.structs import OffsetAndMetadata
 from pydantic import TypeAdapter, ValidationError
 
 from shopstream.events import ActivityRecorded
+from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings
 from shopstream_recommender.catalogue import partitions_of
@@ -38,6 +44,8 @@ class ReplayReport:
     applied: int
     unusable: int
     seconds: float
+    until: dict[TopicPartition, int] = field(default_factory=dict)
+    """Per partition, the offset up to which the state now holds its activity."""
 
 
 async def replay_targets(
@@ -99,25 +107,47 @@ async def replay_activity(
 ) -> ReplayReport:
     started = time.perf_counter()
     targets = await replay_targets(kafka, topic, group_id, missing_means_end=missing_means_end)
-    pending = {tp for tp, offset in targets.items() if offset > 0}
+    ranges = {tp: (0, end) for tp, end in targets.items()}
+    report = await replay_ranges(kafka, ranges, state, max_seconds=max_seconds)
+    return _reported(
+        ReplayReport(
+            report.records, report.applied, report.unusable, time.perf_counter() - started, targets
+        )
+    )
+
+
+async def replay_ranges(
+    kafka: KafkaSettings,
+    ranges: dict[TopicPartition, tuple[int, int]],
+    state: RecommenderState,
+    *,
+    max_seconds: float = 600.0,
+) -> ReplayReport:
+    """Apply the activity at offsets [start, end) of each partition to `state`."""
+    started = time.perf_counter()
+    pending = {tp for tp, (start, end) in ranges.items() if end > start}
     records = applied = unusable = 0
     if not pending:
-        return _reported(ReplayReport(0, 0, 0, time.perf_counter() - started))
+        return ReplayReport(0, 0, 0, time.perf_counter() - started)
     consumer = AIOKafkaConsumer(
         **aiokafka_options(kafka), enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
         consumer.assign(list(pending))
-        await consumer.seek_to_beginning(*pending)
+        for tp in pending:
+            consumer.seek(tp, ranges[tp][0])
         deadline = time.monotonic() + max_seconds
         while pending:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"replaying {topic!r} took over {max_seconds} s")
+                raise TimeoutError(
+                    f"replaying {sorted(map(str, pending))} took over {max_seconds} s"
+                )
             batches = await consumer.getmany(*pending, timeout_ms=500, max_records=5_000)
             for tp, batch in batches.items():
+                end = ranges[tp][1]
                 for record in batch:
-                    if record.offset >= targets[tp]:
+                    if record.offset >= end:
                         break
                     records += 1
                     try:
@@ -127,11 +157,74 @@ async def replay_activity(
                         continue
                     applied += state.record(interaction_of(event))
             for tp in list(pending):
-                if await consumer.position(tp) >= targets[tp]:
+                if await consumer.position(tp) >= ranges[tp][1]:
                     pending.discard(tp)
     finally:
         await consumer.stop()
-    return _reported(ReplayReport(records, applied, unusable, time.perf_counter() - started))
+    until = {tp: end for tp, (_, end) in ranges.items()}
+    return ReplayReport(records, applied, unusable, time.perf_counter() - started, until)
+
+
+class ActivityCatchUp:
+    """Brings the state up to date with activity partitions a rebalance hands this replica."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        group_id: str,
+        state: RecommenderState,
+        *,
+        max_seconds: float = 120.0,
+    ) -> None:
+        self._kafka = kafka
+        self._topic = topic
+        self._group_id = group_id
+        self._state = state
+        self._max_seconds = max_seconds
+        self.seen: dict[TopicPartition, int] = {}
+        """Offset up to which the state holds each partition (start-up replay, catch-ups)."""
+        self.last: ReplayReport | None = None
+
+    async def on_assigned(
+        self, assigned: frozenset[TopicPartition], tracker: PartitionTracker
+    ) -> None:
+        mine = [tp for tp in assigned if tp.topic == self._topic]
+        if not mine:
+            return
+        known = {tp: max(self.seen.get(tp, 0), tracker.processed.get(tp, 0)) for tp in mine}
+        committed = await _group_offsets(self._kafka, self._group_id, mine)
+        ranges = {tp: (known[tp], committed[tp]) for tp in mine if committed.get(tp, 0) > known[tp]}
+        if not ranges:
+            return
+        report = await replay_ranges(
+            self._kafka, ranges, self._state, max_seconds=self._max_seconds
+        )
+        self.seen.update(report.until)
+        self.last = report
+        logger.info(
+            "caught up with newly assigned activity partitions",
+            extra={
+                "partitions": len(ranges),
+                "records": report.records,
+                "applied": report.applied,
+                "seconds": round(report.seconds, 3),
+            },
+        )
+
+
+async def _group_offsets(
+    kafka: KafkaSettings, group_id: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(
+        **aiokafka_options(kafka), client_id="shopstream-recommender-catch-up"
+    )
+    await admin.start()
+    try:
+        committed = await _committed_offsets(admin, group_id, partitions)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
 
 
 def _reported(report: ReplayReport) -> ReplayReport:

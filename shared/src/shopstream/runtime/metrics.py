@@ -19,6 +19,7 @@ SECONDS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 class ServiceMetrics:
     def __init__(self, service: str, registry: CollectorRegistry) -> None:
         prefix = f"shopstream_{service}"
+        self.prefix = prefix
         self.registry = registry
         self.events_total = Counter(
             f"{prefix}_events_total",

@@ -34,6 +34,7 @@ from shopstream.runtime.codec import EventDecoder, event_headers
 from shopstream.runtime.dead_letters import dead_letter_for
 from shopstream.runtime.http import HealthServer
 from shopstream.runtime.metrics import InferenceRunner, ServiceMetrics
+from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record
 from shopstream.runtime.security import aiokafka_options, faststream_security
 from shopstream.settings import ServiceSettings
@@ -58,6 +59,8 @@ class ServiceContext:
     settings: ServiceSettings
     metrics: ServiceMetrics
     inference: InferenceRunner
+    partitions: PartitionTracker
+    """Owned input partitions; services with partitioned state add a listener here."""
 
 
 StartupHook = Callable[[], Awaitable[None]]
@@ -86,6 +89,7 @@ class BatchService(Generic[EventT]):
             settings=settings,
             metrics=self.metrics,
             inference=InferenceRunner(self.metrics),
+            partitions=PartitionTracker(self.metrics),
         )
         self._settings = settings
         self._model = model
@@ -139,6 +143,7 @@ class BatchService(Generic[EventT]):
             isolation_level="read_committed" if self._exactly_once else "read_uncommitted",
             parser=_tolerant_parser,
             decoder=_undecoded,
+            listener=self.context.partitions,
         )
         subscriber(self._on_batch)
         return broker
@@ -146,6 +151,8 @@ class BatchService(Generic[EventT]):
     async def _on_batch(self, message: KafkaMessage) -> None:
         raw = message.raw_message
         records = [Record.of(item) for item in (raw if isinstance(raw, tuple | list) else (raw,))]
+        # A batch fetched while a new assignment is being caught up with waits for it.
+        await self.context.partitions.settled()
         self.metrics.batch_size.observe(len(records))
         self.metrics.events_total.labels("consumed").inc(len(records))
         outcome = await process_batch(records, self._decoder, self._handler)
@@ -162,6 +169,7 @@ class BatchService(Generic[EventT]):
             await self._publish_in_transaction(publications, records, message)
         else:
             await self._publish_all(publications)
+        self.context.partitions.note_processed(records)
         for _, failure in outcome.failures:
             self.metrics.dead_letters_total.labels(failure.reason.value).inc()
             logger.warning(
