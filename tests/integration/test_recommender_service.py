@@ -241,7 +241,8 @@ async def test_partitions_handed_back_by_a_rebalance_arrive_with_their_recent_ac
             "the partitions to come back",
         )
         assert first.state.interactions == total, "caught up, nothing applied twice"
-        assert first.catch_up is not None and first.catch_up.last is not None
+        assert first.catch_up is not None
+        assert first.catch_up.last is not None
         assert first.catch_up.last.applied == missed
         asks = [request(f"user{user}", count=5) for user in range(40)]
         await publish_events(kafka, topics.recs_requests, asks)
