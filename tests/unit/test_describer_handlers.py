@@ -90,3 +90,96 @@ async def test_copy_request_for_an_unknown_product_is_dead_lettered() -> None:
         await broker.publish(request.to_json(), TOPICS.copy_requests)
     assert len(dead) == 1
     assert "unknown products" in str(dead[0])
+
+
+async def test_a_deleted_product_is_described_again_when_it_returns_unchanged() -> None:
+    handle, state = handler_and_state()
+    assert len(await handle([product()])) == 2
+    deletion = ProductDeleted(tenant_id="shop", payload={"product_id": "p1"})
+    assert await handle([deletion]) == []
+    assert state.hashes == {}
+    back = await handle([product()])
+    assert len(back) == 2, "the hash went with the product, so its return is described"
+
+
+async def test_only_a_products_last_change_in_a_batch_is_described() -> None:
+    handle, state = handler_and_state()
+    deletion = ProductDeleted(tenant_id="shop", payload={"product_id": "p1"})
+    assert await handle([product("Navy"), deletion]) == [], "deleted in the same batch"
+    assert state.products == {}
+    assert state.hashes == {}
+    assert len(await handle([product("Navy")])) == 2
+    recreated = await handle([deletion, product("Navy")])
+    assert len(recreated) == 2, "a deletion earlier in the batch forgets the hashes"
+    latest = await handle([product("Red"), product("Olive")])
+    assert {p.event.payload.description.count("Olive") > 0 for p in latest} == {True}
+    assert len(latest) == 2
+
+
+async def test_copy_requests_wait_for_the_product_table_first() -> None:
+    service = build_service(DescriberSettings(model=GeneratorConfig(generator=None)))
+    state = DescriberState()
+    refreshes: list[int] = []
+
+    async def refresh() -> bool:
+        # Stands in for the follower reaching a product another replica consumed.
+        refreshes.append(1)
+        state.load_product(b"shop:p1", product().to_json())
+        return True
+
+    handle = build_describer_handler(
+        service.context,
+        DescriberPipeline(None),
+        state,
+        Lexicons(),
+        TOPICS,
+        refresh_products=refresh,
+    )
+    assert await handle([product()]) != []
+    assert refreshes == [], "no copy request, no wait"
+    state.products.clear()
+    request = CopyRequested(
+        tenant_id="shop", payload={"campaign_id": "c1", "product_ids": ["p1"], "channel": "sms"}
+    )
+    (published,) = await handle([request])
+    assert refreshes == [1]
+    assert published.topic == TOPICS.copies
+
+
+def test_the_product_table_applies_upserts_deletions_and_tombstones() -> None:
+    state = DescriberState()
+    assert state.load_product(b"shop:p1", product().to_json())
+    state.hashes["shop", "p1", "en"] = "sha256:x"
+    assert state.load_product(b"shop:p1", None), "a tombstone forgets the product"
+    assert state.products == {}
+    assert state.hashes == {}
+    assert state.load_product(b"shop:p1", product().to_json())
+    deletion = ProductDeleted(tenant_id="shop", payload={"product_id": "p1"})
+    assert state.load_product(b"shop:p1", deletion.to_json())
+    assert state.products == {}
+    assert not state.load_product(b"no-colon", None)
+    assert not state.load_product(b"shop:p1", b"{not json")
+
+
+def test_published_hashes_are_restored_only_for_products_still_in_the_table() -> None:
+    state = DescriberState()
+    described = DescriptionGenerated(
+        tenant_id="shop",
+        lineage={"model_id": "m", "model_revision": "r"},
+        payload={
+            "product_id": "p1",
+            "locale": "en",
+            "description": "A tote.",
+            "content_hash": "sha256:abc",
+            "quality": {
+                "attribute_coverage": 1.0,
+                "path": "composed",
+                "attempts": 0,
+                "review_required": False,
+            },
+        },
+    )
+    assert not state.load_description(described.to_json()), "product deleted meanwhile"
+    state.load_product(b"shop:p1", product().to_json())
+    assert state.load_description(described.to_json())
+    assert state.hashes == {("shop", "p1", "en"): "sha256:abc"}

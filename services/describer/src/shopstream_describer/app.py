@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from aiokafka import ConsumerRecord
 from prometheus_client import CollectorRegistry, Gauge
 
 from shopstream.events import Event
 from shopstream.kafka_io import read_to_end
+from shopstream.runtime.follower import TopicFollower
 from shopstream.runtime.service import BatchService, ModelLifecycle, ServiceContext
 from shopstream_describer import __version__
 from shopstream_describer.compliance import Lexicons
@@ -26,39 +28,73 @@ class GeneratorModel(Generator, ModelLifecycle, Protocol):
     """What the service needs from a generator: lifecycle plus batched generation."""
 
 
-async def restore_state(settings: DescriberSettings, state: DescriberState) -> None:
-    """Read the compacted products and descriptions topics to their end, before consuming.
+class ProductTable:
+    """Every tenant's products, followed from the compacted products topic (global table).
 
-    Outside the consumer group, so every replica holds every tenant's product table (copy
-    requests may name any product) and the hash of every published description.
+    The consumer group gives a replica only some product partitions, but a copy request may
+    name any product, and a deletion must reach every replica's skip-unchanged hashes.
     """
-    started = time.perf_counter()
-    counts: dict[str, int] = {}
-    for topic, kind in (
-        (settings.topics.products, "products"),
-        (settings.topics.descriptions, "descriptions"),
-    ):
-        applied = 0
-        try:
-            async for key, value in read_to_end(settings.kafka, topic):
-                loaded = (
-                    state.load_product(key, value)
-                    if kind == "products"
-                    else state.load_description(value)
+
+    def __init__(self, settings: DescriberSettings, state: DescriberState) -> None:
+        self._settings = settings
+        self.state = state
+        self.rejected = 0
+        self.follower = TopicFollower(
+            settings.kafka, [settings.topics.products], self._apply, name="describer-products"
+        )
+
+    async def _apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in records:
+            if not self.state.load_product(record.key, record.value):
+                self.rejected += 1
+                logger.warning(
+                    "unusable product record skipped",
+                    extra={"topic": record.topic, "offset": record.offset},
                 )
-                applied += loaded
+
+    async def restore(self) -> None:
+        """Read the products to their end, then the hashes of the published descriptions."""
+        settings = self._settings
+        started = time.perf_counter()
+        await self.follower.start()
+        await self.follower.wait_caught_up(settings.catch_up_timeout_seconds)
+        hashes = 0
+        try:
+            async for _, value in read_to_end(settings.kafka, settings.topics.descriptions):
+                hashes += self.state.load_description(value)
         except LookupError:
-            logger.warning("topic missing: starting without it", extra={"topic": topic})
-        counts[kind] = applied
-    logger.info(
-        "describer state restored",
-        extra={**counts, "seconds": round(time.perf_counter() - started, 3)},
-    )
+            logger.warning(
+                "topic missing: starting without it", extra={"topic": settings.topics.descriptions}
+            )
+        logger.info(
+            "describer state restored",
+            extra={
+                "products": len(self.state.products),
+                "descriptions": hashes,
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+
+    async def refresh(self) -> bool:
+        synced = await self.follower.sync(self._settings.product_sync_seconds)
+        if not synced:
+            logger.warning("product table behind; copy requests use what it holds")
+        return synced
+
+
+class DescriberService(BatchService[Event]):
+    """The batch service plus the product table, which stops following before the model unloads."""
+
+    table: ProductTable
+
+    async def stop(self) -> None:
+        await self.table.follower.stop()
+        await super().stop()
 
 
 def build_service(
     settings: DescriberSettings | None = None, *, generator: GeneratorModel | None = None
-) -> BatchService[Event]:
+) -> DescriberService:
     """The describer; `generator` replaces the configured model (tests pass fakes)."""
     settings = settings or DescriberSettings()
     chosen: GeneratorModel | None = generator
@@ -70,6 +106,7 @@ def build_service(
     pipeline = DescriberPipeline(chosen, settings.pipeline_options())
     lexicons = Lexicons(settings.tenant_lexicons, settings.lexicon)
     state = DescriberState()
+    table = ProductTable(settings, state)
     registry = CollectorRegistry(auto_describe=True)
     Gauge(
         "shopstream_describer_products",
@@ -78,12 +115,9 @@ def build_service(
     ).set_function(lambda: len(state.products))
 
     def restore_hook(_: ServiceContext) -> Callable[[], Awaitable[None]]:
-        async def restore() -> None:
-            await restore_state(settings, state)
+        return table.restore
 
-        return restore
-
-    return BatchService(
+    service = DescriberService(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
@@ -91,9 +125,11 @@ def build_service(
         output_topics=[settings.topics.descriptions, settings.topics.copies],
         accepts=ACCEPTED,
         build_handler=lambda context: build_describer_handler(
-            context, pipeline, state, lexicons, settings.topics
+            context, pipeline, state, lexicons, settings.topics, refresh_products=table.refresh
         ),
         model=chosen,
         startup_hooks=[restore_hook],
         registry=registry,
     )
+    service.table = table
+    return service

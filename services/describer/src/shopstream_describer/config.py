@@ -64,6 +64,12 @@ class DescriberSettings(ServiceSettings):
     default terms."""
     near_duplicate: float = Field(default=0.7, gt=0.0, le=1.0)
     """Copy variants at least this similar (character trigrams) are treated as duplicates."""
+    catch_up_timeout_seconds: float = Field(default=300.0, gt=0)
+    """Longest the start-up may take to read the products topic to its end (every replica holds
+    every tenant's product table); the service fails to start after that."""
+    product_sync_seconds: float = Field(default=5.0, ge=0)
+    """Before a batch with copy requests, wait up to this long for the product table to reach
+    everything published so far, so a campaign may name a product announced a moment ago."""
     channel_limits: dict[str, dict[str, int]] = Field(
         default_factory=lambda: PipelineOptions().channel_limits
     )

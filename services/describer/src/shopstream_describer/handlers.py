@@ -8,11 +8,11 @@ the last description published for that product and locale.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, cast
 
-from pydantic import Field, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from shopstream.events import (
     CopyGenerated,
@@ -43,6 +43,9 @@ DescriberInput = Annotated[
 ]
 ACCEPTED = cast("type[Event]", DescriberInput)
 """What the describer consumes, in the form `BatchService(accepts=...)` takes."""
+_product_event: TypeAdapter[ProductUpserted | ProductDeleted] = TypeAdapter(
+    Annotated[ProductUpserted | ProductDeleted, Field(discriminator="event_type")]
+)
 
 ProductKey = tuple[str, str]
 DescriptionKey = tuple[str, str, str]
@@ -55,12 +58,22 @@ class UnknownProductError(LookupError):
 
 @dataclass
 class DescriberState:
-    """The product table (every tenant's products) and the hash of each published text."""
+    """The product table (every tenant's products) and the hash of each published text.
+
+    A hash is kept only while its product is in the table: a deleted product's descriptions
+    stay on the compacted topic, and must not make a re-created product count as unchanged.
+    """
 
     products: dict[ProductKey, ProductFacts] = field(default_factory=dict)
     hashes: dict[DescriptionKey, str] = field(default_factory=dict)
 
+    def forget_product(self, tenant_id: str, product_id: str) -> None:
+        self.products.pop((tenant_id, product_id), None)
+        for key in [key for key in self.hashes if key[:2] == (tenant_id, product_id)]:
+            del self.hashes[key]
+
     def load_description(self, value: bytes | None) -> bool:
+        """Remember a published description's hash; read after the product table is complete."""
         if value is None:
             return False
         try:
@@ -68,27 +81,29 @@ class DescriberState:
         except (ValidationError, json.JSONDecodeError):
             return False
         payload = event.payload
+        if (event.tenant_id, payload.product_id) not in self.products:
+            return False
         self.hashes[(event.tenant_id, payload.product_id, payload.locale)] = payload.content_hash
         return True
 
     def load_product(self, key: bytes | None, value: bytes | None) -> bool:
+        """Apply one record of the products topic; False when it cannot be used."""
         if value is None:
-            if key is not None and b":" in key:
-                tenant, product_id = key.decode("utf-8", "replace").split(":", 1)
-                self.products.pop((tenant, product_id), None)
-            return key is not None
-        try:
-            event = ProductUpserted.model_validate_json(value)
-        except ValidationError:
-            try:
-                deleted = ProductDeleted.model_validate_json(value)
-            except ValidationError:
+            # Compaction's tombstones carry only the key, `<tenant>:<product>`.
+            tenant, _, product_id = (key or b"").decode("utf-8", "replace").partition(":")
+            if not tenant or not product_id:
                 return False
-            self.products.pop((deleted.tenant_id, deleted.payload.product_id), None)
+            self.forget_product(tenant, product_id)
             return True
-        self.products[(event.tenant_id, event.payload.product_id)] = ProductFacts.from_payload(
-            event.payload
-        )
+        try:
+            event = _product_event.validate_json(value)
+        except ValidationError:
+            return False
+        if isinstance(event, ProductDeleted):
+            self.forget_product(event.tenant_id, event.payload.product_id)
+        else:
+            key_of = (event.tenant_id, event.payload.product_id)
+            self.products[key_of] = ProductFacts.from_payload(event.payload)
         return True
 
 
@@ -100,26 +115,46 @@ class _Planned:
     content_hash: str
 
 
+TableRefresh = Callable[[], Awaitable[object]]
+"""Brings the product table up to everything published so far (see `app.ProductTable`)."""
+
+
 def build_describer_handler(
     context: ServiceContext,
     pipeline: DescriberPipeline,
     state: DescriberState,
     lexicons: Lexicons,
     topics: TopicSettings,
+    *,
+    refresh_products: TableRefresh | None = None,
 ) -> BatchHandler[Event]:
     async def handle(events: Sequence[Event]) -> list[Publication]:
+        requests = [event for event in events if isinstance(event, CopyRequested)]
+        if requests and refresh_products is not None:
+            # A campaign may name products another replica consumed a moment ago.
+            await refresh_products()
         # The batch's own product changes count for its copy requests, but `state` changes
         # only after every result is built: a failing batch is bisected and retried clean.
         products = dict(state.products)
-        planned: list[_Planned] = []
+        latest: dict[ProductKey, ProductUpserted | ProductDeleted] = {}
+        deleted: set[ProductKey] = set()
         for event in events:
+            if isinstance(event, ProductUpserted | ProductDeleted):
+                key = (event.tenant_id, event.payload.product_id)
+                latest[key] = event
+                if isinstance(event, ProductUpserted):
+                    products[key] = ProductFacts.from_payload(event.payload)
+                else:
+                    products.pop(key, None)
+                    deleted.add(key)
+        # Only a product's last change in the batch is described: an earlier version would be
+        # overwritten at once on the compacted topic, a deleted product needs no text.
+        planned: list[_Planned] = []
+        for key, event in latest.items():
             if isinstance(event, ProductUpserted):
-                facts = ProductFacts.from_payload(event.payload)
-                products[(event.tenant_id, facts.product_id)] = facts
-                planned += _plan(event, facts, pipeline, state, lexicons)
-            elif isinstance(event, ProductDeleted):
-                products.pop((event.tenant_id, event.payload.product_id), None)
-        requests = [event for event in events if isinstance(event, CopyRequested)]
+                planned += _plan(
+                    event, products[key], pipeline, state, lexicons, forgotten=key in deleted
+                )
         copy_jobs = [_copy_job(request, products, lexicons) for request in requests]
         described = await context.inference.run(
             pipeline.describe,
@@ -137,15 +172,12 @@ def build_describer_handler(
             Publication(topics.copies, _copy_event(context, request, result))
             for request, result in zip(requests, copies, strict=True)
         ]
-        for item in planned:
-            key = (item.event.tenant_id, item.facts.product_id, item.locale)
-            state.hashes[key] = item.content_hash
-        for event in events:
-            if isinstance(event, ProductDeleted):
-                tenant, product_id = event.tenant_id, event.payload.product_id
-                for key in [key for key in state.hashes if key[:2] == (tenant, product_id)]:
-                    del state.hashes[key]
+        for tenant_id, product_id in deleted:
+            state.forget_product(tenant_id, product_id)
         state.products = products
+        for item in planned:
+            written = (item.event.tenant_id, item.facts.product_id, item.locale)
+            state.hashes[written] = item.content_hash
         return publications
 
     return handle
@@ -157,7 +189,10 @@ def _plan(
     pipeline: DescriberPipeline,
     state: DescriberState,
     lexicons: Lexicons,
+    *,
+    forgotten: bool,
 ) -> list[_Planned]:
+    """The locales whose text must be written; `forgotten`: deleted earlier in the batch."""
     planned = []
     for locale in dict.fromkeys(event.payload.target_locales or [event.payload.locale]):
         lineage = pipeline.lineage(locale)
@@ -169,7 +204,10 @@ def _plan(
             lineage.prompt_version or "",
             lexicons.for_tenant(event.tenant_id).fingerprint,
         )
-        if state.hashes.get((event.tenant_id, facts.product_id, locale)) != digest:
+        previous = (
+            None if forgotten else state.hashes.get((event.tenant_id, facts.product_id, locale))
+        )
+        if previous != digest:
             planned.append(_Planned(event, facts, locale, digest))
     return planned
 
