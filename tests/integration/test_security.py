@@ -1,0 +1,386 @@
+"""SASL/SCRAM, ACLs and TLS on a real broker: who is refused, and that services still work.
+
+The broker runs with `StandardAuthorizer` and no ACL for anyone but the admin super user; every
+service principal gets exactly the ACLs `shopstream.acls` derives from its settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    TopicAuthorizationFailedError,
+)
+from pydantic import SecretStr
+
+from shopstream import local_broker
+from shopstream.acls import acl_bindings, service_access
+from shopstream.broker_security import BrokerSecurity, ScramUser
+from shopstream.echo import EchoSettings, build_echo_service
+from shopstream.events import ReviewSubmitted
+from shopstream.kafka_io import publish_events
+from shopstream.local_broker import LocalBrokerConfig
+from shopstream.runtime.acl_admin import create_acls
+from shopstream.runtime.admin import ensure_topics
+from shopstream.runtime.security import aiokafka_options
+from shopstream.settings import KafkaSettings
+from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream_sentiment.app import build_service as build_sentiment
+from shopstream_sentiment.config import SentimentSettings
+from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
+from support.kafka import collect, unique
+from support.ports import broker_port
+
+pytestmark = pytest.mark.integration
+
+SHARED_JARS = LocalBrokerConfig().home / "jars"
+ADMIN = ScramUser("admin", secrets.token_urlsafe(16))
+ECHO = ScramUser("echo", secrets.token_urlsafe(16))
+SENTIMENT = ScramUser("sentiment", secrets.token_urlsafe(16))
+EMAIL, PHONE = "jane.doe@example.com", "+44 20 7946 0958"
+
+
+def _start(config: LocalBrokerConfig) -> None:
+    try:
+        local_broker.ensure_jars(config)
+        local_broker.start(config)
+    except local_broker.LocalBrokerError as error:
+        if os.environ.get("KAFKA_REQUIRED") == "1":
+            pytest.fail(f"KAFKA_REQUIRED=1 but the secured local broker failed: {error}")
+        pytest.skip(f"no local Kafka broker: {error}")
+
+
+def _broker(home: Path, offset: int, *, tls: bool) -> LocalBrokerConfig:
+    return LocalBrokerConfig(
+        port=broker_port(offset),
+        controller_port=broker_port(offset + 1),
+        home=home,
+        jars_home=SHARED_JARS,
+        security=BrokerSecurity(admin=ADMIN, users=(ECHO, SENTIMENT), tls=tls),
+    )
+
+
+@pytest.fixture(scope="module")
+def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrokerConfig]:
+    config = _broker(tmp_path_factory.mktemp("kafka-sasl"), 800, tls=False)
+    _start(config)
+    try:
+        yield config
+    finally:
+        local_broker.stop(config)
+
+
+def reviews(count: int, text: str = "fine") -> list[ReviewSubmitted]:
+    return [
+        ReviewSubmitted(
+            tenant_id="acme",
+            payload={"review_id": f"r{i}", "product_id": f"p{i % 3}", "text": f"{text} {i}"},
+        )
+        for i in range(count)
+    ]
+
+
+async def create_topics(
+    admin: KafkaSettings, *names: str, partitions: int = 1, compacted: Sequence[str] = ()
+) -> None:
+    layout = TopicSettings(partitions=partitions)
+    await ensure_topics(admin, [layout.spec(name, compacted=name in compacted) for name in names])
+
+
+async def grant(
+    admin: KafkaSettings, service: str, settings: EchoSettings | SentimentSettings
+) -> None:
+    await create_acls(admin, acl_bindings(service_access(service, settings)))
+
+
+async def publish_raw(settings: KafkaSettings, topic: str, value: bytes, key: bytes) -> None:
+    producer = AIOKafkaProducer(**aiokafka_options(settings))
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def _connect(settings: KafkaSettings) -> None:
+    producer = AIOKafkaProducer(**aiokafka_options(settings))
+    try:
+        await producer.start()
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.parametrize("who", ["no credentials", "wrong password", "unknown user"])
+async def test_clients_without_valid_credentials_are_refused(
+    sasl_broker: LocalBrokerConfig, who: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = sasl_broker.kafka_settings(ECHO)
+    bad = {
+        "no credentials": KafkaSettings(bootstrap_servers=good.bootstrap_servers),
+        "wrong password": good.model_copy(update={"sasl_password": SecretStr("not-it")}),
+        "unknown user": good.model_copy(update={"sasl_username": "mallory"}),
+    }[who].model_copy(update={"request_timeout_ms": 5_000})
+    started = time.monotonic()
+    with pytest.raises(KafkaConnectionError):
+        await asyncio.wait_for(_connect(bad), timeout=30)
+    reasons = " ".join(record.getMessage() for record in caplog.records)
+    if who == "no credentials":  # a plaintext request on a SASL listener: the broker hangs up
+        assert "closed" in reasons
+    else:
+        assert "SaslAuthenticationFailed" in reasons
+    assert time.monotonic() - started < 30
+    await _connect(good)  # the same listener accepts the right password
+
+
+async def test_a_service_principal_is_held_to_its_own_topics(
+    sasl_broker: LocalBrokerConfig,
+) -> None:
+    admin = sasl_broker.kafka_settings()
+    source = unique("sec.own")
+    foreign = unique("sec.foreign")
+    settings = EchoSettings(
+        kafka=sasl_broker.kafka_settings(ECHO),
+        input_topic=source,
+        output_topic=source + ".out",
+        group_id=source + ".group",
+    )
+    await create_topics(admin, source, source + ".out", dead_letter_topic(source), foreign)
+    await grant(admin, "echo", settings)
+
+    producer = AIOKafkaProducer(**aiokafka_options(settings.kafka), enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(source + ".out", b"allowed")  # its own output
+        await producer.send_and_wait(dead_letter_topic(source), b"allowed")  # its DLQ
+        with pytest.raises(TopicAuthorizationFailedError):
+            await producer.send_and_wait(foreign, b"refused")
+        with pytest.raises(TopicAuthorizationFailedError):
+            await producer.send_and_wait(source, b"refused: only the upstream writes the input")
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        source, **aiokafka_options(settings.kafka), group_id="someone-elses-group"
+    )
+    try:
+        with pytest.raises(GroupAuthorizationFailedError):
+            await asyncio.wait_for(consumer.start(), timeout=30)
+    finally:
+        await consumer.stop()
+
+
+def _echo_env(config: LocalBrokerConfig, settings: EchoSettings) -> dict[str, str]:
+    """Everything through the environment, as a deployment would configure it."""
+    kafka = settings.kafka
+    assert kafka.sasl_password is not None
+    return {
+        **os.environ,
+        "ECHO_KAFKA__BOOTSTRAP_SERVERS": config.bootstrap_servers,
+        "ECHO_KAFKA__SECURITY_PROTOCOL": kafka.security_protocol,
+        "ECHO_KAFKA__SASL_MECHANISM": kafka.sasl_mechanism,
+        "ECHO_KAFKA__SASL_USERNAME": str(kafka.sasl_username),
+        "ECHO_KAFKA__SASL_PASSWORD": kafka.sasl_password.get_secret_value(),
+        "ECHO_CREATE_TOPICS": "false",
+        "ECHO_INPUT_TOPIC": settings.input_topic,
+        "ECHO_OUTPUT_TOPIC": settings.output_topic,
+        "ECHO_GROUP_ID": str(settings.group_id),
+        "ECHO_BATCH__DELIVERY": settings.batch.delivery,
+        "ECHO_HTTP_PORT": "0",
+        # The chattiest level: secrets and customer data must stay out even here.
+        "ECHO_LOG_LEVEL": "DEBUG",
+        "ECHO_BATCH__SESSION_TIMEOUT_MS": "6000",
+        "ECHO_BATCH__HEARTBEAT_INTERVAL_MS": "1000",
+    }
+
+
+def _launch(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "shopstream.cli", "run", "echo"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return int(response.status), response.read().decode()
+
+
+def _wait_for_http_port(log: Path, process: subprocess.Popen[bytes], within: float) -> int:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            if '"service ready"' in line:
+                return int(json.loads(line)["http_port"])
+        if process.poll() is not None:
+            raise AssertionError(f"echo exited early:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+    raise AssertionError(
+        f"echo not ready in {within} s:\n{log.read_text(errors='replace')[-3000:]}"
+    )
+
+
+async def test_echo_runs_under_its_own_principal_with_secrets_and_pii_kept_out_of_logs(
+    sasl_broker: LocalBrokerConfig, tmp_path: Path
+) -> None:
+    admin = sasl_broker.kafka_settings()
+    source = unique("sec.echo")
+    settings = EchoSettings(
+        kafka=sasl_broker.kafka_settings(ECHO),
+        input_topic=source,
+        output_topic=source + ".out",
+        group_id=source + ".group",
+        batch={"delivery": "exactly_once"},  # also proves the transactional-id ACL
+    )
+    await create_topics(admin, source, source + ".out", dead_letter_topic(source), partitions=2)
+    await grant(admin, "echo", settings)
+    events = reviews(20, text=f"write to {EMAIL} or call {PHONE}")
+    await publish_events(admin, source, events)
+    # Not an event: dead-lettered, which exercises the DLQ grant and the warning log line.
+    await publish_raw(admin, source, f"not json, from {EMAIL}".encode(), key=b"acme:x")
+
+    log = tmp_path / "echo.log"
+    process = _launch(_echo_env(sasl_broker, settings), log)
+    try:
+        port = await asyncio.to_thread(_wait_for_http_port, log, process, 60)
+        results = await collect(admin, source + ".out", len(events), within=60, read_committed=True)
+        dead = await collect(admin, dead_letter_topic(source), 1, within=30, read_committed=True)
+        ready, _ = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/health/ready")
+        _, metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert ready == 200
+    assert process.returncode == 0
+    assert {r["causation_id"] for r in results} == {str(e.event_id) for e in events}
+    assert len(dead) == 1
+    output = log.read_text(errors="replace")
+    assert "service ready" in output
+    assert "dead-lettered a record" in output
+    assert "shopstream_echo_dead_letters_total" in metrics
+    password = ECHO.password
+    assert password not in output, "the SASL password leaked into the service's logs"
+    assert password not in metrics, "the SASL password leaked into /metrics"
+    broker_log = local_broker.log_path(sasl_broker).read_text(errors="replace")
+    assert password not in broker_log
+    assert ADMIN.password not in broker_log
+    assert EMAIL not in output, "a customer's e-mail address in the logs"
+    assert PHONE not in output, "a customer's phone number in the logs"
+
+
+class KeywordModel:
+    """A stand-in sentiment model: the test is about access rights, not scoring."""
+
+    model_id = "keyword"
+    model_revision = "1"
+
+    def load(self) -> None:
+        return None
+
+    def unload(self) -> None:
+        return None
+
+    def predict_batch(self, inputs: Sequence[ReviewText]) -> list[SentimentPrediction]:
+        return [SentimentPrediction("positive", 0.9, 0.9) for _ in inputs]
+
+
+async def test_sentiment_runs_under_least_privilege_from_its_environment(
+    sasl_broker: LocalBrokerConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = sasl_broker.kafka_settings()
+    prefix = unique("sec.sentiment")
+    environment = {
+        "SENTIMENT_KAFKA__BOOTSTRAP_SERVERS": sasl_broker.bootstrap_servers,
+        "SENTIMENT_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "SENTIMENT_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+        "SENTIMENT_KAFKA__SASL_USERNAME": SENTIMENT.name,
+        "SENTIMENT_KAFKA__SASL_PASSWORD": SENTIMENT.password,
+        "SENTIMENT_CREATE_TOPICS": "false",
+        "SENTIMENT_HTTP_PORT": "0",
+        "SENTIMENT_TOPICS__REVIEWS": f"{prefix}.reviews",
+        "SENTIMENT_TOPICS__SENTIMENT": f"{prefix}.sentiment",
+        "SENTIMENT_TOPICS__INSIGHTS": f"{prefix}.insights",
+        "SENTIMENT_TOPICS__PARTITIONS": "2",
+        "SENTIMENT_GROUP_ID": f"{prefix}.group",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = SentimentSettings()
+    topics = settings.topics
+    await create_topics(
+        admin,
+        topics.reviews,
+        topics.sentiment,
+        topics.insights,
+        dead_letter_topic(topics.reviews),
+        partitions=2,
+        compacted=(topics.insights,),
+    )
+    await grant(admin, "sentiment", settings)
+    events = reviews(6)
+    await publish_events(admin, topics.reviews, events)
+    # Something to restore on start, so the start-up read of its own state needs the Read grant.
+    await publish_raw(admin, topics.insights, b"{}", key=b"acme:p0")
+    service = build_sentiment(settings, model=KeywordModel())
+    await service.start()  # restores insights from its own compacted topic first
+    try:
+        scored = await collect(admin, topics.sentiment, len(events), within=60)
+        insights = await collect(admin, topics.insights, 1, within=30)
+    finally:
+        await service.stop()
+    assert {r["causation_id"] for r in scored} == {str(e.event_id) for e in events}
+    assert insights
+
+
+async def test_sasl_ssl_listener_serves_a_service_and_refuses_an_untrusted_certificate(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    config = _broker(tmp_path_factory.mktemp("kafka-sasl-ssl"), 802, tls=True)
+    started = time.monotonic()
+    _start(config)
+    startup = time.monotonic() - started
+    try:
+        admin = config.kafka_settings()
+        assert admin.security_protocol == "SASL_SSL"
+        untrusted = admin.model_copy(update={"ssl_cafile": None, "request_timeout_ms": 5_000})
+        with pytest.raises(KafkaConnectionError):  # the system CAs do not vouch for it
+            await asyncio.wait_for(_connect(untrusted), timeout=30)
+        source = unique("sec.tls")
+        settings = EchoSettings(
+            kafka=config.kafka_settings(ECHO),
+            input_topic=source,
+            output_topic=source + ".out",
+            group_id=source + ".group",
+            http_port=0,
+            create_topics=False,
+        )
+        await create_topics(admin, source, source + ".out", dead_letter_topic(source))
+        await grant(admin, "echo", settings)
+        events = reviews(5)
+        await publish_events(admin, source, events)
+        service = build_echo_service(settings)
+        await service.start()
+        try:
+            results = await collect(admin, source + ".out", len(events), within=60)
+        finally:
+            await service.stop()
+        assert {r["causation_id"] for r in results} == {str(e.event_id) for e in events}
+    finally:
+        local_broker.stop(config)
+    assert startup < 60
