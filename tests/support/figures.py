@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-RESULTS_FILE = Path(__file__).parents[2] / "bench" / "results" / "faults.json"
+RESULTS_DIR = Path(__file__).parents[2] / "bench" / "results"
 
 
-def record(name: str, figures: dict[str, float]) -> None:
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    existing = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {}
+def record(name: str, figures: dict[str, float], *, results: str = "faults") -> None:
+    """Store `figures` under `name` in `bench/results/<results>.json`, keeping other entries."""
+    path = RESULTS_DIR / f"{results}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(path.read_text()) if path.exists() else {}
     existing[name] = figures
-    RESULTS_FILE.write_text(json.dumps(existing, indent=2))
+    path.write_text(json.dumps(existing, indent=2) + "\n")

@@ -1,0 +1,363 @@
+"""Services under test as real processes, and the bookkeeping that proves nothing was lost.
+
+The fault suite and the scale-out test start replicas with `python -m shopstream.cli run <name>`,
+exactly as an operator would, so a SIGKILL kills a whole process (model, consumer, producer) and
+no test-only code path is exercised. A `ServiceProfile` says, per service, what to send, where
+its per-input results land, and how to configure it for a bounded CI run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shopstream.events import Event, ProductUpserted, ReviewSubmitted
+from shopstream.kafka_io import encode_headers, topic_partitions
+from shopstream.runtime.admin import ensure_topics
+from shopstream.runtime.codec import event_headers
+from shopstream.runtime.security import aiokafka_options
+from shopstream.settings import KafkaSettings
+from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream_sentiment.samples import sample_rows
+from support.kafka import collect
+
+# Short enough that a frozen broker or a killed replica is noticed within a test, long enough
+# that a loaded 2-core machine does not evict healthy members.
+SESSION_TIMEOUT_MS = 6_000
+
+
+def review_events(count: int) -> list[ReviewSubmitted]:
+    """Real review texts (English and Chinese) cycled; 60 products so 6 partitions all get keys."""
+    rows = sample_rows()
+    return [
+        ReviewSubmitted(
+            tenant_id="acme",
+            payload={
+                "review_id": f"r{index}",
+                "product_id": f"p{index % 60}",
+                "text": rows[index % len(rows)]["text"],
+                "rating": rows[index % len(rows)]["rating"],
+                "locale": rows[index % len(rows)]["locale"],
+            },
+        )
+        for index in range(count)
+    ]
+
+
+def product_events(count: int) -> list[ProductUpserted]:
+    """Distinct products, so each has exactly one description (unchanged ones are skipped)."""
+    colours = ("Navy", "Olive", "Sand", "Black")
+    return [
+        ProductUpserted(
+            tenant_id="acme",
+            payload={
+                "product_id": f"bag-{index}",
+                "title": f"Canvas Tote Bag {index}",
+                "brand": "Acme",
+                "category": "Bags",
+                "attributes": {"colour": colours[index % len(colours)], "material": "Canvas"},
+                "target_locales": ["en"],
+            },
+        )
+        for index in range(count)
+    ]
+
+
+@dataclass(frozen=True)
+class ServiceProfile:
+    """How one service is driven in a reliability test."""
+
+    name: str
+    env_prefix: str
+    events: int
+    """Inputs per fault scenario, sized so the scenario fits CI on a 2-core machine."""
+    make_events: Callable[[int], Sequence[Event]]
+    topic_env: Callable[[str], dict[str, str]]
+    """Environment (without prefix) naming the topics for a unique test prefix."""
+    input_topic: Callable[[str], str]
+    result_topic: Callable[[str], str]
+    """The topic with one result per input (its `causation_id` is the input's `event_id`)."""
+    settings: dict[str, str] = field(default_factory=dict)
+    """Service settings (without prefix) for a bounded run, e.g. the generator's token budget."""
+    slow_model: dict[str, str] = field(default_factory=dict)
+    """Settings that make one model call take several seconds (a batch too big to finish
+    within a 2 s poll interval)."""
+    startup_seconds: float = 180
+    """Upper bound for a replica's start, model load included, on a busy machine (a sentiment
+    replica took 110 s to import torch at load average 10)."""
+
+
+def _echo_topics(prefix: str) -> dict[str, str]:
+    return {"INPUT_TOPIC": prefix + ".in", "OUTPUT_TOPIC": prefix + ".out"}
+
+
+def _sentiment_topics(prefix: str) -> dict[str, str]:
+    return {
+        "TOPICS__REVIEWS": prefix + ".in",
+        "TOPICS__SENTIMENT": prefix + ".out",
+        "TOPICS__INSIGHTS": prefix + ".insights",
+    }
+
+
+def _describer_topics(prefix: str) -> dict[str, str]:
+    return {
+        "TOPICS__PRODUCTS": prefix + ".in",
+        "TOPICS__DESCRIPTIONS": prefix + ".out",
+        "TOPICS__COPY_REQUESTS": prefix + ".copy-requests",
+        "TOPICS__COPIES": prefix + ".copies",
+    }
+
+
+def _input(prefix: str) -> str:
+    return prefix + ".in"
+
+
+def _output(prefix: str) -> str:
+    return prefix + ".out"
+
+
+ECHO = ServiceProfile(
+    name="echo",
+    env_prefix="ECHO_",
+    events=1_500,
+    make_events=review_events,
+    topic_env=_echo_topics,
+    input_topic=_input,
+    result_topic=_output,
+    settings={"DELAY_MS": "20", "BATCH__MAX_RECORDS": "50"},
+    slow_model={"DELAY_MS": "5000", "BATCH__MAX_RECORDS": "400"},
+    startup_seconds=60,
+)
+
+# One torch thread per replica: two replicas (the SIGKILL scenario) then share the two cores
+# instead of thrashing them, and a single replica's speed does not depend on the other jobs.
+SENTIMENT = ServiceProfile(
+    name="sentiment",
+    env_prefix="SENTIMENT_",
+    events=400,
+    make_events=review_events,
+    topic_env=_sentiment_topics,
+    input_topic=_input,
+    result_topic=_output,
+    settings={"MODEL__THREADS": "1", "BATCH__MAX_RECORDS": "32"},
+    # e5-small on one thread scores roughly 20-60 reviews/s here, so 256 reviews take seconds.
+    slow_model={"BATCH__MAX_RECORDS": "256", "BATCH__BATCH_TIMEOUT_MS": "2000"},
+)
+
+# The generator (SmolLM2-135M) stays on, so the suite exercises real generation in the worker
+# thread, but with a 16-token budget and one attempt per text: about a second per product on one
+# thread instead of the default budget's ~15 s. Quality checks then repair or flag the short
+# texts; every product still gets exactly one description event, which is what is counted.
+DESCRIBER = ServiceProfile(
+    name="describer",
+    env_prefix="DESCRIBER_",
+    events=48,
+    make_events=product_events,
+    topic_env=_describer_topics,
+    input_topic=_input,
+    result_topic=_output,
+    settings={
+        "MODEL__THREADS": "1",
+        "MODEL__DESCRIPTION_TOKENS": "16",
+        "MODEL__MAX_ATTEMPTS": "1",
+        "MODEL__BATCH_SIZE": "8",
+        "BATCH__MAX_RECORDS": "4",
+    },
+    slow_model={"BATCH__MAX_RECORDS": "16", "BATCH__BATCH_TIMEOUT_MS": "2000"},
+)
+
+
+@dataclass
+class ReplicaSet:
+    """Replicas of one service in one consumer group, each a separate OS process."""
+
+    profile: ServiceProfile
+    bootstrap: str
+    prefix: str
+    log_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    partitions: int = 3
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    starts: int = 0
+
+    @property
+    def group(self) -> str:
+        return self.prefix + ".group"
+
+    def _env(self) -> dict[str, str]:
+        own = {
+            "KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
+            "GROUP_ID": self.group,
+            "HTTP_PORT": "0",
+            "TOPICS__PARTITIONS": str(self.partitions),
+            "BATCH__SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+            "BATCH__HEARTBEAT_INTERVAL_MS": "1000",
+            **self.profile.topic_env(self.prefix),
+            **self.profile.settings,
+            **self.extra_env,
+        }
+        return {**os.environ, **{self.profile.env_prefix + k: v for k, v in own.items()}}
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self.starts += 1
+        # One log per start, kept in the test's tmp dir: the first place to look when a
+        # scenario fails, and never mixed into pytest's output.
+        log = (self.log_dir / f"{self.profile.name}-{self.starts}.log").open("wb")
+        with log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "shopstream.cli", "run", self.profile.name],
+                env=self._env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def start(self) -> int:
+        self.processes.append(self._spawn())
+        return len(self.processes) - 1
+
+    def kill(self, index: int) -> None:
+        self.processes[index].send_signal(signal.SIGKILL)
+        self.processes[index].wait(timeout=10)
+
+    def restart(self, index: int) -> None:
+        self.processes[index] = self._spawn()
+
+    def terminate(self, index: int, timeout: float = 60) -> int:
+        """SIGTERM (drain, publish, commit, exit) and the exit code."""
+        process = self.processes[index]
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(timeout=10)
+
+    def stop_all(self) -> list[int]:
+        return [self.terminate(index) for index in range(len(self.processes))]
+
+
+async def create_topics(kafka: KafkaSettings, profile: ServiceProfile, prefix: str, n: int) -> None:
+    topics = (profile.input_topic(prefix), profile.result_topic(prefix))
+    await ensure_topics(kafka, TopicSettings(partitions=n).specs(topics))
+
+
+async def publish_steadily(
+    kafka: KafkaSettings, topic: str, events: Sequence[Event], seconds: float
+) -> None:
+    """Publish `events` evenly over `seconds` with one idempotent producer.
+
+    One producer for the whole stream, so a broker outage in the middle is ridden out by the
+    producer's own retries, as an upstream system would; every send is acknowledged at the end.
+    """
+    producer = AIOKafkaProducer(**aiokafka_options(kafka), linger_ms=5, enable_idempotence=True)
+    await producer.start()
+    try:
+        started = time.monotonic()
+        futures = []
+        for index, event in enumerate(events):
+            delay = started + seconds * index / len(events) - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            futures.append(
+                await producer.send(
+                    topic,
+                    event.to_json(),
+                    key=event.message_key().encode("utf-8"),
+                    headers=encode_headers(event_headers(event)),
+                )
+            )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def complete_at(
+    kafka: KafkaSettings, topic: str, wanted: set[str], within: float
+) -> float | None:
+    """Tail `topic` from the beginning; the monotonic time at which the last wanted input got
+    its first result, or None if that did not happen within `within` seconds.
+
+    A live tail rather than repeated re-reads, so recovery times are not rounded up to the
+    re-read period.
+    """
+    seen: set[str] = set()
+    deadline = time.monotonic() + within
+    consumer = AIOKafkaConsumer(**aiokafka_options(kafka), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        assignment = await topic_partitions(consumer, topic)
+        consumer.assign(assignment)
+        await consumer.seek_to_beginning(*assignment)
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200, max_records=1_000)
+            seen.update(
+                str(json.loads(record.value or b"{}")["causation_id"])
+                for records in batches.values()
+                for record in records
+            )
+            if seen >= wanted:
+                return time.monotonic()
+    finally:
+        await consumer.stop()
+    return None
+
+
+async def dead_letter_inputs(kafka: KafkaSettings, input_topic: str) -> list[str]:
+    """The input `event_id` of every dead letter of `input_topic` (unparseable input: '?')."""
+    try:
+        letters = await collect(kafka, dead_letter_topic(input_topic), 10**9, within=2)
+    except LookupError:  # no replica ever needed the dead-letter topic
+        return []
+    inputs = []
+    for letter in letters:
+        original = base64.b64decode(letter["payload"]["original_value_b64"])
+        try:
+            inputs.append(str(json.loads(original)["event_id"]))
+        except (ValueError, KeyError, TypeError):
+            inputs.append("?")
+    return inputs
+
+
+def reconcile(
+    label: str, events: Sequence[Event], results: Sequence[dict[str, Any]], dead: Sequence[str]
+) -> dict[str, float]:
+    """Assert that every input has a result or a dead letter and duplicates keep their id.
+
+    Returns the counts: inputs = distinct results + dead letters exactly, and results =
+    distinct results + duplicates.
+    """
+    wanted = {str(event.event_id) for event in events}
+    ids: dict[str, set[str]] = {}
+    for result in results:
+        ids.setdefault(str(result["causation_id"]), set()).add(str(result["event_id"]))
+    missing = wanted - set(ids) - set(dead)
+    assert not missing, f"{label}: {len(missing)} inputs have neither a result nor a dead letter"
+    assert set(ids) <= wanted, f"{label}: results for inputs that were never sent"
+    assert not set(ids) & set(dead), f"{label}: an input has both a result and a dead letter"
+    renamed = [cause for cause, twins in ids.items() if len(twins) > 1]
+    assert not renamed, f"{label}: {len(renamed)} duplicates carry a new event id"
+    assert len(ids) + len(set(dead)) == len(wanted), f"{label}: counts do not reconcile"
+    return {
+        "inputs": len(wanted),
+        "results": len(results),
+        "dead_letters": len(dead),
+        "duplicates": len(results) - len(ids),
+    }
+
+
+def load_average() -> float:
+    """1-minute load average, recorded next to every timing (2 cores shared with other jobs)."""
+    return round(os.getloadavg()[0], 2)
