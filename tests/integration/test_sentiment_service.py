@@ -293,3 +293,47 @@ async def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     insights = await collect(kafka, topics.insights, 10**9, within=3)
     counts = {p: d["payload"]["review_count"] for p, d in latest_insights(insights).items()}
     assert counts == {f"p{i}": 30 for i in range(10)}, "redelivered reviews are not recounted"
+
+
+async def test_insights_of_partitions_handed_back_by_a_rebalance_are_caught_up(
+    kafka_bootstrap: str, shared_model: SharedModel
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    topics = topics_for(unique("it.sentiment-handover"))
+    fast_group = BatchSettings(max_records=16, session_timeout_ms=6_000, heartbeat_interval_ms=500)
+    settings = settings_for(kafka, topics, batch=fast_group)
+    rounds = [reviews(30, "it-shop"), reviews(30, "it-shop"), reviews(10, "it-shop")]
+    first = build_service(settings, model=shared_model)
+    await first.start()
+    try:
+        await publish_events(kafka, topics.reviews, rounds[0])
+        await collect(kafka, topics.sentiment, 30, within=120)
+        second = build_service(settings, model=shared_model)
+        await second.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not (
+                second.context.partitions.assigned
+                and len(first.context.partitions.assigned) < PARTITIONS
+            ):
+                assert time.monotonic() < deadline, "the second replica took no partition"
+                await asyncio.sleep(0.1)
+            # Both replicas count this round, each for the products of its partitions.
+            await publish_events(kafka, topics.reviews, rounds[1])
+            await collect(kafka, topics.sentiment, 60, within=120)
+        finally:
+            await second.stop()
+        deadline = time.monotonic() + 30
+        while len(first.context.partitions.assigned) < PARTITIONS:
+            assert time.monotonic() < deadline, "the partitions did not come back"
+            await asyncio.sleep(0.1)
+        await publish_events(kafka, topics.reviews, rounds[2])
+        wanted = {str(e.event_id) for batch in rounds for e in batch}
+        await collect_until(kafka, topics.sentiment, wanted, max_seconds=120)
+    finally:
+        await first.stop()
+    insights = latest_insights(await collect(kafka, topics.insights, 10**9, within=3))
+    counts = {product: d["payload"]["review_count"] for product, d in insights.items()}
+    # Without the catch-up, the first replica would resume the second's products from its own
+    # stale counts (3 + 1 instead of 3 + 3 + 1).
+    assert counts == {f"p{i}": 7 for i in range(10)}

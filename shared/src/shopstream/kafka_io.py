@@ -61,6 +61,15 @@ async def topic_partitions(
         await asyncio.sleep(0.2)
 
 
+async def partition_count(settings: KafkaSettings, topic: str) -> int:
+    consumer = AIOKafkaConsumer(**aiokafka_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return len(await topic_partitions(consumer, topic))
+    finally:
+        await consumer.stop()
+
+
 async def read_topic(
     settings: KafkaSettings,
     topic: str,
@@ -113,28 +122,56 @@ async def read_to_end(
     read like a table. A tombstone yields a value of None. Raises `LookupError` when the topic
     does not exist and `TimeoutError` when the end is not reached within `max_seconds`.
     """
-    consumer = AIOKafkaConsumer(
-        **aiokafka_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        assignment = await topic_partitions(consumer, topic)
-        consumer.assign(assignment)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(assignment)
-        await consumer.seek_to_beginning(*assignment)
-        deadline = time.monotonic() + max_seconds
-        # Compaction leaves gaps in the offsets, so "done" means the position reached the end,
-        # not that a record with offset end - 1 was seen.
-        pending = {tp for tp in assignment if ends[tp] > 0}
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic!r} to its end took over {max_seconds} s")
-            batches = await consumer.getmany(*pending, timeout_ms=500, max_records=1_000)
-            for records in batches.values():
-                for record in records:
-                    yield record.key, record.value
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
+    async for _partition, key, value in TopicTail(settings, topic).catch_up(max_seconds):
+        yield key, value
+
+
+class TopicTail:
+    """A topic read like a table, in steps: each `catch_up` yields (partition, key, value) of
+    the records added since the previous step, up to the end offsets found when it starts.
+
+    For state restored at start-up and refreshed later (after a rebalance) without reading the
+    whole topic again. Outside any consumer group, like `read_to_end`.
+    """
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.positions: dict[int, int] = {}
+        """Per partition, the offset the next step starts from."""
+
+    async def catch_up(
+        self, max_seconds: float = 300.0
+    ) -> AsyncIterator[tuple[int, bytes | None, bytes | None]]:
+        consumer = AIOKafkaConsumer(
+            **aiokafka_options(self.settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            assignment = await topic_partitions(consumer, self.topic)
+            consumer.assign(assignment)
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(assignment)
+            for tp in assignment:
+                consumer.seek(tp, self.positions.get(tp.partition, 0))
+            deadline = time.monotonic() + max_seconds
+            # Compaction leaves gaps in the offsets, so "done" means the position reached the
+            # end, not that a record with offset end - 1 was seen.
+            pending = {tp for tp in assignment if ends[tp] > self.positions.get(tp.partition, 0)}
+            while pending:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"reading {self.topic!r} to its end took over {max_seconds} s"
+                    )
+                batches = await consumer.getmany(*pending, timeout_ms=500, max_records=1_000)
+                for tp, records in batches.items():
+                    for record in records:
+                        if record.offset < ends[tp]:
+                            yield tp.partition, record.key, record.value
+                for tp in list(pending):
+                    if await consumer.position(tp) >= ends[tp]:
+                        pending.discard(tp)
+            self.positions.update({tp.partition: ends[tp] for tp in assignment})
+        finally:
+            await consumer.stop()

@@ -7,10 +7,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from aiokafka import TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry, Gauge
 
 from shopstream.events import ReviewSubmitted
-from shopstream.kafka_io import read_to_end
+from shopstream.kafka_io import TopicTail, partition_count
+from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.service import BatchService, ModelLifecycle, ServiceContext
 from shopstream_sentiment import __version__
 from shopstream_sentiment.config import SentimentSettings
@@ -33,39 +36,79 @@ def insight_rules(settings: SentimentSettings) -> InsightRules:
     )
 
 
-async def restore_insights(
-    settings: SentimentSettings, book: InsightsBook, restore_seconds: Gauge
-) -> None:
-    """Rebuild every product's insights from the compacted insights topic, before consuming.
+class InsightsFollower:
+    """The insights state's link to the compacted insights topic.
 
-    The topic is read outside the consumer group up to the end offsets seen on start, so each
-    replica has the state of every product whichever partitions it is assigned.
+    At start every product's insights are read from the topic (`restore`), so a replica holds
+    them whichever partitions it gets. Later, a rebalance can hand this replica review
+    partitions another replica worked on meanwhile: on each assignment (`on_assigned`), the
+    records added to the topic since the last read are applied for the products of the review
+    partitions it did not own before (a product's reviews and insights share the key, so the
+    default partitioner places them alike). The runtime holds back the next batch until then.
     """
-    started = time.perf_counter()
-    applied = unusable = 0
-    try:
-        async for key, value in read_to_end(settings.kafka, settings.topics.insights):
-            if book.load_record(key, value):
-                applied += 1
-            else:
-                unusable += 1
-    except LookupError:
-        logger.warning(
-            "insights topic missing: starting with empty insights",
-            extra={"topic": settings.topics.insights},
+
+    def __init__(self, settings: SentimentSettings, book: InsightsBook, seconds: Gauge) -> None:
+        self._settings = settings
+        self._book = book
+        self._seconds = seconds
+        self._tail = TopicTail(settings.kafka, settings.topics.insights)
+        self._owned: frozenset[int] = frozenset()
+        self._partitioner = DefaultPartitioner()
+        self.reloaded = 0
+        """Insights records applied by catch-ups after rebalances (a figure for tests)."""
+
+    async def restore(self) -> None:
+        started = time.perf_counter()
+        applied, unusable = await self._apply(lambda _key: True)
+        seconds = time.perf_counter() - started
+        self._seconds.set(seconds)
+        logger.info(
+            "insights restored",
+            extra={
+                "records": applied,
+                "unusable_records": unusable,
+                "products": len(self._book),
+                "seconds": round(seconds, 3),
+            },
         )
-        return
-    seconds = time.perf_counter() - started
-    restore_seconds.set(seconds)
-    logger.info(
-        "insights restored",
-        extra={
-            "records": applied,
-            "unusable_records": unusable,
-            "products": len(book),
-            "seconds": round(seconds, 3),
-        },
-    )
+
+    async def on_assigned(
+        self, assigned: frozenset[TopicPartition], tracker: PartitionTracker
+    ) -> None:
+        reviews = self._settings.topics.reviews
+        owned = frozenset(tp.partition for tp in assigned if tp.topic == reviews)
+        taken_over, self._owned = owned - self._owned, owned
+        if not taken_over:
+            return
+        # The topic's real layout, which may differ from the settings' (it may predate them).
+        everything = list(range(await partition_count(self._settings.kafka, reviews)))
+
+        def handed_over(key: bytes | None) -> bool:
+            return key is not None and self._partitioner(key, everything, []) in taken_over
+
+        applied, _ = await self._apply(handed_over)
+        self.reloaded += applied
+        logger.info(
+            "insights caught up with review partitions taken over",
+            extra={"partitions": sorted(taken_over), "records": applied},
+        )
+
+    async def _apply(self, wanted: Callable[[bytes | None], bool]) -> tuple[int, int]:
+        applied = unusable = 0
+        try:
+            async for _partition, key, value in self._tail.catch_up():
+                if not wanted(key):
+                    continue
+                if self._book.load_record(key, value):
+                    applied += 1
+                else:
+                    unusable += 1
+        except LookupError:
+            logger.warning(
+                "insights topic missing: starting with empty insights",
+                extra={"topic": self._settings.topics.insights},
+            )
+        return applied, unusable
 
 
 def build_service(
@@ -95,13 +138,12 @@ def build_service(
         registry=registry,
     )
 
+    follower = InsightsFollower(settings, book, restore_seconds)
+
     def restore_hook(_: ServiceContext) -> Callable[[], Awaitable[None]]:
-        async def restore() -> None:
-            await restore_insights(settings, book, restore_seconds)
+        return follower.restore
 
-        return restore
-
-    return BatchService(
+    service = BatchService(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
@@ -113,3 +155,5 @@ def build_service(
         startup_hooks=[restore_hook],
         registry=registry,
     )
+    service.context.partitions.add_listener(follower)
+    return service
