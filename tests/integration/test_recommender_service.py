@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shopstream.kafka_io import publish_events
+from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import BatchSettings, KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
 from shopstream_recommender.app import RecommenderService, build_service
@@ -215,8 +216,10 @@ async def test_partitions_handed_back_by_a_rebalance_arrive_with_their_recent_ac
         await second.start()
         try:
             await wait_until(
-                lambda: bool(second.context.partitions.assigned)
-                and len(first.context.partitions.assigned) < 2 * PARTITIONS,
+                lambda: (
+                    bool(second.context.partitions.assigned)
+                    and len(first.context.partitions.assigned) < 2 * PARTITIONS
+                ),
                 30,
                 "the second replica to take partitions",
             )
@@ -225,8 +228,9 @@ async def test_partitions_handed_back_by_a_rebalance_arrive_with_their_recent_ac
             await publish_events(kafka, topics.activity, late)
             total = len(early) + len(late)
             await wait_until(
-                lambda: first.state.interactions + second.state.interactions
-                == total + len(early),  # the second replayed the early ones at start
+                lambda: (
+                    first.state.interactions + second.state.interactions == total + len(early)
+                ),  # the second replayed the early ones at start
                 30,
                 "late activity on both replicas",
             )
@@ -254,3 +258,21 @@ async def test_partitions_handed_back_by_a_rebalance_arrive_with_their_recent_ac
         # The late view is every shopper's newest anchor wherever it was served.
         reasons = [item["reason"] for item in answer["payload"]["items"]]
         assert any("late" in reason for reason in reasons), reasons
+
+
+async def test_a_replica_refuses_to_start_on_topics_that_are_not_co_partitioned(
+    kafka_bootstrap: str,
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    topics = topics_for(unique("it.recs-mismatch"))
+    await ensure_topics(
+        kafka,
+        [
+            topics.spec(topics.activity),
+            topics.model_copy(update={"partitions": PARTITIONS + 1}).spec(topics.recs_requests),
+        ],
+    )
+    service = service_for(kafka, topics)
+    with pytest.raises(RuntimeError, match="must be co-partitioned"):
+        await service.start()
+    await service.stop()
