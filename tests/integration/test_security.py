@@ -37,7 +37,7 @@ from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.acl_admin import create_acls
 from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.security import aiokafka_options
-from shopstream.settings import KafkaSettings
+from shopstream.settings import KafkaSettings, ShopstreamSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
 from shopstream_sentiment.app import build_service as build_sentiment
 from shopstream_sentiment.config import SentimentSettings
@@ -249,14 +249,26 @@ async def test_echo_runs_under_its_own_principal_with_secrets_and_pii_kept_out_o
         batch={"delivery": "exactly_once"},  # also proves the transactional-id ACL
     )
     await create_topics(admin, source, source + ".out", dead_letter_topic(source), partitions=2)
-    await grant(admin, "echo", settings)
+    environment = _echo_env(sasl_broker, settings)
+    # The grants go through the documented CLI, fed the same ECHO_* environment as the service.
+    assert admin.sasl_password is not None
+    admin_env = {
+        "SHOPSTREAM_KAFKA__BOOTSTRAP_SERVERS": admin.bootstrap_servers,
+        "SHOPSTREAM_KAFKA__SECURITY_PROTOCOL": admin.security_protocol,
+        "SHOPSTREAM_KAFKA__SASL_USERNAME": str(admin.sasl_username),
+        "SHOPSTREAM_KAFKA__SASL_PASSWORD": admin.sasl_password.get_secret_value(),
+    }
+    applied = await asyncio.to_thread(_cli, {**environment, **admin_env}, "acls", "apply", "echo")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "TRANSACTIONAL_ID" in applied.stdout
+    assert ADMIN.password not in applied.stdout + applied.stderr
     events = reviews(20, text=f"write to {EMAIL} or call {PHONE}")
     await publish_events(admin, source, events)
     # Not an event: dead-lettered, which exercises the DLQ grant and the warning log line.
     await publish_raw(admin, source, f"not json, from {EMAIL}".encode(), key=b"acme:x")
 
     log = tmp_path / "echo.log"
-    process = _launch(_echo_env(sasl_broker, settings), log)
+    process = _launch(environment, log)
     try:
         port = await asyncio.to_thread(_wait_for_http_port, log, process, 60)
         results = await collect(admin, source + ".out", len(events), within=60, read_committed=True)
@@ -348,28 +360,55 @@ async def test_sentiment_runs_under_least_privilege_from_its_environment(
     assert insights
 
 
-async def test_sasl_ssl_listener_serves_a_service_and_refuses_an_untrusted_certificate(
-    tmp_path_factory: pytest.TempPathFactory,
+def _cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shopstream.cli", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+async def test_broker_up_sasl_tls_serves_a_service_and_refuses_an_untrusted_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = _broker(tmp_path_factory.mktemp("kafka-sasl-ssl"), 802, tls=True)
+    # The documented path: `broker up --sasl --tls`, then everything from its client.env.
+    cache = tmp_path / "cache"
+    (cache / "local-kafka").mkdir(parents=True)
+    SHARED_JARS.mkdir(parents=True, exist_ok=True)
+    (cache / "local-kafka" / "jars").symlink_to(SHARED_JARS, target_is_directory=True)
+    port = broker_port(802)
+    ports = ("--port", str(port), "--controller-port", str(port + 1))
+    cli_env = {**os.environ, "SHOPSTREAM_CACHE": str(cache)}
     started = time.monotonic()
-    _start(config)
+    up = await asyncio.to_thread(_cli, cli_env, "broker", "up", *ports, "--sasl", "--tls")
     startup = time.monotonic() - started
     try:
-        admin = config.kafka_settings()
+        assert up.returncode == 0, up.stdout + up.stderr
+        client_env = cache / "local-kafka" / str(port) / "client.env"
+        assert client_env.stat().st_mode & 0o077 == 0, "client.env must be private"
+        for name, value in _read_env_file(client_env).items():
+            monkeypatch.setenv(name, value)
+        admin = ShopstreamSettings().kafka
         assert admin.security_protocol == "SASL_SSL"
         untrusted = admin.model_copy(update={"ssl_cafile": None, "request_timeout_ms": 5_000})
         with pytest.raises(KafkaConnectionError):  # the system CAs do not vouch for it
             await asyncio.wait_for(_connect(untrusted), timeout=30)
         source = unique("sec.tls")
-        settings = EchoSettings(
-            kafka=config.kafka_settings(ECHO),
-            input_topic=source,
-            output_topic=source + ".out",
-            group_id=source + ".group",
-            http_port=0,
-            create_topics=False,
-        )
+        monkeypatch.setenv("ECHO_INPUT_TOPIC", source)
+        monkeypatch.setenv("ECHO_OUTPUT_TOPIC", source + ".out")
+        monkeypatch.setenv("ECHO_GROUP_ID", source + ".group")
+        monkeypatch.setenv("ECHO_HTTP_PORT", "0")
+        settings = EchoSettings()
+        assert settings.kafka.sasl_username == "echo"
+        assert not settings.create_topics
         await create_topics(admin, source, source + ".out", dead_letter_topic(source))
         await grant(admin, "echo", settings)
         events = reviews(5)
@@ -382,5 +421,5 @@ async def test_sasl_ssl_listener_serves_a_service_and_refuses_an_untrusted_certi
             await service.stop()
         assert {r["causation_id"] for r in results} == {str(e.event_id) for e in events}
     finally:
-        local_broker.stop(config)
-    assert startup < 60
+        await asyncio.to_thread(_cli, cli_env, "broker", "down", *ports)
+    assert startup < 90
