@@ -117,7 +117,7 @@ def demo(
     also: Annotated[
         str,
         typer.Option(help="Further service demos after sentiment, comma-separated ('' for none)."),
-    ] = "recommender,responder",
+    ] = "recommender,responder,describer",
 ) -> None:
     """Start a real local Kafka broker and push a sample shop's reviews through shopstream.
 
@@ -167,6 +167,7 @@ def demo(
 EXTRA_DEMOS = {
     "recommender": "shopstream_recommender.demo:run_recommender_demo",
     "responder": "shopstream_responder.demo:run_responder_demo",
+    "describer": "shopstream_describer.demo:run_describer_demo",
 }
 
 
