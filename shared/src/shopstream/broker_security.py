@@ -21,7 +21,7 @@ from typing import Literal
 ScramMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512"]
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 # Characters that survive both StorageTool's `[name=...,password=...]` syntax and a JAAS string.
-_SAFE = re.compile(r"^[A-Za-z0-9._~+/=@:-]{1,256}$")
+_SAFE = re.compile(r"^[A-Za-z0-9._~-]{1,256}$")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ScramUser:
             if not _SAFE.match(value):
                 # Never echo the value: it may be the password.
                 raise ValueError(
-                    "SCRAM user names and passwords may use letters, digits and ._~+/=@:- only"
+                    "SCRAM user names and passwords may use letters, digits and ._~- only"
                 )
 
 
