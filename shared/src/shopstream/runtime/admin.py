@@ -41,15 +41,22 @@ async def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec]) -> list
 
 TOPIC_ALREADY_EXISTS = 36
 """Another replica created it between our listing and our request: fine."""
+TOPIC_AUTHORIZATION_FAILED = 29
+"""Under ACLs a service sees (and may create) only its own topics; the others in the registry
+are someone else's to create, so being refused them is not an error of this service."""
 
 
 def _raise_for_topic_errors(response: object) -> None:
     # aiokafka returns per-topic errors in the response instead of raising them; each entry is
     # (topic, error code[, error message, ...]) depending on the protocol version.
+    entries = list(getattr(response, "topic_errors", ()))
+    refused = [entry[0] for entry in entries if entry[1] == TOPIC_AUTHORIZATION_FAILED]
+    if refused:
+        logger.warning("not allowed to create topics; leaving them", extra={"topics": refused})
     errors = [
         " ".join(str(part) for part in entry[:3] if part is not None)
-        for entry in getattr(response, "topic_errors", ())
-        if entry[1] not in (0, TOPIC_ALREADY_EXISTS)
+        for entry in entries
+        if entry[1] not in (0, TOPIC_ALREADY_EXISTS, TOPIC_AUTHORIZATION_FAILED)
     ]
     if errors:
         raise RuntimeError("could not create topics: " + "; ".join(errors))

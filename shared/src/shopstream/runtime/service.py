@@ -27,7 +27,6 @@ from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 from shopstream.events import Event, Producer, utc_now
-from shopstream.kafka_io import encode_headers
 from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.batch import BatchHandler, Publication, process_batch
 from shopstream.runtime.codec import EventDecoder, event_headers
@@ -37,6 +36,7 @@ from shopstream.runtime.metrics import InferenceRunner, ServiceMetrics
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record
 from shopstream.runtime.security import aiokafka_options, faststream_security
+from shopstream.runtime.sender import PartitionBatchSender
 from shopstream.settings import ServiceSettings
 from shopstream.topics import dead_letter_topic
 
@@ -193,13 +193,7 @@ class BatchService(Generic[EventT]):
             next_offsets[partition] = max(next_offsets.get(partition, 0), record.offset + 1)
         try:
             async with self._producer.transaction():
-                for publication in publications:
-                    await self._producer.send(
-                        publication.topic,
-                        publication.event.to_json(),
-                        key=publication.key_bytes(),
-                        headers=encode_headers(event_headers(publication.event)),
-                    )
+                await PartitionBatchSender(self._producer).send(publications)
                 await self._producer.send_offsets_to_transaction(next_offsets, self._group_id)
         except BaseException:
             # The transaction is aborted; rewind so the batch is processed again.
@@ -220,15 +214,7 @@ class BatchService(Generic[EventT]):
                     headers=event_headers(publication.event),
                 )
             return
-        pending = [
-            await self._producer.send(
-                publication.topic,
-                publication.event.to_json(),
-                key=publication.key_bytes(),
-                headers=encode_headers(event_headers(publication.event)),
-            )
-            for publication in publications
-        ]
+        pending = await PartitionBatchSender(self._producer).send(publications)
         if pending:
             await asyncio.gather(*pending)
 

@@ -1,0 +1,54 @@
+"""A batch's publications handed to the producer as one record batch per partition.
+
+`AIOKafkaProducer.send` costs a future, a partitioner call and an accumulator lookup per
+record, which on the bus path (no model) is as much as all of shopstream's own per-event work.
+Appending to aiokafka's `BatchBuilder` and submitting each builder once is the same wire format
+at a fraction of that: the records land on the partitions `send` would have chosen (the same
+default partitioner over the key), in the same order within a partition, with the same
+idempotence and transaction guarantees, which aiokafka applies per submitted batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+
+from shopstream.kafka_io import encode_headers
+from shopstream.runtime.batch import Publication
+from shopstream.runtime.codec import event_headers
+
+
+class PartitionBatchSender:
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self._partitioner = DefaultPartitioner()
+
+    async def send(self, publications: Sequence[Publication]) -> list[asyncio.Future[Any]]:
+        """Queue every publication; return the futures of the batches (await them for acks)."""
+        partitions: dict[str, list[int]] = {}
+        builders: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for publication in publications:
+            topic = publication.topic
+            if topic not in partitions:
+                partitions[topic] = sorted(await self._producer.partitions_for(topic))
+            key = publication.key_bytes()
+            partition = self._partitioner(key, partitions[topic], partitions[topic])
+            value = publication.event.to_json()
+            headers = encode_headers(event_headers(publication.event))
+            slot = (topic, partition)
+            builder = builders.get(slot)
+            if builder is None:
+                builder = builders[slot] = self._producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                # Full: submit it and start the next one (a first record always fits).
+                futures.append(await self._producer.send_batch(builder, topic, partition=partition))
+                builder = builders[slot] = self._producer.create_batch()
+                builder.append(key=key, value=value, timestamp=None, headers=headers)
+        for (topic, partition), builder in builders.items():
+            futures.append(await self._producer.send_batch(builder, topic, partition=partition))
+        return futures
