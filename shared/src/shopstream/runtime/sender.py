@@ -22,10 +22,27 @@ from shopstream.runtime.batch import Publication
 from shopstream.runtime.codec import event_headers
 
 
+PARTITION_CACHE_SIZE = 65_536
+"""Keys whose partition is remembered per topic: result keys repeat (a product's reviews, a
+shopper's requests), and aiokafka's murmur2 is pure Python, about as costly per record as the
+rest of sending. Cleared when full or when the topic's partition count changes."""
+
+
 class PartitionBatchSender:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
         self._partitioner = DefaultPartitioner()
+        self._cache: dict[str, tuple[int, dict[bytes, int]]] = {}
+
+    def _partition_of(self, topic: str, key: bytes, partitions: list[int]) -> int:
+        count, known = self._cache.get(topic, (0, {}))
+        if count != len(partitions) or len(known) >= PARTITION_CACHE_SIZE:
+            known = {}
+            self._cache[topic] = (len(partitions), known)
+        partition = known.get(key)
+        if partition is None:
+            partition = known[key] = self._partitioner(key, partitions, partitions)
+        return partition
 
     async def send(self, publications: Sequence[Publication]) -> list[asyncio.Future[Any]]:
         """Queue every publication; return the futures of the batches (await them for acks)."""
@@ -37,7 +54,7 @@ class PartitionBatchSender:
             if topic not in partitions:
                 partitions[topic] = sorted(await self._producer.partitions_for(topic))
             key = publication.key_bytes()
-            partition = self._partitioner(key, partitions[topic], partitions[topic])
+            partition = self._partition_of(topic, key, partitions[topic])
             value = publication.event.to_json()
             headers = encode_headers(event_headers(publication.event))
             slot = (topic, partition)

@@ -105,6 +105,7 @@ class BatchService(Generic[EventT]):
         self._ready = False
         self._stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
+        self._sender: PartitionBatchSender | None = None
         self._client_id = settings.kafka.client_id or f"shopstream-{name}"
         self._group_id = settings.group_id or f"shopstream-{name}"
         self._exactly_once = settings.batch.delivery == "exactly_once"
@@ -187,13 +188,14 @@ class BatchService(Generic[EventT]):
         self, publications: Sequence[Publication], records: Sequence[Record], message: KafkaMessage
     ) -> None:
         assert self._producer is not None, "exactly-once needs the service started"
+        assert self._sender is not None, "started producers come with a sender"
         next_offsets: dict[TopicPartition, int] = {}
         for record in records:
             partition = TopicPartition(record.topic, record.partition)
             next_offsets[partition] = max(next_offsets.get(partition, 0), record.offset + 1)
         try:
             async with self._producer.transaction():
-                await PartitionBatchSender(self._producer).send(publications)
+                await self._sender.send(publications)
                 await self._producer.send_offsets_to_transaction(next_offsets, self._group_id)
         except BaseException:
             # The transaction is aborted; rewind so the batch is processed again.
@@ -214,7 +216,8 @@ class BatchService(Generic[EventT]):
                     headers=event_headers(publication.event),
                 )
             return
-        pending = await PartitionBatchSender(self._producer).send(publications)
+        assert self._sender is not None, "started producers come with a sender"
+        pending = await self._sender.send(publications)
         if pending:
             await asyncio.gather(*pending)
 
@@ -256,6 +259,7 @@ class BatchService(Generic[EventT]):
             transaction_timeout_ms=batch.transaction_timeout_ms,
         )
         await self._producer.start()
+        self._sender = PartitionBatchSender(self._producer)
         await self.broker.start()
         self._ready = True
         self.metrics.ready.set(1)
