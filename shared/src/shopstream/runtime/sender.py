@@ -21,7 +21,6 @@ from shopstream.kafka_io import encode_headers
 from shopstream.runtime.batch import Publication
 from shopstream.runtime.codec import event_headers
 
-
 PARTITION_CACHE_SIZE = 65_536
 """Keys whose partition is remembered per topic: result keys repeat (a product's reviews, a
 shopper's requests), and aiokafka's murmur2 is pure Python, about as costly per record as the
