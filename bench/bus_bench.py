@@ -2,9 +2,15 @@
 
 Both paths consume the same pre-produced events from a real broker and publish one result per
 event, committing offsets after the results are acknowledged. Throughput drains a backlog;
-latency is measured at a steady offered load (occurred_at at send -> result read back).
+latency is measured at a steady offered load (occurred_at at send -> result read back). The
+exactly-once column's results are read back with `read_committed`, as its consumers must.
 
-    uv run python bench/bus_bench.py [--events 50000] [--rate 2000] [--json bench/results/bus.json]
+The columns run in interleaved rounds (raw, at-least-once, exactly-once, raw, ...) and each
+figure is the median over the rounds, so a burst of load from other jobs on a shared machine
+skews one round of every column rather than one whole column.
+
+    uv run python bench/bus_bench.py [--events 50000] [--rate 2000] [--rounds 3] [--port 19592]
+        [--json bench/results/bus.json]
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import argparse
 import asyncio
 import functools
 import json
+import os
 import statistics
 import time
 import uuid
@@ -32,7 +39,7 @@ from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import BatchSettings, KafkaSettings
 from shopstream.topics import TopicSettings
 
-BATCH = 500
+DEFAULT_BATCH = 500
 PARTITIONS = 3
 console = Console()
 
@@ -70,7 +77,13 @@ async def produce(bootstrap: str, topic: str, count: int, rate: float | None = N
 
 
 async def count_until(
-    bootstrap: str, topic: str, count: int, within: float, *, latency: bool = True
+    bootstrap: str,
+    topic: str,
+    count: int,
+    within: float,
+    *,
+    latency: bool = True,
+    read_committed: bool = False,
 ) -> list[float]:
     """Read `topic` until `count` records arrived; return each record's e2e latency in ms
     (or zeros when `latency` is off, so a throughput run does not pay for parsing)."""
@@ -79,6 +92,7 @@ async def count_until(
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         group_id=f"bench-reader-{uuid.uuid4().hex[:6]}",
+        isolation_level="read_committed" if read_committed else "read_uncommitted",
     )
     await consumer.start()
     latencies: list[float] = []
@@ -105,7 +119,11 @@ Runner = Callable[[str, str, str], Awaitable[Callable[[], Awaitable[None]]]]
 
 
 async def start_shopstream(
-    bootstrap: str, source: str, group: str, delivery: str = "at_least_once"
+    bootstrap: str,
+    source: str,
+    group: str,
+    delivery: str = "at_least_once",
+    batch: int = DEFAULT_BATCH,
 ) -> Callable[[], Awaitable[None]]:
     settings = EchoSettings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap),
@@ -115,7 +133,7 @@ async def start_shopstream(
         http_port=0,
         create_topics=False,
         batch=BatchSettings(
-            max_records=BATCH,
+            max_records=batch,
             batch_timeout_ms=20,
             delivery=delivery,
             transactional_id=f"{group}-tx",
@@ -126,7 +144,9 @@ async def start_shopstream(
     return service.stop
 
 
-async def start_raw_loop(bootstrap: str, source: str, group: str) -> Callable[[], Awaitable[None]]:
+async def start_raw_loop(
+    bootstrap: str, source: str, group: str, batch: int = DEFAULT_BATCH
+) -> Callable[[], Awaitable[None]]:
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=bootstrap,
@@ -144,7 +164,7 @@ async def start_raw_loop(bootstrap: str, source: str, group: str) -> Callable[[]
 
     async def loop() -> None:
         while not stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=20, max_records=BATCH)
+            batches = await consumer.getmany(timeout_ms=20, max_records=batch)
             futures = [
                 await producer.send(source + ".out", record.value, key=record.key)
                 for records in batches.values()
@@ -166,7 +186,13 @@ async def start_raw_loop(bootstrap: str, source: str, group: str) -> Callable[[]
 
 
 async def measure(
-    bootstrap: str, name: str, runner: Runner, events: int, rate: float
+    bootstrap: str,
+    name: str,
+    runner: Runner,
+    events: int,
+    rate: float,
+    *,
+    read_committed: bool = False,
 ) -> dict[str, float]:
     tag = uuid.uuid4().hex[:6]
     backlog, steady = f"bench.{name}.{tag}.backlog", f"bench.{name}.{tag}.steady"
@@ -176,13 +202,18 @@ async def measure(
     await produce(bootstrap, backlog, events)
     started = time.perf_counter()
     stop = await runner(bootstrap, backlog, f"bench-{name}-{tag}")
-    await count_until(bootstrap, backlog + ".out", events, within=600, latency=False)
+    await count_until(
+        bootstrap, backlog + ".out", events, 600, latency=False, read_committed=read_committed
+    )
     seconds = time.perf_counter() - started
+    drain_load = os.getloadavg()[0]
     await stop()
     steady_count = int(rate * 10)
     stop = await runner(bootstrap, steady, f"bench-{name}-{tag}-steady")
     await asyncio.sleep(2)  # group joined
-    reader = asyncio.create_task(count_until(bootstrap, steady + ".out", steady_count, within=120))
+    reader = asyncio.create_task(
+        count_until(bootstrap, steady + ".out", steady_count, 120, read_committed=read_committed)
+    )
     await produce(bootstrap, steady, steady_count, rate=rate)
     latencies = sorted(await reader)
     await stop()
@@ -193,36 +224,68 @@ async def measure(
         "steady_rate": rate,
         "p50_ms": statistics.median(latencies),
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "load_average": drain_load,
     }
+
+
+def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the rounds."""
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rate", type=float, default=2_000, help="steady load, events/s")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per column")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=DEFAULT_BATCH,
+        help="records per batch (the services default to 64; exactly-once pays per batch)",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench/results/bus.json"))
+    parser.add_argument(
+        "--port", type=int, default=19592, help="local broker port (controller: port + 1)"
+    )
     args = parser.parse_args()
-    import os  # noqa: PLC0415
-
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    config = LocalBrokerConfig(port=19592, controller_port=19593)
+    config = LocalBrokerConfig(port=args.port, controller_port=args.port + 1)
     if bootstrap is None:
         local_broker.ensure_jars(config)
         bootstrap = local_broker.start(config).bootstrap_servers
+    columns_runs: dict[str, list[dict[str, float]]] = {"raw": [], "alo": [], "eos": []}
+    raw_loop = functools.partial(start_raw_loop, batch=args.batch)
+    at_least_once = functools.partial(start_shopstream, batch=args.batch)
+    exactly_once_runner = functools.partial(
+        start_shopstream, delivery="exactly_once", batch=args.batch
+    )
     try:
-        raw = await measure(bootstrap, "raw", start_raw_loop, args.events, args.rate)
-        ours = await measure(bootstrap, "shopstream", start_shopstream, args.events, args.rate)
-        exactly_once = await measure(
-            bootstrap,
-            "shopstream-eos",
-            functools.partial(start_shopstream, delivery="exactly_once"),
-            args.events,
-            args.rate,
-        )
+        for _ in range(args.rounds):
+            columns_runs["raw"].append(
+                await measure(bootstrap, "raw", raw_loop, args.events, args.rate)
+            )
+            columns_runs["alo"].append(
+                await measure(bootstrap, "shopstream", at_least_once, args.events, args.rate)
+            )
+            columns_runs["eos"].append(
+                await measure(
+                    bootstrap,
+                    "shopstream-eos",
+                    exactly_once_runner,
+                    args.events,
+                    args.rate,
+                    read_committed=True,
+                )
+            )
     finally:
         if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
             local_broker.stop(config)
-    table = Table(title=f"bus path, {args.events} events, {PARTITIONS} partitions, batch {BATCH}")
+    raw, ours, exactly_once = (median_of(columns_runs[key]) for key in ("raw", "alo", "eos"))
+    table = Table(
+        title=f"bus path, {args.events} events, {PARTITIONS} partitions, batch {args.batch}, "
+        f"median of {args.rounds} interleaved rounds"
+    )
     columns = {
         "raw aiokafka loop": raw,
         "shopstream (at-least-once)": ours,
@@ -239,6 +302,7 @@ async def main() -> None:
             f"{key[:3]} latency @ {args.rate:,.0f}/s (ms)",
             *(f"{c[key]:.1f}" for c in columns.values()),
         )
+    table.add_row("load average (1 min)", *(f"{c['load_average']:.1f}" for c in columns.values()))
     ratio = ours["events_per_second"] / raw["events_per_second"]
     eos_cost = 1 - exactly_once["events_per_second"] / ours["events_per_second"]
     console.print(table)
@@ -255,6 +319,11 @@ async def main() -> None:
                 "shopstream_exactly_once": exactly_once,
                 "ratio": ratio,
                 "exactly_once_cost": eos_cost,
+                "batch": args.batch,
+                "rounds_events_per_second": {
+                    column: [r["events_per_second"] for r in runs]
+                    for column, runs in columns_runs.items()
+                },
             },
             indent=2,
         )
