@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from shopstream.kafka_io import publish_events, publish_paced
 from shopstream.settings import KafkaSettings
 from support.figures import record
 from support.groups import REBALANCING, GroupWatcher, watching
@@ -33,7 +34,6 @@ from support.replicas import (
     create_topics,
     dead_letter_inputs,
     load_average,
-    publish_steadily,
     reconcile,
 )
 
@@ -52,11 +52,11 @@ SELECTED = [PROFILES[name] for name in os.environ.get("SCALE_PROFILES", "echo").
 
 
 async def rebalance(
-    watcher: GroupWatcher, started: float, members: int, within: float
+    watcher: GroupWatcher, topic: str, started: float, members: int, within: float
 ) -> dict[str, float]:
     """Wait for the group to settle on `members`; how long the rebalance itself took (first
     sample out of Stable to settled) and how many rebalances happened since `started`."""
-    settled = await watcher.settled(members, PARTITIONS, within)
+    settled = await watcher.settled(members, topic, PARTITIONS, within)
     unsettled = [
         view.at
         for view in watcher.timeline
@@ -86,37 +86,42 @@ async def test_replicas_share_six_partitions_and_join_or_leave_without_loss(
             for replicas, backlog in enumerate(phases[:REPLICAS], start=1):
                 joined = time.monotonic()
                 group.start()
-                change = await rebalance(watcher, joined, replicas, profile.startup_seconds + 30)
+                change = await rebalance(
+                    watcher, source, joined, replicas, profile.startup_seconds + 30
+                )
                 assert change["rebalances"] <= 1, f"joining replica {replicas}: {change}"
                 figures[f"join_{replicas}_rebalance_seconds"] = change["rebalance_seconds"]
                 figures[f"join_{replicas}_rebalances"] = change["rebalances"]
                 wanted = {str(event.event_id) for event in backlog}
                 started = time.monotonic()
                 drained = complete_at(kafka, results_topic, wanted, within=300)
-                published = publish_steadily(kafka, source, backlog, seconds=0)
+                published = publish_events(kafka, source, backlog)
                 completed, _ = await asyncio.gather(drained, published)
                 assert completed is not None, f"{replicas} replicas did not drain the backlog"
                 figures[f"throughput_{replicas}_replicas"] = round(
                     len(backlog) / (completed - started), 1
                 )
                 figures[f"load_average_{replicas}_replicas"] = load_average()
-            spread = watcher.timeline[-1].assignments
+            spread = watcher.timeline[-1].held(source)
             assert len(spread) == REPLICAS, spread
             assert all(len(parts) == PARTITIONS // REPLICAS for parts in spread.values()), spread
 
             # Under a steady stream: one replica leaves (SIGTERM: drain, commit, leave group),
             # then a fresh one joins. Each must be one rebalance, and nothing may be lost.
-            stream = asyncio.create_task(publish_steadily(kafka, source, phases[-1], seconds=20))
+            rate = len(phases[-1]) / 20
+            stream = asyncio.create_task(publish_paced(kafka, source, phases[-1], rate))
             await asyncio.sleep(3)
             left = time.monotonic()
             # In a thread: the watcher must keep sampling while the replica drains and leaves.
             exit_code = await asyncio.to_thread(group.terminate, 0)
             assert exit_code == 0, "a leaving replica drains and exits cleanly"
-            change = await rebalance(watcher, left, REPLICAS - 1, within=60)
+            change = await rebalance(watcher, source, left, REPLICAS - 1, within=60)
             figures |= {f"leave_{key}": value for key, value in change.items()}
             joined = time.monotonic()
             group.start()
-            change = await rebalance(watcher, joined, REPLICAS, profile.startup_seconds + 30)
+            change = await rebalance(
+                watcher, source, joined, REPLICAS, profile.startup_seconds + 30
+            )
             figures |= {f"rejoin_{key}": value for key, value in change.items()}
             await stream
             wanted = {str(event.event_id) for event in events}

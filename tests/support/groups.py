@@ -29,11 +29,19 @@ class GroupView:
 
     at: float
     state: str
-    assignments: dict[str, frozenset[int]]
+    assignments: dict[str, frozenset[tuple[str, int]]]
+    """Member id to the (topic, partition) pairs it holds, over every topic it subscribes."""
 
-    def settled(self, members: int, partitions: int) -> bool:
-        """Stable with exactly `members` members, together holding all `partitions`."""
-        held = [p for parts in self.assignments.values() for p in parts]
+    def held(self, topic: str) -> dict[str, list[int]]:
+        """Each member's partitions of `topic`."""
+        return {
+            member: sorted(p for t, p in parts if t == topic)
+            for member, parts in self.assignments.items()
+        }
+
+    def settled(self, members: int, topic: str, partitions: int) -> bool:
+        """Stable with exactly `members` members, together holding every partition of `topic`."""
+        held = [p for parts in self.held(topic).values() for p in parts]
         return (
             self.state == STABLE
             and len(self.assignments) == members
@@ -47,8 +55,8 @@ async def describe(admin: AIOKafkaAdminClient, group: str) -> GroupView:
     # The assignment is the last field of a member in every DescribeGroups version.
     assignments = {
         member[0]: frozenset(
-            partition
-            for _topic, partitions in ConsumerProtocolMemberAssignment.decode(member[-1]).assignment
+            (topic, partition)
+            for topic, partitions in ConsumerProtocolMemberAssignment.decode(member[-1]).assignment
             for partition in partitions
         )
         for member in members
@@ -74,13 +82,14 @@ class GroupWatcher:
                 self.timeline.append(await describe(self.admin, self.group))
             await asyncio.sleep(self.period)
 
-    async def settled(self, members: int, partitions: int, within: float) -> GroupView:
-        """The first view, from now on, where the group has settled on `members` members."""
+    async def settled(self, members: int, topic: str, partitions: int, within: float) -> GroupView:
+        """The first view, from now on, where the group has settled on `members` members that
+        hold all `partitions` of `topic` (a service may subscribe to more topics)."""
         start = len(self.timeline)
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             for view in self.timeline[start:]:
-                if view.settled(members, partitions):
+                if view.settled(members, topic, partitions):
                     return view
             await asyncio.sleep(self.period)
         last = self.timeline[-1] if self.timeline else None

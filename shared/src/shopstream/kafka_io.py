@@ -42,6 +42,34 @@ async def publish_events(
         await producer.stop()
 
 
+async def publish_paced(
+    settings: KafkaSettings, topic: str, events: Sequence[Event], rate: float
+) -> None:
+    """Publish at about `rate` events/s, as an upstream system would, and wait for every
+    acknowledgement. One producer for the whole stream, so a broker outage in the middle is
+    ridden out by the producer's own retries."""
+    producer = AIOKafkaProducer(**aiokafka_options(settings), enable_idempotence=True)
+    await producer.start()
+    try:
+        began = time.perf_counter()
+        pending = []
+        for index, event in enumerate(events):
+            delay = began + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            pending.append(
+                await producer.send(
+                    topic,
+                    event.to_json(),
+                    key=event.message_key().encode("utf-8"),
+                    headers=encode_headers(event_headers(event)),
+                )
+            )
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
 async def topic_partitions(
     consumer: AIOKafkaConsumer, topic: str, *, wait_seconds: float = 5.0
 ) -> list[TopicPartition]:

@@ -16,15 +16,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from shopstream.events import ReviewSubmitted
-from shopstream.kafka_io import encode_headers, topic_partitions
-from shopstream.runtime.codec import event_headers
+from shopstream.kafka_io import publish_paced, topic_partitions
 from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings
@@ -267,7 +266,7 @@ async def run_sentiment_demo(
         )
         began = time.perf_counter()
         publisher = asyncio.create_task(
-            _publish_paced(kafka, settings.topics.reviews, reviews, rate)
+            publish_paced(kafka, settings.topics.reviews, reviews, rate)
         )
         await watcher.watch(console, began, time.monotonic() + max_seconds)
         await publisher
@@ -293,29 +292,3 @@ async def run_sentiment_demo(
         metrics_url=metrics_url,
         labels=watcher.labels,
     )
-
-
-async def _publish_paced(
-    kafka: KafkaSettings, topic: str, events: list[ReviewSubmitted], rate: float
-) -> None:
-    """Send at about `rate` events/s, as a review system would, so the table fills visibly."""
-    producer = AIOKafkaProducer(**aiokafka_options(kafka), enable_idempotence=True)
-    await producer.start()
-    try:
-        began = time.perf_counter()
-        pending = []
-        for index, event in enumerate(events):
-            delay = began + index / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            pending.append(
-                await producer.send(
-                    topic,
-                    event.to_json(),
-                    key=event.message_key().encode("utf-8"),
-                    headers=encode_headers(event_headers(event)),
-                )
-            )
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
