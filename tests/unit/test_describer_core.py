@@ -204,6 +204,14 @@ def test_pipeline_paths(script: tuple[str, ...], path: GenerationPath, review: b
         assert {finding.term for finding in result.quality.compliance_findings} == {"best"}
 
 
+def test_a_clean_text_about_something_else_is_not_published() -> None:
+    wandering = "A lovely day at the beach with friends, full of sunshine, laughter and joy."
+    pipeline = DescriberPipeline(ScriptedGenerator(wandering))
+    [result] = pipeline.describe([DescriptionJob(BAG, "en", LEXICON)])
+    assert result.quality.path is GenerationPath.COMPOSED, "no claim to reject, but no facts"
+    assert wandering not in result.description
+
+
 def test_chinese_is_composed_without_calling_an_english_generator() -> None:
     generator = ScriptedGenerator(GOOD)
     pipeline = DescriberPipeline(generator)
@@ -212,6 +220,44 @@ def test_chinese_is_composed_without_calling_an_english_generator() -> None:
     assert result.quality.path is GenerationPath.COMPOSED
     assert result.quality.attempts == 0
     assert result.lineage.model_id == "shopstream-composer"
+
+
+class ChineseScript(ScriptedGenerator):
+    """A second generator that writes Chinese only, as the optional Gemma does."""
+
+    model_id = "scripted-zh"
+    model_revision = "rev-zh"
+
+    def __init__(self, *attempts: str) -> None:
+        super().__init__(*attempts)
+        self.prompts: list[str] = []
+
+    def supports(self, locale: str) -> bool:
+        return locale.startswith("zh")
+
+    def generate(self, prompts: Sequence[str], *, attempt: int, max_new_tokens: int) -> list[str]:
+        self.prompts += prompts
+        return super().generate(prompts, attempt=attempt, max_new_tokens=max_new_tokens)
+
+
+def test_each_locale_goes_to_its_own_generator_with_its_own_prompt_and_lineage() -> None:
+    english = ScriptedGenerator(GOOD)
+    chinese = ChineseScript(
+        "这款裙采用针织材质，黑色配色，整体呈现复古、文艺风格。"
+        "针织面料柔软亲肤，复古与文艺元素相结合，日常通勤和周末出游都很合适。"
+    )
+    pipeline = DescriberPipeline([english, chinese])
+    results = pipeline.describe(
+        [DescriptionJob(BAG, "en", LEXICON), DescriptionJob(SKIRT, "zh", LEXICON)]
+    )
+    assert english.calls == [(1, 1)]
+    assert chinese.calls == [(1, 1)]
+    assert "文案" in chinese.prompts[0], "the Chinese prompt, not the English one"
+    assert [result.quality.path for result in results] == [GenerationPath.GENERATED] * 2
+    assert [result.lineage.model_id for result in results] == ["scripted", "scripted-zh"]
+    versions = [result.lineage.prompt_version for result in results]
+    assert versions[0] != versions[1], "prompt versions are per language"
+    assert not results[1].quality.review_required
 
 
 def test_copy_variants_are_distinct_within_limits_and_topped_up_by_the_composer() -> None:

@@ -28,6 +28,21 @@ class GeneratorModel(Generator, ModelLifecycle, Protocol):
     """What the service needs from a generator: lifecycle plus batched generation."""
 
 
+class GeneratorGroup:
+    """Loads and unloads every generator of the pipeline as the service's one model."""
+
+    def __init__(self, generators: Sequence[GeneratorModel]) -> None:
+        self.generators = list(generators)
+
+    def load(self) -> None:
+        for generator in self.generators:
+            generator.load()
+
+    def unload(self) -> None:
+        for generator in self.generators:
+            generator.unload()
+
+
 class ProductTable:
     """Every tenant's products, followed from the compacted products topic (global table).
 
@@ -97,13 +112,15 @@ def build_service(
 ) -> DescriberService:
     """The describer; `generator` replaces the configured model (tests pass fakes)."""
     settings = settings or DescriberSettings()
-    chosen: GeneratorModel | None = generator
-    if chosen is None and settings.model.generator:
-        # Imported here so that importing the service (CLI, unit tests) does not import torch.
-        from shopstream_describer.model import DescriberModel  # noqa: PLC0415
+    generators: list[GeneratorModel] = [generator] if generator is not None else []
+    if generator is None:
+        configs = [item for item in (settings.model, settings.chinese) if item and item.generator]
+        if configs:
+            # Imported here so that importing the service (CLI, unit tests) does not import torch.
+            from shopstream_describer.model import DescriberModel  # noqa: PLC0415
 
-        chosen = DescriberModel(settings.model)
-    pipeline = DescriberPipeline(chosen, settings.pipeline_options())
+            generators = [DescriberModel(config) for config in configs]
+    pipeline = DescriberPipeline(generators, settings.pipeline_options())
     lexicons = Lexicons(settings.tenant_lexicons, settings.lexicon)
     state = DescriberState()
     table = ProductTable(settings, state)
@@ -127,7 +144,7 @@ def build_service(
         build_handler=lambda context: build_describer_handler(
             context, pipeline, state, lexicons, settings.topics, refresh_products=table.refresh
         ),
-        model=chosen,
+        model=GeneratorGroup(generators) if generators else None,
         startup_hooks=[restore_hook],
         registry=registry,
     )

@@ -14,7 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from shopstream_describer.compliance import Lexicons
-from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig
+from shopstream_describer.config import (
+    DEFAULT_GENERATOR,
+    ChineseGeneratorConfig,
+    GeneratorConfig,
+)
 from shopstream_describer.evaluation import evaluate_rows, read_rows
 from shopstream_describer.pipeline import DescriberPipeline, Generator, PipelineOptions
 
@@ -32,6 +36,13 @@ def evaluate(
         str, typer.Option(help="Generator (registry name, dir, Hub id); '' = composer only.")
     ] = DEFAULT_GENERATOR,
     languages: Annotated[str, typer.Option(help="Comma-separated generator languages.")] = "en",
+    zh_generator: Annotated[
+        str,
+        typer.Option(
+            help="Chinese generator, e.g. gemma-3-270m (needs shopstream-describer[gemma]); "
+            "'' = Chinese is composed."
+        ),
+    ] = "",
     max_attempts: Annotated[int, typer.Option(help="Generations before repair/compose.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Products per pipeline batch.")] = 16,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
@@ -45,19 +56,28 @@ def evaluate(
         batch_size=batch_size,
         max_attempts=max_attempts,
     )
-    model: Generator | None = None
-    uses_model = bool(config.generator) and any(
-        row.payload.locale.split("-")[0] in config.languages for row in rows
+    chinese = ChineseGeneratorConfig(
+        generator=zh_generator or None,
+        threads=threads,
+        batch_size=batch_size,
+        max_attempts=max_attempts,
     )
-    if uses_model:
+    locales = {row.payload.locale.split("-")[0] for row in rows}
+    used = [item for item in (config, chinese) if item.generator and locales & set(item.languages)]
+    models: list[Generator] = []
+    if used:
         from shopstream_describer.model import DescriberModel  # noqa: PLC0415  torch
 
-        loaded = DescriberModel(config)
-        loaded.load()
-        model = loaded
-    pipeline = DescriberPipeline(model, PipelineOptions(max_attempts=max_attempts))
+        for item in used:
+            loaded = DescriberModel(item)
+            loaded.load()
+            models.append(loaded)
+    pipeline = DescriberPipeline(models, PipelineOptions(max_attempts=max_attempts))
     result = evaluate_rows(rows, pipeline, Lexicons().default, batch_size)
-    result |= {"data": str(data), "generator": config.generator if uses_model else None}
+    result |= {
+        "data": str(data),
+        "generator": ",".join(str(item.generator) for item in used) or None,
+    }
     table = Table(title=f"describer on {data.name} ({result['rows']} products)")
     table.add_column("measure")
     table.add_column("value", justify="right")

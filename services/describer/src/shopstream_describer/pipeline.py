@@ -28,7 +28,7 @@ from shopstream_describer.composer import (
     compose_description,
 )
 from shopstream_describer.facts import Fact, ProductFacts
-from shopstream_describer.prompts import prompt_template, prompt_version
+from shopstream_describer.prompts import prompt_name, prompt_template, prompt_version
 from shopstream_describer.quality import Check, check, report
 from shopstream_describer.text import fit, is_chinese, join_sentences, sentences, similarity
 
@@ -62,6 +62,10 @@ class PipelineOptions:
     description_tokens: int = 96
     copy_tokens: int = 48
     min_description_chars: int = 40
+    min_generated_coverage: float = 0.25
+    """Share of the product's facts a generated description must state to be publishable: a
+    text with no unsupported claim can still be about something else entirely (a small base
+    model wanders), and the claim check alone would pass it."""
     max_description_chars: int = 800
     near_duplicate: float = 0.7
     """Copy variants at least this similar (character trigram Jaccard) count as one."""
@@ -120,7 +124,7 @@ class _Candidate:
     attempt: int
 
 
-def tidy(raw: str, limit: int) -> str:
+def tidy(raw: str, limit: int, locale: str = "en") -> str:
     """A small model's answer as publishable prose: no chatter, markup or cut-off sentence."""
     lines = [line for line in raw.splitlines() if line.strip() and not _CHATTER.match(line)]
     text = _MARKUP.sub("", " ".join(lines))
@@ -128,27 +132,67 @@ def tidy(raw: str, limit: int) -> str:
     parts = sentences(text)
     if len(parts) > 1 and not re.search(r"[.!?。！？]$", parts[-1]):
         parts = parts[:-1]
-    return fit(" ".join(parts), limit, "en")
+    return fit(join_sentences(parts, locale), limit, locale)
+
+
+def _language(locale: str) -> str:
+    return "zh" if is_chinese(locale) else "en"
 
 
 class DescriberPipeline:
-    def __init__(self, generator: Generator | None, options: PipelineOptions | None = None) -> None:
-        self.generator = generator
+    """`generators`: one, several (each locale goes to the first that supports it) or none."""
+
+    def __init__(
+        self,
+        generators: Generator | Sequence[Generator] | None,
+        options: PipelineOptions | None = None,
+    ) -> None:
+        if generators is None:
+            self.generators: list[Generator] = []
+        elif isinstance(generators, Sequence):
+            self.generators = list(generators)
+        else:
+            self.generators = [generators]
         self.options = options or PipelineOptions()
 
+    def generator_for(self, locale: str) -> Generator | None:
+        return next((item for item in self.generators if item.supports(locale)), None)
+
     def generates(self, locale: str) -> bool:
-        return self.generator is not None and self.generator.supports(locale)
+        return self.generator_for(locale) is not None
 
     def lineage(self, locale: str) -> Lineage:
-        if self.generator is not None and self.generates(locale):
+        generator = self.generator_for(locale)
+        if generator is not None:
             return Lineage(
-                model_id=self.generator.model_id,
-                model_revision=self.generator.model_revision or "unknown",
-                prompt_version=prompt_version(),
+                model_id=generator.model_id,
+                model_revision=generator.model_revision or "unknown",
+                prompt_version=prompt_version(_language(locale)),
             )
         return Lineage(
             model_id=COMPOSER_ID, model_revision=COMPOSER_VERSION, prompt_version=COMPOSER_VERSION
         )
+
+    def _generate(
+        self, locales: Sequence[str], prompts: Sequence[str], *, attempt: int, max_new_tokens: int
+    ) -> list[str]:
+        """One completion per prompt, in order; each generator gets its locales' prompts at once."""
+        groups: dict[int, list[int]] = {}
+        for position, locale in enumerate(locales):
+            generator = self.generator_for(locale)
+            if generator is None:
+                raise ValueError(f"no generator writes {locale!r}")
+            groups.setdefault(self.generators.index(generator), []).append(position)
+        outputs = [""] * len(prompts)
+        for number, positions in groups.items():
+            texts = self.generators[number].generate(
+                [prompts[position] for position in positions],
+                attempt=attempt,
+                max_new_tokens=max_new_tokens,
+            )
+            for position, text in zip(positions, texts, strict=True):
+                outputs[position] = text
+        return outputs
 
     # Descriptions -------------------------------------------------------------------------
 
@@ -159,19 +203,20 @@ class DescriberPipeline:
         pending = [i for i, job in enumerate(jobs) if self.generates(job.locale)]
         options = self.options
         for attempt in range(1, options.max_attempts + 1):
-            if not pending or self.generator is None:
+            if not pending:
                 break
-            outputs = self.generator.generate(
-                [self._description_prompt(jobs[i]) for i in pending],
+            outputs = self._generate(
+                [jobs[i].locale for i in pending],
+                [self.description_prompt(jobs[i]) for i in pending],
                 attempt=attempt,
                 max_new_tokens=options.description_tokens,
             )
             still_pending = []
             for i, raw in zip(pending, outputs, strict=True):
                 job = jobs[i]
-                text = tidy(raw, options.max_description_chars)
+                text = tidy(raw, options.max_description_chars, job.locale)
                 result = check(text, [job.facts], indexes[i], job.lexicon)
-                if result.clean and len(text) >= options.min_description_chars:
+                if self._acceptable(text, result):
                     path = GenerationPath.GENERATED if attempt == 1 else GenerationPath.REGENERATED
                     chosen[i] = (text, path, attempt, [])
                     continue
@@ -198,11 +243,21 @@ class DescriberPipeline:
     ) -> tuple[str, list[ComplianceFinding]] | None:
         kept = [part for part in sentences(text) if not ground(part, index).unsupported]
         repaired = job.lexicon.repair(join_sentences(kept, job.locale), job.locale)
-        if repaired.flagged or len(repaired.text) < self.options.min_description_chars:
+        if repaired.flagged:
             return None
-        if not check(repaired.text, [job.facts], index, job.lexicon).clean:
+        if not self._acceptable(
+            repaired.text, check(repaired.text, [job.facts], index, job.lexicon)
+        ):
             return None
         return repaired.text, repaired.findings
+
+    def _acceptable(self, text: str, result: Check) -> bool:
+        options = self.options
+        return (
+            result.clean
+            and len(text) >= options.min_description_chars
+            and result.coverage >= options.min_generated_coverage
+        )
 
     def _finish_description(
         self,
@@ -231,8 +286,8 @@ class DescriberPipeline:
             lineage=self.lineage(job.locale),
         )
 
-    def _description_prompt(self, job: DescriptionJob) -> str:
-        return prompt_template("describe.en.txt").substitute(
+    def description_prompt(self, job: DescriptionJob) -> str:
+        return prompt_template(prompt_name("describe", _language(job.locale))).substitute(
             title=job.facts.title, facts=_fact_lines(job.facts)
         )
 
@@ -255,17 +310,18 @@ class DescriberPipeline:
         pending = [i for i, job in enumerate(jobs) if self.generates(job.locale)]
         per_variant = self.options.copy_candidates_per_variant
         for attempt in range(1, self.options.max_attempts + 1):
-            if not pending or self.generator is None:
+            if not pending:
                 break
             owners = [i for i in pending for _ in range(jobs[i].variants * per_variant)]
-            outputs = self.generator.generate(
+            outputs = self._generate(
+                [jobs[i].locale for i in owners],
                 [self._copy_prompt(jobs[i]) for i in owners],
                 attempt=attempt + 1,  # always sampled: variants must differ
                 max_new_tokens=self.options.copy_tokens,
             )
             for i, raw in zip(owners, outputs, strict=True):
                 job = jobs[i]
-                text = tidy(raw, self.limit(job))
+                text = tidy(raw, self.limit(job), job.locale)
                 result = check(text, job.products, indexes[i], job.lexicon)
                 texts = [item[0] for item in accepted[i]]
                 wanted = len(texts) < job.variants and self._is_new(text, texts)
@@ -329,15 +385,33 @@ class DescriberPipeline:
         return all(similarity(text, other) < self.options.near_duplicate for other in kept)
 
     def _copy_prompt(self, job: CopyJob) -> str:
-        return prompt_template("copy.en.txt").substitute(
-            channel=job.channel.value.replace("_", " "),
+        language = _language(job.locale)
+        words = _COPY_WORDS[language]
+        return prompt_template(prompt_name("copy", language)).substitute(
+            channel=words.get(job.channel.value, job.channel.value.replace("_", " ")),
             limit=self.limit(job),
-            tone=job.tone or "friendly",
-            audience=job.audience or "all shoppers",
-            brief=job.brief or "new products",
+            tone=job.tone or words["tone"],
+            audience=job.audience or words["audience"],
+            brief=job.brief or words["brief"],
             title=job.products[0].title,
             facts="\n".join(_fact_lines(product) for product in job.products[:3]),
         )
+
+
+_COPY_WORDS = {
+    "en": {"tone": "friendly", "audience": "all shoppers", "brief": "new products"},
+    "zh": {
+        "tone": "亲切",
+        "audience": "所有顾客",
+        "brief": "新品上架",
+        "sms": "短信",
+        "push": "推送",
+        "email_subject": "邮件标题",
+        "social_post": "社交媒体帖子",
+        "banner": "横幅",
+    },
+}
+"""Defaults and channel names the copy prompts use, per prompt language."""
 
 
 def _fact_lines(facts: ProductFacts) -> str:

