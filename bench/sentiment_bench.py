@@ -31,6 +31,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shopstream import local_broker
-from shopstream.events import ReviewSubmitted
+from shopstream.events import Event, ReviewSubmitted
 from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
@@ -197,7 +198,7 @@ class ResultReader:
 
 
 async def send(
-    bootstrap: str, topic: str, events: list[ReviewSubmitted], rate: float | None = None
+    bootstrap: str, topic: str, events: Sequence[Event], rate: float | None = None
 ) -> dict[str, datetime]:
     """Publish `events` (at `rate` per second if given); return each event's send time."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
