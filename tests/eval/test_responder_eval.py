@@ -1,4 +1,5 @@
-"""Responder quality on a CI-sized slice of the Bitext support questions.
+"""Responder quality on a CI-sized slice of the Bitext support questions, and on a small
+Chinese FAQ written for this repository.
 
 Three rows per intent form the knowledge base (one FAQ article per intent), the first 200 of the
 other rows (seeded shuffle) are the questions. Floors sit a few points under what this slice
@@ -37,3 +38,19 @@ def test_answers_cite_the_right_article_on_a_slice() -> None:
     ), "confidence ranks right answers above wrong ones"
     reasons = summary["handoff_reasons"]
     assert reasons.get("customer_asked", 0) > 0, "people asking for an agent are handed off"
+
+
+ZH_FAQ = Path(__file__).parent / "data" / "responder_faq_zh.json"
+
+
+def test_the_chinese_faq_is_answered_from_the_right_article() -> None:
+    """10 help articles and 40 questions written for this repository, plus 6 questions no
+    article covers; measured 90% answered, 94.4% correct among answered, 1 of 6 uncovered
+    questions answered anyway."""
+    report = evaluate_file(ZH_FAQ, "squad", ResponderSettings())
+    summary = report["summary"]
+    assert summary["questions"] == 40
+    assert summary["uncovered_questions"] == 6
+    assert summary["answered_share"] >= 0.8, summary
+    assert summary["accuracy_among_answered"] >= 0.9, summary
+    assert summary["uncovered_answered_share"] <= 0.34, summary

@@ -78,7 +78,10 @@ class SharedModel:
 def shared(embedder: Embedder) -> SharedModel:
     settings = ResponderSettings()
     model = ResponderModel(
-        settings.model, settings.answering, IntentRules.from_file(settings.intent_rules), embedder
+        settings.model,
+        settings.answering,
+        IntentRules.from_file(settings.intent_rules),
+        embedder=embedder,
     )
     model.load()
     return SharedModel(model)

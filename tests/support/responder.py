@@ -21,6 +21,7 @@ from shopstream_responder.intents import IntentClassifier, IntentRules
 from shopstream_responder.knowledge import Document, KnowledgeIndex, PassageVectors
 from shopstream_responder.metrics import ResponderMetrics
 from shopstream_responder.model import Embedder, ResponderModel
+from shopstream_responder.rephrase import Rephraser
 
 DIM = 512
 # A shared component makes unrelated texts land near cosine 0.8 and the same words near 1.0,
@@ -197,13 +198,18 @@ NORTH_MARKERS = ("30 days", "30天", "99 EUR", "24 hours")
 
 
 def two_shop_responder(
-    embedder: Embedder, settings: ResponderSettings | None = None
+    embedder: Embedder,
+    settings: ResponderSettings | None = None,
+    *,
+    rephraser: Rephraser | None = None,
 ) -> tuple[ResponderModel, KnowledgeIndex]:
     """A loaded responder whose index holds both shops, fed through the knowledge follower's
     own record handling (so decoding and chunking are the service's)."""
     settings = settings or hashing_settings()
     rules = IntentRules.from_file(settings.intent_rules)
-    model = ResponderModel(settings.model, settings.answering, rules, embedder=embedder)
+    model = ResponderModel(
+        settings.model, settings.answering, rules, embedder=embedder, rephraser=rephraser
+    )
     model.load()
     index = KnowledgeIndex(topic_of=IntentClassifier(rules).rule_intent)
 

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from shopstream.events import HandoffReason, Intent, KnowledgeKind
-from shopstream_responder.answering import Hit, Question, confidence, extract_answer
+from shopstream_responder.answering import (
+    DocumentMatch,
+    Hit,
+    Question,
+    QuestionVectors,
+    confidence,
+    extract_answer,
+    rank_documents,
+    search,
+)
 from shopstream_responder.config import AnsweringConfig
 from shopstream_responder.intents import IntentRules
 from shopstream_responder.knowledge import (
@@ -146,6 +155,7 @@ def _snapshot(rows: int) -> TenantSnapshot:
         topics=np.asarray([""] * rows),
         product_rows={},
         general_rows=np.arange(rows, dtype=np.intp),
+        document_starts=np.arange(rows, dtype=np.intp),
     )
 
 
@@ -153,8 +163,12 @@ def test_confidence_is_the_weaker_of_closeness_and_distinctness() -> None:
     config = AnsweringConfig(score_floor=0.8, score_ceiling=0.9, decisive_margin=0.02)
     snapshot = _snapshot(3)
 
-    def hits(*scores: float) -> list[Hit]:
-        return [Hit(snapshot.passages[row], row, score, score) for row, score in enumerate(scores)]
+    def hits(*scores: float) -> list[DocumentMatch]:
+        """One single-passage document per score."""
+        return [
+            DocumentMatch((Hit(snapshot.passages[row], row, score, score),), score)
+            for row, score in enumerate(scores)
+        ]
 
     assert confidence([], snapshot, config) == 0.0
     assert confidence(hits(0.95), snapshot, config) == 1.0
@@ -172,6 +186,7 @@ def test_confidence_is_the_weaker_of_closeness_and_distinctness() -> None:
         topics=snapshot.topics,
         product_rows={},
         general_rows=snapshot.general_rows,
+        document_starts=snapshot.document_starts,
     )
     assert confidence(hits(0.95, 0.949), copies, config) == 1.0, "a copy is not a rival"
 
@@ -189,3 +204,61 @@ def test_long_passages_are_cut_to_the_sentences_that_match_the_question() -> Non
         "d", "d#0", "", "我们从杭州发货。退货免费。礼品包装三元。", KnowledgeKind.POLICY, "zh", None
     )
     assert extract_answer("退货要钱吗", [chinese], max_chars=8) == "退货免费。"
+
+
+def _faq_snapshot(scores: list[list[float]]) -> TenantSnapshot:
+    """One document per list; each score is one FAQ heading's cosine to the question ``e0``."""
+    passages: list[Passage] = []
+    rows: list[np.ndarray] = []
+    starts: list[int] = []
+    for number, document in enumerate(scores):
+        starts.append(len(passages))
+        for heading, score in enumerate(document):
+            passages.append(
+                Passage(
+                    f"doc{number}",
+                    f"doc{number}#{heading}",
+                    f"question {heading}?",
+                    "answer",
+                    KnowledgeKind.FAQ,
+                    "en",
+                    None,
+                )
+            )
+            vector = np.zeros(16, dtype=np.float32)
+            vector[0], vector[len(passages)] = score, np.sqrt(1 - score**2)
+            rows.append(vector)
+    matrix = np.stack(rows)
+    return TenantSnapshot(
+        tenant_id="t",
+        passages=tuple(passages),
+        vectors=PassageVectors(matrix, matrix),
+        languages=np.asarray(["en"] * len(passages)),
+        topics=np.asarray([""] * len(passages)),
+        product_rows={},
+        general_rows=np.arange(len(passages), dtype=np.intp),
+        document_starts=np.asarray(starts, dtype=np.intp),
+    )
+
+
+def test_an_article_with_several_close_questions_outranks_one_lucky_phrasing() -> None:
+    snapshot = _faq_snapshot([[0.90, 0.88, 0.87], [0.92, 0.50, 0.50]])
+    question = np.zeros(16, dtype=np.float32)
+    question[0] = 1.0
+    vectors = QuestionVectors(question, question)
+
+    def ranked(headings: int) -> list[DocumentMatch]:
+        config = AnsweringConfig(document_headings=headings)
+        hits = search(
+            snapshot, vectors, product_id=None, language="en", topic=None, config=config, limit=2
+        )
+        return rank_documents(snapshot, vectors, hits, language="en", topic=None, config=config)
+
+    by_best_passage = ranked(1)
+    assert [match.best.passage.doc_id for match in by_best_passage] == ["doc1", "doc0"]
+    by_article = ranked(3)
+    assert [match.best.passage.doc_id for match in by_article] == ["doc0", "doc1"]
+    bonus = AnsweringConfig().same_language_bonus  # every passage is in the question's language
+    assert by_article[0].score == pytest.approx((0.90 + 0.88 + 0.87) / 3 + bonus, abs=1e-5)
+    # Only doc1's best passage was retrieved, yet every passage of a candidate is scored.
+    assert len(by_article[0].hits) == 3

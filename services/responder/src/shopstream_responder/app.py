@@ -83,6 +83,8 @@ def build_service(
     """The responder service; `model` replaces the configured model (tests pass fakes)."""
     settings = settings or ResponderSettings()
     rules = IntentRules.from_file(settings.intent_rules)
-    chosen = model or ResponderModel(settings.model, settings.answering, rules)
+    chosen = model or ResponderModel(
+        settings.model, settings.answering, rules, rephrase=settings.rephrase
+    )
     index = KnowledgeIndex(topic_of=IntentClassifier(rules).rule_intent)
     return ResponderService(settings, chosen, index, CollectorRegistry(auto_describe=True))

@@ -37,6 +37,10 @@ def evaluate(  # noqa: PLR0917 - each typer option is a parameter
         int, typer.Option(help="intents: intents left out of the knowledge base entirely.")
     ] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the knowledge/question split.")] = 13,
+    split: Annotated[
+        str,
+        typer.Option(help="Questions: all, dev (first 30%, for choosing settings) or test (rest)."),
+    ] = "all",
     handoff_below: Annotated[
         float | None, typer.Option(help="Confidence threshold (default: the service's).")
     ] = None,
@@ -48,6 +52,8 @@ def evaluate(  # noqa: PLR0917 - each typer option is a parameter
 
     if data_format not in ("intents", "squad"):
         raise typer.BadParameter("--format must be intents or squad")
+    if split not in ("all", "dev", "test"):
+        raise typer.BadParameter("--split must be all, dev or test")
     settings = ResponderSettings()
     updates: dict[str, Any] = {"model": settings.model.model_copy(update={"threads": threads})}
     if handoff_below is not None:
@@ -63,6 +69,7 @@ def evaluate(  # noqa: PLR0917 - each typer option is a parameter
         kb_per_intent=kb_per_intent,
         unseen_intents=unseen_intents,
         seed=seed,
+        split="dev" if split == "dev" else "test" if split == "test" else "all",
         progress=console.print,
     )
     print_report(report)
@@ -100,13 +107,19 @@ def print_report(report: dict[str, Any]) -> None:
             "gold answer inside correct answers: "
             f"{_percent(report['gold_answer_in_correct_answers'])}"
         )
-    table = Table(title="questions no rule hands off, by confidence threshold")
-    for column in ("threshold", "answered", "accuracy among answered"):
+    table = Table(title=f"by confidence threshold ({report['split']} questions)")
+    for column in (
+        "threshold",
+        "answered (no rule hand-off)",
+        "answered (all covered)",
+        "accuracy among answered",
+    ):
         table.add_column(column, justify="right")
     for row in report["thresholds"]:
         table.add_row(
             f"{row['threshold']:.2f}",
             _percent(row["answered_share"]),
+            _percent(row["answered_share_all"]),
             _percent(row["accuracy_among_answered"]),
         )
     console.print(table)

@@ -2,7 +2,7 @@
 
 Examples: ``RESPONDER_MODEL__ENCODER=/models/bge-m3``, ``RESPONDER_ANSWERING__HANDOFF_BELOW=0.5``,
 ``RESPONDER_ANSWERING__ACCOUNT_ACCESS_INTENTS='[]'`` (an order system answers order status),
-``RESPONDER_INTENT_RULES=/etc/shopstream/intents.json``.
+``RESPONDER_INTENT_RULES=/etc/shopstream/intents.json``, ``RESPONDER_REPHRASE__ENABLED=true``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from shopstream.events import Intent
 from shopstream.settings import ServiceSettings
 
 DEFAULT_ENCODER = "multilingual-e5-small"
+# The registry's default generator; named here because importing the registry imports torch.
+DEFAULT_GENERATOR = "smollm2-135m-instruct"
 DEFAULT_INTENT_RULES = Path(
     str(resources.files("shopstream_responder").joinpath("data", "intents.json"))
 )
@@ -58,9 +60,10 @@ class ChunkingConfig(BaseModel):
 class AnsweringConfig(BaseModel):
     """When to answer, what to cite, and when to pass the conversation to a person.
 
+    Documents are ranked by the mean score of their best ``document_headings`` headings.
     Confidence is the weaker of closeness (the best passage's score between ``score_floor``
-    and ``score_ceiling``) and distinctness (its lead over the best passage of another
-    document, up to ``decisive_margin``); see ``shopstream_responder.answering.confidence``.
+    and ``score_ceiling``) and distinctness (the best document's lead over the next one, up
+    to ``decisive_margin``); see ``shopstream_responder.answering.confidence``.
     The defaults suit ``multilingual-e5-small``; another encoder needs its own floor and
     ceiling (``shopstream eval responder`` prints accuracy per confidence threshold).
     """
@@ -76,6 +79,12 @@ class AnsweringConfig(BaseModel):
     pairs higher across the board (unrelated Chinese texts land near 0.85, English near 0.82)."""
     decisive_margin: float = Field(default=0.02, gt=0.0, le=1.0)
     """Lead over the best other document at which distinctness reaches 1."""
+    document_headings: int = Field(default=3, ge=1, le=50)
+    """A document scores by the mean of its this-many best headings (FAQ questions; a policy
+    has one, its title): several phrasings of the customer's question in one article are
+    stronger evidence than one."""
+    search_depth: int = Field(default=20, ge=1, le=1_000)
+    """Best passages retrieved per question; their documents are the candidates ranked."""
     duplicate_similarity: float = Field(default=0.97, ge=0.0, le=1.0)
     """A passage of another document this similar to the best one is a copy (the same FAQ
     filed twice), not a rival, and does not lower the confidence."""
@@ -110,6 +119,27 @@ class AnsweringConfig(BaseModel):
         return self
 
 
+class RephraseConfig(BaseModel):
+    """A generator that may rephrase the extractive answer; its reply is used only when every
+    sentence is supported by the retrieved passages (``shopstream_responder.rephrase``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    """Off by default: the extractive answer is already grounded, and the default generator
+    (SmolLM2-135M, English only) costs about a fifth of a second per answer on a CPU."""
+    generator: str = DEFAULT_GENERATOR
+    """Registry name, local directory or Hub id of an instruction-tuned causal LM."""
+    device: str = "auto"
+    languages: frozenset[str] = frozenset({"en"})
+    """Languages the generator writes well; answers in other languages stay extractive."""
+    max_new_tokens: int = Field(default=96, ge=8, le=1_024)
+    batch_size: int = Field(default=8, ge=1, le=256)
+    min_term_share: float = Field(default=0.8, ge=0.0, le=1.0)
+    """Share of a generated sentence's content terms that must occur in the passages (its
+    numbers must all occur); below it the sentence is unsupported and the reply discarded."""
+
+
 class ResponderSettings(ServiceSettings):
     """Settings of the responder; topics ``topics.questions`` (consumed by the group),
     ``topics.knowledge`` and ``topics.products`` (read in full by every replica) and
@@ -120,6 +150,7 @@ class ResponderSettings(ServiceSettings):
     model: EncoderConfig = EncoderConfig()
     chunking: ChunkingConfig = ChunkingConfig()
     answering: AnsweringConfig = AnsweringConfig()
+    rephrase: RephraseConfig = RephraseConfig()
     intent_rules: Path = DEFAULT_INTENT_RULES
     """Keyword and pattern rules plus prototype sentences per intent (zh and en), anger and
     hand-off phrases; point it at an operator's own JSON file to change them without a

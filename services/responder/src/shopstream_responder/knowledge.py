@@ -248,9 +248,21 @@ class TenantSnapshot:
     product_rows: dict[str, npt.NDArray[np.intp]]
     """Rows of each product's facts; rows of no product are general knowledge."""
     general_rows: npt.NDArray[np.intp]
+    document_starts: npt.NDArray[np.intp]
+    """First row of each document, ascending: a document's passages are consecutive rows."""
 
     def __len__(self) -> int:
         return len(self.passages)
+
+    def document_rows(self, row: int) -> range:
+        """The rows of the document that ``row`` belongs to."""
+        ordinal = int(np.searchsorted(self.document_starts, row, side="right")) - 1
+        end = (
+            int(self.document_starts[ordinal + 1])
+            if ordinal + 1 < len(self.document_starts)
+            else len(self.passages)
+        )
+        return range(int(self.document_starts[ordinal]), end)
 
     def searchable_rows(self, product_id: str | None) -> npt.NDArray[np.intp] | None:
         """Rows a question may use: None for all of them (no product named), else the
@@ -403,8 +415,10 @@ def _build_snapshot(tenant_id: str, entries: list[_DocumentEntry]) -> TenantSnap
     headings = _frozen(np.concatenate([entry.vectors.headings for entry in entries]))
     product_rows: dict[str, list[int]] = {}
     general_rows: list[int] = []
+    starts: list[int] = []
     start = 0
     for entry in entries:
+        starts.append(start)
         end = start + len(entry.passages)
         product_id = entry.document.product_id
         rows = range(start, end)
@@ -424,4 +438,5 @@ def _build_snapshot(tenant_id: str, entries: list[_DocumentEntry]) -> TenantSnap
             product: np.asarray(rows, dtype=np.intp) for product, rows in product_rows.items()
         },
         general_rows=np.asarray(general_rows, dtype=np.intp),
+        document_starts=np.asarray(starts, dtype=np.intp),
     )

@@ -12,16 +12,18 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from shopstream_responder.answering import Answerer, Draft, Question, QuestionVectors
-from shopstream_responder.config import AnsweringConfig, EncoderConfig
+from shopstream_responder.config import AnsweringConfig, EncoderConfig, RephraseConfig
 from shopstream_responder.intents import IntentClassifier, IntentRules
 from shopstream_responder.knowledge import Document, PassageVectors, TenantSnapshot
-from shopstream_responder.text import mask_digit_runs
+from shopstream_responder.rephrase import Rephraser, RephraseRequest
+from shopstream_responder.text import language_of, mask_digit_runs
 
 logger = logging.getLogger("shopstream.responder")
 
@@ -55,8 +57,12 @@ class ResponderModel:
         encoder: EncoderConfig,
         answering: AnsweringConfig,
         rules: IntentRules,
+        *,
         embedder: Embedder | None = None,
+        rephraser: Rephraser | None = None,
+        rephrase: RephraseConfig | None = None,
     ) -> None:
+        """``rephraser`` replaces the one ``rephrase`` would build (tests pass fakes)."""
         self.encoder_config = encoder
         self.answering_config = answering
         self.rules = rules
@@ -64,6 +70,9 @@ class ResponderModel:
         self.model_revision = ""
         self.load_seconds = 0.0
         self._embedder = embedder
+        if rephraser is None and rephrase is not None and rephrase.enabled:
+            rephraser = Rephraser(rephrase)
+        self._rephraser = rephraser
         self._answerer: Answerer | None = None
         self._lock = threading.Lock()
 
@@ -93,9 +102,12 @@ class ResponderModel:
                 batch_size=self.encoder_config.batch_size,
             )
             classifier = IntentClassifier(self.rules, prototypes)
-            self._answerer = Answerer(self.answering_config, classifier)
             self.model_id = self._embedder.model_id
             self.model_revision = f"{self._embedder.revision}+rules-{self.rules.revision}"
+            if self._rephraser is not None:
+                self._rephraser.load()
+                self.model_revision += f"+rephrase-{self._rephraser.revision}"
+            self._answerer = Answerer(self.answering_config, classifier)
         self.load_seconds = time.perf_counter() - started
         logger.info(
             "responder model %s (%s) ready in %.2f s",
@@ -131,12 +143,43 @@ class ResponderModel:
         texts = [mask_digit_runs(question.text, digits) for question, _ in inputs]
         queries = self._encode(texts, "query")
         symmetric = self._encode(texts, "passage")
-        return [
+        drafts = [
             answerer.answer(question, QuestionVectors(query, mirrored), snapshot)
             for (question, snapshot), query, mirrored in zip(
                 inputs, queries, symmetric, strict=True
             )
         ]
+        if self._rephraser is not None:
+            drafts = self._rephrased(self._rephraser, [question for question, _ in inputs], drafts)
+        return drafts
+
+    def _rephrased(
+        self, rephraser: Rephraser, questions: Sequence[Question], drafts: list[Draft]
+    ) -> list[Draft]:
+        """Drafts whose answer the generator rephrased with support; the others as they were.
+        Hand-offs keep their extractive text: a person reads it, not the customer."""
+        chosen = [
+            number
+            for number, draft in enumerate(drafts)
+            if draft.answer is not None
+            and draft.handoff is None
+            and language_of(draft.locale) in rephraser.config.languages
+        ]
+        requests = [
+            RephraseRequest(
+                question=questions[number].text,
+                answer=drafts[number].answer or "",
+                passages=tuple(hit.passage.text for hit in drafts[number].citations),
+            )
+            for number in chosen
+        ]
+        with self._lock:
+            replies = rephraser.rephrase(requests)
+        result = list(drafts)
+        for number, reply in zip(chosen, replies, strict=True):
+            if reply is not None:
+                result[number] = replace(result[number], answer=reply, rephrased=True)
+        return result
 
     def _encode(self, texts: Sequence[str], kind: Literal["query", "passage"]) -> FloatMatrix:
         with self._lock:
@@ -153,3 +196,5 @@ class ResponderModel:
             self._answerer = None
             if self._embedder is not None:
                 self._embedder.unload()
+            if self._rephraser is not None:
+                self._rephraser.unload()
