@@ -1,5 +1,5 @@
 # Thin wrappers: each target is one command documented in the README.
-.PHONY: demo test bench lint broker-up broker-down dashboard
+.PHONY: demo test bench soak lint broker-up broker-down dashboard
 
 demo:          ## start Kafka and the services, push sample events, show the results
 	scripts/demo.sh
@@ -9,6 +9,9 @@ test:          ## lint, type-check and run every test layer on a real broker
 
 bench:         ## bus benchmark: shopstream runtime vs a raw aiokafka loop
 	scripts/bootstrap.sh && uv run --frozen python bench/bus_bench.py
+
+soak:          ## fault suite with 3x the inputs and kills, and scale-out with the real sentiment model
+	scripts/bootstrap.sh && FAULT_SCALE=3 FAULT_PROFILES=echo,sentiment,describer SCALE_PROFILES=echo,sentiment uv run --frozen pytest tests/integration/test_faults.py tests/integration/test_scale_out.py
 
 lint:          ## ruff and mypy --strict only
 	uv run --frozen ruff check . && uv run --frozen mypy shared/src services/*/src bench

@@ -1,9 +1,16 @@
-"""Fault suite: the echo service under steady load while the broker or the model misbehaves.
+"""Fault suite: real services under steady load while replicas, the broker or the model misbehave.
 
-Each scenario runs against its own broker (the shared test broker must not be disturbed), is
-bounded in events and time, and checks that every input has a result and that any duplicate
-result carries the same event id as its twin. Figures go to `bench/results/faults.json` and
-`docs/reliability.md`.
+Every scenario runs against each selected service profile: sentiment with the real e5 model, the
+describer with the real SmolLM2 generator on a small token budget, and optionally the echo
+service (the runtime with a no-op model). The suite has its own broker (the shared test broker
+must not be disturbed); each scenario uses fresh topics and a fresh group, is bounded in events
+and time, and checks that every input has a result or a dead letter, the counts reconcile
+exactly, and any duplicate result carries the same event id as its twin. Figures go to
+`bench/results/faults.json` and `docs/reliability.md`.
+
+`FAULT_PROFILES=sentiment,describer` (the default; add `echo` for the runtime alone) selects the
+services; `FAULT_SCALE=N` multiplies the inputs per scenario and the number of kills for a longer
+soak (`make soak`).
 """
 
 from __future__ import annotations
@@ -11,38 +18,62 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from shopstream import local_broker
-from shopstream.events import ReviewSubmitted
-from shopstream.kafka_io import publish_events
+from shopstream.kafka_io import publish_events, publish_paced
 from shopstream.local_broker import LocalBrokerConfig
-from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
-from shopstream.topics import TopicSettings, dead_letter_topic
 from support.figures import record
+from support.groups import watching
 from support.kafka import collect, unique
 from support.ports import broker_port
+from support.replicas import (
+    DESCRIBER,
+    ECHO,
+    SENTIMENT,
+    SESSION_TIMEOUT_MS,
+    ReplicaSet,
+    ServiceProfile,
+    complete_at,
+    create_topics,
+    dead_letter_inputs,
+    load_average,
+    reconcile,
+)
 
 pytestmark = pytest.mark.integration
 
-EVENTS = 1_500
+PROFILES = {profile.name: profile for profile in (ECHO, SENTIMENT, DESCRIBER)}
+# The echo service (runtime only) is already covered by test_runtime_real_broker's SIGKILL
+# tests; by default the suite's time goes to the services with real models.
+SELECTED = [
+    PROFILES[name] for name in os.environ.get("FAULT_PROFILES", "sentiment,describer").split(",")
+]
+SCALE = int(os.environ.get("FAULT_SCALE", "1"))
+PARTITIONS = 3
+LOAD_SECONDS = 10
+"""The second half of the inputs arrives evenly over this window, while the fault happens."""
+
+Fault = Callable[[LocalBrokerConfig, ReplicaSet], Awaitable[float]]
+"""Does the damage; returns the monotonic time the last disruption began (recovery counts
+from there)."""
 
 
-@pytest.fixture
-async def fault_broker(tmp_path: Path) -> AsyncIterator[LocalBrokerConfig]:
+@pytest.fixture(scope="module")
+def fault_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrokerConfig]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.skip("fault scenarios control their own broker; an external cluster is in use")
+    # One broker for the module: every fault leaves it running again, and each scenario has its
+    # own topics and group, so sharing it saves a broker start per scenario.
     config = LocalBrokerConfig(
         port=broker_port(692),
         controller_port=broker_port(693),
-        home=tmp_path / "kafka",
+        home=tmp_path_factory.mktemp("kafka"),
         jars_home=LocalBrokerConfig().home / "jars",
     )
     local_broker.start(config)
@@ -52,122 +83,154 @@ async def fault_broker(tmp_path: Path) -> AsyncIterator[LocalBrokerConfig]:
         local_broker.stop(config)
 
 
-def reviews(count: int) -> list[ReviewSubmitted]:
-    return [
-        ReviewSubmitted(
-            tenant_id="acme",
-            payload={"review_id": f"r{i}", "product_id": f"p{i % 9}", "text": f"review {i}"},
-        )
-        for i in range(count)
-    ]
-
-
-def start_echo(bootstrap: str, source: str, **extra_env: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "ECHO_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "ECHO_INPUT_TOPIC": source,
-        "ECHO_OUTPUT_TOPIC": source + ".out",
-        "ECHO_GROUP_ID": source + ".group",
-        "ECHO_HTTP_PORT": "0",
-        "ECHO_DELAY_MS": "20",
-        "ECHO_BATCH__MAX_RECORDS": "50",
-        "ECHO_BATCH__SESSION_TIMEOUT_MS": "6000",
-        "ECHO_BATCH__HEARTBEAT_INTERVAL_MS": "1000",
-        **extra_env,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "shopstream.cli", "run", "echo"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+@pytest.fixture(params=SELECTED, ids=lambda profile: profile.name)
+def profile(request: pytest.FixtureRequest) -> ServiceProfile:
+    chosen: ServiceProfile = request.param
+    return chosen
 
 
 async def run_scenario(
-    name: str,
+    profile: ServiceProfile,
+    scenario: str,
     config: LocalBrokerConfig,
-    fault: Callable[[LocalBrokerConfig], Awaitable[None]],
-    **extra_env: str,
+    fault: Fault,
+    log_dir: Path,
+    *,
+    replicas: int = 1,
+    load_seconds: float = LOAD_SECONDS,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     kafka = KafkaSettings(bootstrap_servers=config.bootstrap_servers)
-    source = unique(f"fault.{name}")
-    await ensure_topics(kafka, TopicSettings(partitions=3).specs((source, source + ".out")))
-    events = reviews(EVENTS)
+    prefix = unique(f"fault.{profile.name}.{scenario}")
+    await create_topics(kafka, profile, prefix, PARTITIONS)
+    events = list(profile.make_events(profile.events * SCALE))
     wanted = {str(event.event_id) for event in events}
-    process = start_echo(config.bootstrap_servers, source, **extra_env)
+    half = len(events) // 2
+    source, results_topic = profile.input_topic(prefix), profile.result_topic(prefix)
+    group = ReplicaSet(profile, config.bootstrap_servers, prefix, log_dir, extra_env or {})
+    for _ in range(replicas):
+        group.start()
     try:
-        # Steady load: the first half, then the fault while the second half arrives.
-        await publish_events(kafka, source, events[: EVENTS // 2])
-        await collect(kafka, source + ".out", EVENTS // 4, within=60)
-        fault_started = time.monotonic()
-        producer = asyncio.create_task(publish_events(kafka, source, events[EVENTS // 2 :]))
-        await fault(config)
-        await asyncio.wait_for(producer, timeout=120)
-        results: list[dict[str, object]] = []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            results = await collect(kafka, source + ".out", 10**9, within=3)
-            if {r["causation_id"] for r in results} >= wanted:
-                break
-        recovery = time.monotonic() - fault_started
-        dead = await collect(kafka, dead_letter_topic(source), 10**9, within=2)
+        await publish_events(kafka, source, events[:half])
+        # The fault must hit a service that is demonstrably working, not one still loading.
+        warm = await collect(
+            kafka, results_topic, max(1, half // 4), within=profile.startup_seconds
+        )
+        assert warm, f"{profile.name} produced no result within {profile.startup_seconds} s"
+        watcher = asyncio.create_task(complete_at(kafka, results_topic, wanted, within=400))
+        rate = (len(events) - half) / load_seconds
+        load = asyncio.create_task(publish_paced(kafka, source, events[half:], rate))
+        disrupted = await fault(config, group)
+        await asyncio.wait_for(load, timeout=120)
+        completed = await watcher
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-    ids: dict[object, set[object]] = {}
-    for result in results:
-        ids.setdefault(result["causation_id"], set()).add(result["event_id"])
-    assert set(ids) == wanted, f"{name}: {len(wanted - set(ids))} inputs without a result"
-    assert all(len(twins) == 1 for twins in ids.values()), f"{name}: a duplicate has a new id"
-    assert dead == [], f"{name}: infrastructure faults must not dead-letter good records"
-    figures = {
-        "inputs": len(events),
-        "results": len(results),
-        "dead_letters": len(dead),
-        "duplicates": len(results) - len(ids),
-        "recovery_seconds": round(recovery, 1),
+        exit_codes = group.stop_all()
+    # Read after the drain, so duplicates published while stopping are counted too.
+    results = await collect(kafka, results_topic, 10**9, within=3)
+    dead = await dead_letter_inputs(kafka, source)
+    label = f"{profile.name}.{scenario}"
+    assert completed is not None, f"{label}: not every input had a result within 400 s"
+    figures = reconcile(label, events, results, dead)
+    assert dead == [], f"{label}: infrastructure faults must not dead-letter good records"
+    assert exit_codes[-1] == 0, f"{label}: SIGTERM should drain and exit cleanly: {exit_codes}"
+    figures |= {
+        "replicas": replicas,
+        "replica_starts": group.starts,
+        "recovery_seconds": round(completed - disrupted, 1),
+        "longest_batch_seconds": round(max(group.batch_seconds(), default=0.0), 1),
+        "load_average": load_average(),
     }
-    record(name, figures)
+    record(label, figures)
     return figures
 
 
-async def test_broker_restart_mid_stream(fault_broker: LocalBrokerConfig) -> None:
-    async def restart(config: LocalBrokerConfig) -> None:
+async def test_replica_sigkilled_repeatedly(
+    profile: ServiceProfile, fault_broker: LocalBrokerConfig, tmp_path: Path
+) -> None:
+    kills = 2 * SCALE
+
+    async def kill_repeatedly(_: LocalBrokerConfig, group: ReplicaSet) -> float:
+        # Replica 0 dies with no chance to clean up, comes back, and dies again; replica 1 keeps
+        # working and takes over its partitions once the session timeout expires. Each kill
+        # waits until the restarted replica holds partitions again, so every kill hits a
+        # working member rather than one still loading its model.
+        kafka = KafkaSettings(bootstrap_servers=group.bootstrap)
+        source = profile.input_topic(group.prefix)
+        killed_at = time.monotonic()
+        async with watching(kafka, group.group) as watcher:
+            for _ in range(kills):
+                await watcher.settled(2, source, PARTITIONS, within=profile.startup_seconds + 30)
+                await asyncio.sleep(2)
+                killed_at = time.monotonic()
+                group.kill(0)
+                group.restart(0)
+        return killed_at
+
+    # The load lasts about as long as the kills (session timeout plus restart, each) so that
+    # the kills land under traffic.
+    await run_scenario(
+        profile,
+        "replica_sigkill_repeated",
+        fault_broker,
+        kill_repeatedly,
+        tmp_path,
+        replicas=2,
+        load_seconds=kills * 12,
+    )
+
+
+async def test_broker_restart_mid_stream(
+    profile: ServiceProfile, fault_broker: LocalBrokerConfig, tmp_path: Path
+) -> None:
+    async def restart(config: LocalBrokerConfig, _: ReplicaSet) -> float:
+        stopped_at = time.monotonic()
         await asyncio.to_thread(local_broker.stop, config)
         await asyncio.sleep(2)
         await asyncio.to_thread(local_broker.start, config)
+        return stopped_at
 
-    await run_scenario("broker_restart", fault_broker, restart)
+    await run_scenario(profile, "broker_restart", fault_broker, restart, tmp_path)
 
 
 async def test_broker_frozen_longer_than_the_session_timeout(
-    fault_broker: LocalBrokerConfig,
+    profile: ServiceProfile, fault_broker: LocalBrokerConfig, tmp_path: Path
 ) -> None:
-    async def freeze(config: LocalBrokerConfig) -> None:
+    frozen_seconds = SESSION_TIMEOUT_MS / 1000 + 4
+
+    async def freeze(config: LocalBrokerConfig, _: ReplicaSet) -> float:
         pid = local_broker.status(config).pid
         assert pid is not None
+        frozen_at = time.monotonic()
         os.kill(pid, signal.SIGSTOP)
         try:
-            await asyncio.sleep(10)  # session timeout is 6 s
+            await asyncio.sleep(frozen_seconds)
         finally:
             os.kill(pid, signal.SIGCONT)
+        return frozen_at
 
-    await run_scenario("broker_sigstop_10s", fault_broker, freeze)
+    await run_scenario(profile, "broker_sigstop_10s", fault_broker, freeze, tmp_path)
 
 
-async def test_model_slower_than_the_poll_interval(fault_broker: LocalBrokerConfig) -> None:
-    async def nothing(config: LocalBrokerConfig) -> None:
-        await asyncio.sleep(0)
+async def test_model_slower_than_the_poll_interval(
+    profile: ServiceProfile, fault_broker: LocalBrokerConfig, tmp_path: Path
+) -> None:
+    async def nothing(_: LocalBrokerConfig, __: ReplicaSet) -> float:
+        return time.monotonic()
 
-    # Each batch takes 5 s against a 2 s poll interval. Whether or not the group evicts the
-    # member mid-batch (its commit would then fail and the batch be redelivered), no input may
-    # be lost and a duplicate must keep its id.
-    await run_scenario(
+    # Big batches (the profile's `slow_model` settings; both halves of the input arrive as
+    # bursts, so the batches fill) take seconds against a 1 s poll interval, the smallest the
+    # settings allow. Whether or not the group evicts the member mid-batch (its commit would then
+    # fail and the batch be redelivered), no input may be lost and a duplicate must keep its id.
+    poll_interval_ms = 1_000
+    figures = await run_scenario(
+        profile,
         "model_slower_than_poll_interval",
         fault_broker,
         nothing,
-        ECHO_DELAY_MS="5000",
-        ECHO_BATCH__MAX_RECORDS="400",
-        ECHO_BATCH__MAX_POLL_INTERVAL_MS="2000",
+        tmp_path,
+        load_seconds=0.5,
+        extra_env={**profile.slow_model, "BATCH__MAX_POLL_INTERVAL_MS": str(poll_interval_ms)},
+    )
+    assert figures["longest_batch_seconds"] > poll_interval_ms / 1000, (
+        f"no model call outlasted the poll interval, so the scenario did not happen: {figures}"
     )

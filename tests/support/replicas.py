@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ class ServiceProfile:
     """Service settings (without prefix) for a bounded run, e.g. the generator's token budget."""
     slow_model: dict[str, str] = field(default_factory=dict)
     """Settings that make one model call take several seconds (a batch too big to finish
-    within a 2 s poll interval)."""
+    within a 1 s poll interval)."""
     startup_seconds: float = 180
     """Upper bound for a replica's start, model load included, on a busy machine (a sentiment
     replica took 110 s to import torch at load average 10)."""
@@ -246,6 +247,26 @@ class ReplicaSet:
 
     def stop_all(self) -> list[int]:
         return [self.terminate(index) for index in range(len(self.processes))]
+
+    def batch_seconds(self) -> list[float]:
+        """How long each batch took in every replica, read from their logs (FastStream logs
+        `Received` and `Processed` around each batch): evidence that a slow-model scenario
+        really had model calls longer than the poll interval."""
+        durations = []
+        for path in sorted(self.log_dir.glob(f"{self.profile.name}-*.log")):
+            received: datetime | None = None
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("msg") == "Received":
+                    received = datetime.fromisoformat(entry["ts"])
+                elif entry.get("msg") == "Processed" and received is not None:
+                    finished = datetime.fromisoformat(entry["ts"])
+                    durations.append((finished - received).total_seconds())
+                    received = None
+        return durations
 
 
 async def create_topics(kafka: KafkaSettings, profile: ServiceProfile, prefix: str, n: int) -> None:
