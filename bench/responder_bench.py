@@ -45,7 +45,14 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.table import Table
-from sentiment_bench import ResultReader, ServiceProcess, free_port, send
+from sentiment_bench import (
+    ResultReader,
+    ServiceProcess,
+    alternate_rounds,
+    free_port,
+    send,
+    steady_latencies_ms,
+)
 
 from shopstream import local_broker
 from shopstream.events import KnowledgeKind, KnowledgeUpserted, QuestionAsked
@@ -278,28 +285,20 @@ async def measure_broker(
             "shopstream_responder_batch_size_count",
         )
         before = {name: service.metric(name) for name in watched}
-        raw_seconds = pipeline_seconds = 0.0
-        size = -(-len(questions) // rounds)
-        for part in (questions[at : at + size] for at in range(0, len(questions), size)):
-            raw_seconds += await raw.answer(part)
-            began = time.perf_counter()
-            reading = asyncio.create_task(reader.until({str(e.event_id) for e in part}, 900))
-            await send(bootstrap, topics.questions, part)
-            await reading
-            pipeline_seconds += time.perf_counter() - began
+        raw_seconds, pipeline_seconds = await alternate_rounds(
+            raw.answer,
+            questions,
+            rounds,
+            bootstrap=bootstrap,
+            topic=topics.questions,
+            reader=reader,
+        )
         inference, batches = (service.metric(name) - before[name] for name in watched)
         pipeline_rate = len(questions) / pipeline_seconds
 
         rate = pipeline_rate / 2
         steady = make_questions(max(20, int(rate * steady_seconds)), f"steady-{tag}")
-        reading = asyncio.create_task(
-            reader.until({str(e.event_id) for e in steady}, steady_seconds + 300)
-        )
-        sent = await send(bootstrap, topics.questions, steady, rate=rate)
-        await reading
-        latencies = sorted(
-            (reader.arrived[event_id] - at).total_seconds() * 1000 for event_id, at in sent.items()
-        )
+        latencies = await steady_latencies_ms(bootstrap, topics.questions, reader, steady, rate)
         peak_rss = service.memory_kib("VmHWM")
     finally:
         await reader.stop()

@@ -31,11 +31,11 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
@@ -52,6 +52,7 @@ from shopstream_sentiment.handlers import review_text
 from shopstream_sentiment.samples import sample_rows
 
 PARTITIONS = 3
+EventT = TypeVar("EventT", bound=Event)
 PORT, CONTROLLER_PORT = 19492, 19493
 console = Console()
 
@@ -223,6 +224,46 @@ async def send(
     return sent
 
 
+async def alternate_rounds(
+    score_raw: Callable[[list[EventT]], Awaitable[float]],
+    events: list[EventT],
+    rounds: int,
+    *,
+    bootstrap: str,
+    topic: str,
+    reader: ResultReader,
+    limit: float = 900,
+) -> tuple[float, float]:
+    """(raw seconds, pipeline seconds) over `events` in `rounds` slices, each slice scored raw
+    and then drained through the service, so a change in the machine's background load hits
+    both sides alike instead of skewing the ratio. Pipeline time runs from the first publish
+    to the last result read back (the reader reads while the producer sends)."""
+    raw_seconds = pipeline_seconds = 0.0
+    size = -(-len(events) // rounds)
+    for part in (events[start : start + size] for start in range(0, len(events), size)):
+        raw_seconds += await score_raw(part)
+        began = time.perf_counter()
+        reading = asyncio.create_task(reader.until({str(e.event_id) for e in part}, limit))
+        await send(bootstrap, topic, part)
+        await reading
+        pipeline_seconds += time.perf_counter() - began
+    return raw_seconds, pipeline_seconds
+
+
+async def steady_latencies_ms(
+    bootstrap: str, topic: str, reader: ResultReader, events: Sequence[Event], rate: float
+) -> list[float]:
+    """End-to-end latencies (occurred_at at send -> result read back) of `events` sent at
+    `rate` per second, sorted."""
+    wanted = {str(e.event_id) for e in events}
+    reading = asyncio.create_task(reader.until(wanted, len(events) / rate + 300))
+    sent = await send(bootstrap, topic, events, rate=rate)
+    await reading
+    return sorted(
+        (reader.arrived[event_id] - at).total_seconds() * 1000 for event_id, at in sent.items()
+    )
+
+
 async def measure(
     bootstrap: str,
     batch: int,
@@ -252,35 +293,20 @@ async def measure(
         await send(bootstrap, topics.reviews, warm)
         await reader.until({str(e.event_id) for e in warm}, 120)
 
-        # Raw and pipeline rounds alternate on the same slices, so a change in the machine's
-        # background load hits both sides alike instead of skewing the ratio.
-        raw_seconds = pipeline_seconds = 0.0
         watched = (
             "shopstream_sentiment_inference_seconds_sum",
             "shopstream_sentiment_batch_size_count",
         )
         before = {name: service.metric(name) for name in watched}
-        size = -(-len(events) // rounds)
-        for part in (events[start : start + size] for start in range(0, len(events), size)):
-            raw_seconds += await raw.score(part)
-            began = time.perf_counter()
-            # The reader runs while the producer sends: arrival times are stamped when read.
-            reading = asyncio.create_task(reader.until({str(e.event_id) for e in part}, 900))
-            await send(bootstrap, topics.reviews, part)
-            await reading
-            pipeline_seconds += time.perf_counter() - began
+        raw_seconds, pipeline_seconds = await alternate_rounds(
+            raw.score, events, rounds, bootstrap=bootstrap, topic=topics.reviews, reader=reader
+        )
         inference, batches = (service.metric(name) - before[name] for name in watched)
         pipeline_rate = len(events) / pipeline_seconds
 
         rate = pipeline_rate / 2
         steady = make_reviews(max(20, int(rate * steady_seconds)), "steady")
-        wanted = {str(e.event_id) for e in steady}
-        reading = asyncio.create_task(reader.until(wanted, steady_seconds + 120))
-        sent = await send(bootstrap, topics.reviews, steady, rate=rate)
-        await reading
-        latencies = sorted(
-            (reader.arrived[event_id] - at).total_seconds() * 1000 for event_id, at in sent.items()
-        )
+        latencies = await steady_latencies_ms(bootstrap, topics.reviews, reader, steady, rate)
         peak_rss = service.memory_kib("VmHWM")
     finally:
         await reader.stop()
