@@ -67,13 +67,14 @@ class Draft:
 def _scores(
     snapshot: TenantSnapshot,
     vectors: QuestionVectors,
-    rows: npt.NDArray[np.intp],
+    rows: npt.NDArray[np.intp] | slice,
     *,
     language: str,
     topic: Intent | None,
     config: AnsweringConfig,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """(cosine score, rank score) of the given rows for one question."""
+    """(cosine score, rank score) of the given rows for one question. A slice selects a view;
+    an index array copies the rows, so a search of the whole snapshot passes a slice."""
     bodies = snapshot.vectors.bodies[rows]
     headings = snapshot.vectors.headings[rows]
     cosines = (bodies @ vectors.query + headings @ vectors.query + headings @ vectors.symmetric) / 3
@@ -102,12 +103,13 @@ def search(
     (both by rules) a penalty.
     """
     rows = snapshot.searchable_rows(product_id)
+    selection: npt.NDArray[np.intp] | slice = slice(None) if rows is None else rows
     if rows is None:
         rows = np.arange(len(snapshot), dtype=np.intp)
     if rows.size == 0:
         return []
     cosines, ranked = _scores(
-        snapshot, vectors, rows, language=language, topic=topic, config=config
+        snapshot, vectors, selection, language=language, topic=topic, config=config
     )
     count = min(limit, rows.size)
     best = np.argpartition(-ranked, count - 1)[:count]
@@ -166,7 +168,12 @@ def rank_documents(
         seen.add(span.start)
         rows = np.arange(span.start, span.stop, dtype=np.intp)
         cosines, ranked = _scores(
-            snapshot, vectors, rows, language=language, topic=topic, config=config
+            snapshot,
+            vectors,
+            slice(span.start, span.stop),
+            language=language,
+            topic=topic,
+            config=config,
         )
         order = np.argsort(-ranked, kind="stable")
         document_hits = tuple(

@@ -11,6 +11,9 @@ Two formats:
 * ``squad``: SQuAD-style JSON. Every context is a document; an answer is correct when its first
   citation is the question's context, and its text is checked for the gold answer.
 
+``split`` keeps the first 30 % of the shuffled questions (``dev``) or the rest (``test``):
+choose settings on one, report on the other.
+
 Hand-offs by rule (the customer asks for a person, an angry complaint, an intent that needs
 account access) count as not answered; the threshold table shows answered share and accuracy if
 ``handoff_below`` were set to each value, over the questions no rule hands off.
