@@ -38,7 +38,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sentiment_bench import ResultReader, ServiceProcess, free_port, send
+from sentiment_bench import (
+    ResultReader,
+    ServiceProcess,
+    alternate_rounds,
+    free_port,
+    send,
+    steady_latencies_ms,
+)
 
 from shopstream import local_broker
 from shopstream.events import ProductUpserted
@@ -185,28 +192,24 @@ async def measure(
             "shopstream_describer_batch_size_count",
         )
         before = {name: service.metric(name) for name in watched}
-        raw_seconds = pipeline_seconds = 0.0
-        size = -(-len(products) // rounds)
-        for part in (products[start : start + size] for start in range(0, len(products), size)):
-            raw_seconds += await raw.generate(part)
-            began = time.perf_counter()
-            reading = asyncio.create_task(reader.until({str(e.event_id) for e in part}, 3_600))
-            await send(bootstrap, topics.products, part)
-            await reading
-            pipeline_seconds += time.perf_counter() - began
+        raw_seconds, pipeline_seconds = await alternate_rounds(
+            raw.generate,
+            products,
+            rounds,
+            bootstrap=bootstrap,
+            topic=topics.products,
+            reader=reader,
+            limit=3_600,
+        )
         inference, batches = (service.metric(name) - before[name] for name in watched)
         pipeline_rate = len(products) / pipeline_seconds
 
         rate = pipeline_rate / 2
         trickle = make_products(steady, f"steady-{tag}")
-        reading = asyncio.create_task(
-            reader.until({str(e.event_id) for e in trickle}, steady / rate + 900)
-        )
-        sent = await send(bootstrap, topics.products, trickle, rate=rate)
-        await reading
-        latencies = sorted(
-            (reader.arrived[event_id] - at).total_seconds() for event_id, at in sent.items()
-        )
+        latencies = [
+            ms / 1000
+            for ms in await steady_latencies_ms(bootstrap, topics.products, reader, trickle, rate)
+        ]
         peak_rss = service.memory_kib("VmHWM")
     finally:
         await reader.stop()
