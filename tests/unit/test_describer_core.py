@@ -212,6 +212,15 @@ def test_a_clean_text_about_something_else_is_not_published() -> None:
     assert wandering not in result.description
 
 
+def test_copy_about_something_else_is_replaced_by_composed_copy() -> None:
+    wandering = "The demand for sustainable fashion continues to skyrocket this season!"
+    pipeline = DescriberPipeline(ScriptedGenerator(wandering))
+    job = CopyJob([BAG], Channel.PUSH, "en", 2, LEXICON)
+    [result] = pipeline.copy([job])
+    assert all(variant.text != wandering for variant in result.variants)
+    assert {variant.quality.path for variant in result.variants} == {GenerationPath.COMPOSED}
+
+
 def test_chinese_is_composed_without_calling_an_english_generator() -> None:
     generator = ScriptedGenerator(GOOD)
     pipeline = DescriberPipeline(generator)

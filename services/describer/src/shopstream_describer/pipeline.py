@@ -30,7 +30,14 @@ from shopstream_describer.composer import (
 from shopstream_describer.facts import Fact, ProductFacts
 from shopstream_describer.prompts import prompt_name, prompt_template, prompt_version
 from shopstream_describer.quality import Check, check, report
-from shopstream_describer.text import fit, is_chinese, join_sentences, sentences, similarity
+from shopstream_describer.text import (
+    fit,
+    is_chinese,
+    join_sentences,
+    normalise,
+    sentences,
+    similarity,
+)
 
 _CHATTER = re.compile(
     r"^\s*(sure|certainly|here is|here's|description:|product description:|copy:)[^\n]*?[:!.]?\s*$",
@@ -325,7 +332,7 @@ class DescriberPipeline:
                 result = check(text, job.products, indexes[i], job.lexicon)
                 texts = [item[0] for item in accepted[i]]
                 wanted = len(texts) < job.variants and self._is_new(text, texts)
-                if result.clean and len(text) >= 8 and wanted:
+                if result.clean and len(text) >= 8 and wanted and _names(text, job.products):
                     path = GenerationPath.GENERATED if attempt == 1 else GenerationPath.REGENERATED
                     accepted[i].append((text, path, attempt, []))
                 elif not result.clean:
@@ -355,7 +362,11 @@ class DescriberPipeline:
                 part for part in sentences(candidate.text) if not ground(part, index).unsupported
             ]
             repaired = job.lexicon.repair(join_sentences(kept, job.locale), job.locale)
-            if len(repaired.text) >= 8 and not repaired.flagged:
+            if (
+                len(repaired.text) >= 8
+                and not repaired.flagged
+                and _names(repaired.text, job.products)
+            ):
                 fillers.append(
                     (repaired.text, GenerationPath.REPAIRED, candidate.attempt, repaired.findings)
                 )
@@ -412,6 +423,18 @@ _COPY_WORDS = {
     },
 }
 """Defaults and channel names the copy prompts use, per prompt language."""
+
+
+def _names(text: str, products: Sequence[ProductFacts]) -> bool:
+    """Whether copy is about the campaign's products: it names one (title, brand, category) or
+    states one of their facts. Copy too short for the description's coverage floor can still be
+    about something else entirely."""
+    haystack = normalise(text)
+    for product in products:
+        names = [product.title, *(fact.value for fact in product.descriptive())]
+        if any(normalise(name) in haystack for name in names if name):
+            return True
+    return False
 
 
 def _fact_lines(facts: ProductFacts) -> str:
