@@ -22,8 +22,11 @@ async def collect(
     within: float = 60.0,
     *,
     read_committed: bool = False,
+    tombstones: bool = False,
 ) -> list[dict[str, Any]]:
-    """Read `topic` from the beginning until `expected` records arrived or `within` s passed."""
+    """Read `topic` from the beginning until `expected` records arrived or `within` s passed.
+
+    Tombstones (null values) are skipped, or with `tombstones` kept as `{"_tombstone": key}`."""
     documents: list[dict[str, Any]] = []
     async for _key, value, headers in read_topic(
         kafka,
@@ -32,6 +35,10 @@ async def collect(
         deadline=time.monotonic() + within,
         read_committed=read_committed,
     ):
+        if not value:  # read_topic yields a tombstone's null value as b""
+            if tombstones:
+                documents.append({"_tombstone": (_key or b"").decode()})
+            continue
         document = json.loads(value)
         document["_headers"] = {name: raw.decode() for name, raw in headers}
         documents.append(document)

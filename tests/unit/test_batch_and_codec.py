@@ -122,3 +122,30 @@ async def test_fatal_errors_propagate_instead_of_dead_lettering() -> None:
 
     with pytest.raises(FatalServiceError):
         await process_batch([record(review().to_json())], decoder, fatal)
+
+
+async def test_tombstones_are_skipped_while_empty_values_are_dead_lettered() -> None:
+    from aiokafka import ConsumerRecord  # noqa: PLC0415
+
+    def raw(value: bytes | None, offset: int) -> Record:
+        return Record.of(ConsumerRecord("in", 0, offset, 0, 0, b"acme:p1", value, None, 0, 0, []))
+
+    seen: list[ReviewSubmitted] = []
+
+    async def handler(events: Sequence[ReviewSubmitted]) -> list[Publication]:
+        seen.extend(events)
+        return []
+
+    batch = [raw(None, 0), raw(b"", 1), raw(review().to_json(), 2)]
+    outcome = await process_batch(batch, decoder, handler)
+    assert outcome.tombstones == 1
+    assert [failure.reason for _, failure in outcome.failures] == [FailureReason.EMPTY]
+    assert len(seen) == 1
+
+
+def test_a_tombstone_publication_needs_and_keeps_its_key() -> None:
+    tombstone = Publication.tombstone("out", "acme:p1:en")
+    assert tombstone.event is None
+    assert tombstone.key_bytes() == b"acme:p1:en"
+    with pytest.raises(ValueError, match="explicit key"):
+        Publication("out", None).key_bytes()

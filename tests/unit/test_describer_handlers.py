@@ -96,8 +96,14 @@ async def test_a_deleted_product_is_described_again_when_it_returns_unchanged() 
     handle, state = handler_and_state()
     assert len(await handle([product()])) == 2
     deletion = ProductDeleted(tenant_id="shop", payload={"product_id": "p1"})
-    assert await handle([deletion]) == []
+    withdrawn = await handle([deletion])
+    # Its descriptions leave the compacted topic: one tombstone per published locale.
+    assert [(p.topic, p.event, p.key_bytes()) for p in withdrawn] == [
+        (TOPICS.descriptions, None, b"shop:p1:en"),
+        (TOPICS.descriptions, None, b"shop:p1:zh"),
+    ]
     assert state.hashes == {}
+    assert await handle([deletion]) == [], "nothing left to withdraw"
     back = await handle([product()])
     assert len(back) == 2, "the hash went with the product, so its return is described"
 
@@ -105,7 +111,7 @@ async def test_a_deleted_product_is_described_again_when_it_returns_unchanged() 
 async def test_only_a_products_last_change_in_a_batch_is_described() -> None:
     handle, state = handler_and_state()
     deletion = ProductDeleted(tenant_id="shop", payload={"product_id": "p1"})
-    assert await handle([product("Navy"), deletion]) == [], "deleted in the same batch"
+    assert await handle([product("Navy"), deletion]) == [], "deleted in the same batch, unwritten"
     assert state.products == {}
     assert state.hashes == {}
     assert len(await handle([product("Navy")])) == 2

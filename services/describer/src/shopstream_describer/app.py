@@ -75,8 +75,8 @@ class ProductTable:
         await self.follower.wait_caught_up(settings.catch_up_timeout_seconds)
         hashes = 0
         try:
-            async for _, value in read_to_end(settings.kafka, settings.topics.descriptions):
-                hashes += self.state.load_description(value)
+            async for key, value in read_to_end(settings.kafka, settings.topics.descriptions):
+                hashes += self.state.load_description(value, key)
         except LookupError:
             logger.warning(
                 "topic missing: starting without it", extra={"topic": settings.topics.descriptions}

@@ -66,21 +66,29 @@ class DescriberState:
 
     products: dict[ProductKey, ProductFacts] = field(default_factory=dict)
     hashes: dict[DescriptionKey, str] = field(default_factory=dict)
+    published: dict[ProductKey, set[str]] = field(default_factory=dict)
+    """Locales with a description on the compacted topic, per product: what a deletion must
+    tombstone. Kept apart from `hashes`, which the product table clears on its own schedule."""
 
     def forget_product(self, tenant_id: str, product_id: str) -> None:
         self.products.pop((tenant_id, product_id), None)
         for key in [key for key in self.hashes if key[:2] == (tenant_id, product_id)]:
             del self.hashes[key]
 
-    def load_description(self, value: bytes | None) -> bool:
-        """Remember a published description's hash; read after the product table is complete."""
+    def load_description(self, value: bytes | None, key: bytes | None = None) -> bool:
+        """Remember a published description's hash; read after the product table is complete.
+        A tombstone (`key` `<tenant>:<product>:<locale>`) means that text was withdrawn."""
         if value is None:
+            tenant, _, rest = (key or b"").decode("utf-8", "replace").partition(":")
+            product_id, _, locale = rest.rpartition(":")
+            self.published.get((tenant, product_id), set()).discard(locale)
             return False
         try:
             event = DescriptionGenerated.model_validate_json(value)
         except (ValidationError, json.JSONDecodeError):
             return False
         payload = event.payload
+        self.published.setdefault((event.tenant_id, payload.product_id), set()).add(payload.locale)
         if (event.tenant_id, payload.product_id) not in self.products:
             return False
         self.hashes[(event.tenant_id, payload.product_id, payload.locale)] = payload.content_hash
@@ -172,12 +180,22 @@ def build_describer_handler(
             Publication(topics.copies, _copy_event(context, request, result))
             for request, result in zip(requests, copies, strict=True)
         ]
+        # A product deleted for good withdraws its descriptions from the compacted topic.
+        withdrawn = [key for key, event in latest.items() if isinstance(event, ProductDeleted)]
+        publications += [
+            Publication.tombstone(topics.descriptions, f"{tenant_id}:{product_id}:{locale}")
+            for tenant_id, product_id in withdrawn
+            for locale in sorted(state.published.get((tenant_id, product_id), ()))
+        ]
         for tenant_id, product_id in deleted:
             state.forget_product(tenant_id, product_id)
+        for key in withdrawn:
+            state.published.pop(key, None)
         state.products = products
         for item in planned:
             written = (item.event.tenant_id, item.facts.product_id, item.locale)
             state.hashes[written] = item.content_hash
+            state.published.setdefault(written[:2], set()).add(item.locale)
         return publications
 
     return handle

@@ -25,12 +25,21 @@ class FatalServiceError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Publication:
     topic: str
-    event: Event
+    event: Event | None
+    """None publishes a tombstone for `key` (a compacted topic then forgets the key)."""
     key: bytes | None = None
     """Overrides `event.message_key()`; dead letters keep the original record's key."""
 
+    @classmethod
+    def tombstone(cls, topic: str, key: str) -> Publication:
+        return cls(topic, None, key.encode("utf-8"))
+
     def key_bytes(self) -> bytes:
-        return self.key if self.key is not None else self.event.message_key().encode("utf-8")
+        if self.key is not None:
+            return self.key
+        if self.event is None:
+            raise ValueError("a tombstone needs an explicit key")
+        return self.event.message_key().encode("utf-8")
 
 
 BatchHandler = Callable[[Sequence[EventT]], Awaitable[Sequence[Publication]]]
@@ -39,6 +48,7 @@ BatchHandler = Callable[[Sequence[EventT]], Awaitable[Sequence[Publication]]]
 @dataclass
 class BatchOutcome(Generic[EventT]):
     events: list[EventT] = field(default_factory=list)
+    tombstones: int = 0
     publications: list[Publication] = field(default_factory=list)
     failures: list[tuple[Record, DecodeFailure]] = field(default_factory=list)
 
@@ -51,6 +61,9 @@ async def process_batch(
     outcome: BatchOutcome[EventT] = BatchOutcome()
     decoded: list[tuple[Record, EventT]] = []
     for record in records:
+        if record.tombstone:
+            outcome.tombstones += 1
+            continue
         result = decoder.decode(record)
         if isinstance(result, DecodeFailure):
             outcome.failures.append((record, result))

@@ -23,7 +23,8 @@ class ServiceMetrics:
         self.registry = registry
         self.events_total = Counter(
             f"{prefix}_events_total",
-            "Events by outcome: consumed, published, dead_lettered.",
+            "Events by outcome: consumed, published, dead_lettered, tombstone_skipped "
+            "(null values on a compacted input).",
             ["status"],
             registry=registry,
         )

@@ -32,6 +32,9 @@ class Record:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+    tombstone: bool = False
+    """A null value: how a compacted topic forgets a key. Not an event and not an error: the
+    runtime skips it (a deletion is signalled by its own event, e.g. `product.deleted`)."""
 
     @classmethod
     def of(cls, raw: ConsumerRecordLike) -> Record:
@@ -42,4 +45,5 @@ class Record:
             key=raw.key,
             value=raw.value or b"",
             headers=tuple(raw.headers or ()),
+            tombstone=raw.value is None,
         )

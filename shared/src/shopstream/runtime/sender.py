@@ -54,8 +54,9 @@ class PartitionBatchSender:
                 partitions[topic] = sorted(await self._producer.partitions_for(topic))
             key = publication.key_bytes()
             partition = self._partition_of(topic, key, partitions[topic])
-            value = publication.event.to_json()
-            headers = encode_headers(event_headers(publication.event))
+            event = publication.event
+            value = None if event is None else event.to_json()
+            headers = [] if event is None else encode_headers(event_headers(event))
             slot = (topic, partition)
             builder = builders.get(slot)
             if builder is None:

@@ -179,6 +179,7 @@ class BatchService(Generic[EventT]):
             )
         self.metrics.events_total.labels("published").inc(len(outcome.publications))
         self.metrics.events_total.labels("dead_lettered").inc(len(dead_letters))
+        self.metrics.events_total.labels("tombstone_skipped").inc(outcome.tombstones)
         now = utc_now()
         for event in outcome.events:
             lag = (now - event.occurred_at).total_seconds()
@@ -209,11 +210,12 @@ class BatchService(Generic[EventT]):
             # Not started through `start()`: FastStream's in-memory TestKafkaBroker drives the
             # service, and only the broker's own publish reaches its in-memory subscribers.
             for publication in publications:
+                event = publication.event
                 await self.broker.publish(
-                    publication.event.to_json(),
+                    None if event is None else event.to_json(),
                     publication.topic,
                     key=publication.key_bytes(),
-                    headers=event_headers(publication.event),
+                    headers=None if event is None else event_headers(event),
                 )
             return
         assert self._sender is not None, "started producers come with a sender"
