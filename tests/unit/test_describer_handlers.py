@@ -189,3 +189,10 @@ def test_published_hashes_are_restored_only_for_products_still_in_the_table() ->
     state.load_product(b"shop:p1", product().to_json())
     assert state.load_description(described.to_json())
     assert state.hashes == {("shop", "p1", "en"): "sha256:abc"}
+
+
+def test_generator_none_turns_generation_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESCRIBER_MODEL__GENERATOR", "none")
+    assert DescriberSettings().model.generator is None
+    monkeypatch.setenv("DESCRIBER_MODEL__GENERATOR", "")
+    assert DescriberSettings().model.generator is not None, "empty means the default"

@@ -1,7 +1,7 @@
 """Settings of the describer service (env prefix ``DESCRIBER_``, nested fields joined by ``__``).
 
 Examples: ``DESCRIBER_MODEL__GENERATOR=/models/qwen2.5-1.5b-instruct`` with
-``DESCRIBER_MODEL__LANGUAGES='["en","zh"]'``, ``DESCRIBER_MODEL__GENERATOR=`` (empty: composer
+``DESCRIBER_MODEL__LANGUAGES='["en","zh"]'``, ``DESCRIBER_MODEL__GENERATOR=none`` (composer
 only), ``DESCRIBER_TENANT_LEXICONS='{"acme": "/etc/shopstream/acme-lexicon.json"}'``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shopstream.settings import ServiceSettings
@@ -26,10 +26,18 @@ class GeneratorConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     generator: str | None = DEFAULT_GENERATOR
-    """Registry name, local directory or Hugging Face id of a causal LM; unset or empty turns
-    generation off and every text is composed from the attributes."""
+    """Registry name, local directory or Hugging Face id of a causal LM; ``none`` turns
+    generation off and every text is composed from the attributes. (An empty variable cannot:
+    the settings ignore empty variables, so it would mean the default.)"""
     revision: str | None = None
     """Hub branch, tag or commit of ``generator``."""
+
+    @field_validator("generator", mode="before")
+    @classmethod
+    def _none_means_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+            return None
+        return value
     languages: list[str] = Field(default_factory=lambda: ["en"])
     """Languages the generator writes; other locales are composed. The default SmolLM2 is
     English-only; add ``zh`` for a model that writes Chinese (e.g. Qwen2.5-Instruct)."""
