@@ -7,6 +7,7 @@ the tenant named by the event's envelope, and only that snapshot is searched.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,14 @@ from shopstream.events import HandoffReason, Intent
 from shopstream_responder.config import AnsweringConfig
 from shopstream_responder.intents import IntentClassifier, IntentDecision
 from shopstream_responder.knowledge import Passage, TenantSnapshot
-from shopstream_responder.text import detect_locale, language_of, overlap_terms, split_sentences
+from shopstream_responder.reranker import ArticleClassifier, train
+from shopstream_responder.text import (
+    detect_locale,
+    language_of,
+    mask_digit_runs,
+    overlap_terms,
+    split_sentences,
+)
 
 Vector = npt.NDArray[np.float32]
 
@@ -194,6 +202,27 @@ def rank_documents(
     return matches
 
 
+def rerank(
+    matches: Sequence[DocumentMatch],
+    snapshot: TenantSnapshot,
+    probabilities: dict[int, float],
+    weight: float,
+) -> list[DocumentMatch] | None:
+    """The classifier's documents among ``matches``, each scored by its score plus ``weight``
+    times its probability, best first; None (rank by retrieval) unless the best two matches
+    are both the classifier's, as it cannot weigh a document it was not trained on."""
+    known = [
+        (match, probabilities[start])
+        for match in matches
+        if (start := snapshot.document_rows(match.best.row).start) in probabilities
+    ]
+    if len(matches) < 2 or len(known) < 2 or known[1][0] is not matches[1]:
+        return None
+    blended = [DocumentMatch(match.hits, match.score + weight * p) for match, p in known]
+    blended.sort(key=lambda match: -match.score)
+    return blended
+
+
 def confidence(
     matches: Sequence[DocumentMatch],
     snapshot: TenantSnapshot,
@@ -274,6 +303,23 @@ class Answerer:
     def __init__(self, config: AnsweringConfig, classifier: IntentClassifier) -> None:
         self.config = config
         self.classifier = classifier
+        self._reranked_config = config.model_copy(
+            update={"decisive_margin": config.rerank.decisive_margin}
+        )
+        self._articles: dict[str, tuple[weakref.ref[TenantSnapshot], ArticleClassifier | None]] = {}
+
+    def article_classifier(self, snapshot: TenantSnapshot) -> ArticleClassifier | None:
+        """The tenant's article classifier, trained on the first question after its knowledge
+        changed (each change makes a new snapshot); None when reranking is off or the
+        knowledge has no two articles to tell apart."""
+        if not self.config.rerank.enabled:
+            return None
+        cached = self._articles.get(snapshot.tenant_id)
+        if cached is not None and cached[0]() is snapshot:
+            return cached[1]
+        classifier = train(snapshot, self.config.rerank)
+        self._articles[snapshot.tenant_id] = (weakref.ref(snapshot), classifier)
+        return classifier
 
     def answer(
         self, question: Question, vectors: QuestionVectors, snapshot: TenantSnapshot | None
@@ -299,7 +345,17 @@ class Answerer:
             matches = rank_documents(
                 snapshot, vectors, hits, language=language, topic=topic, config=self.config
             )
-            score = confidence(matches, snapshot, self.config, language=language)
+            articles = self.article_classifier(snapshot) if len(matches) > 1 else None
+            reranked = None
+            if articles is not None:
+                text = mask_digit_runs(question.text, self.config.mask_digits)
+                probabilities = articles.probabilities(vectors.query, text)
+                reranked = rerank(matches, snapshot, probabilities, self.config.rerank.weight)
+            if reranked is None:
+                score = confidence(matches, snapshot, self.config, language=language)
+            else:
+                matches = reranked
+                score = confidence(matches, snapshot, self._reranked_config, language=language)
         reason = self._handoff(decision, matches, score)
         if reason is not None and reason is not HandoffReason.NEEDS_ACCOUNT_ACCESS:
             return Draft(None, (), score, decision.intent, reason, locale, decision.injection)
