@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shopstream.lexical import LexicalHasher, grams
 from shopstream_sentiment.aspects import AspectCatalog, PrototypeIndex
 from shopstream_sentiment.config import DEFAULT_ASPECTS, SentimentModelConfig, SentimentSettings
 from shopstream_sentiment.datasets import read_reviews, split_held_out
 from shopstream_sentiment.head import LinearHead, SentimentHead, language_group, pool_passages
 from shopstream_sentiment.labelling import LabelRule, calibrate_neutral_band
-from shopstream_sentiment.lexical import LexicalHasher, grams
 from shopstream_sentiment.metrics import classification_report
 from shopstream_sentiment.segmentation import (
     chunk_text,

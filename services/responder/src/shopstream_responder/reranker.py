@@ -5,7 +5,7 @@ articles ("get an invoice" and "check an invoice") sit equally close. A linear m
 tell the tenant's FAQ articles apart from their own headings (the questions they answer)
 learns which directions and words separate them. Features: the heading's sentence vector
 (the question's query vector at answering time) and hashed word uni- and bigrams
-(``shopstream_sentiment.lexical``), weighted by ``lexical_weight``. Multinomial logistic
+(``shopstream.lexical``), weighted by ``lexical_weight``. Multinomial logistic
 regression with an L2 penalty, solved in its dual form (as many unknowns per article as
 headings, not features) by accelerated gradient descent: 65-120 ms for 135 headings on two
 busy cores, 0.1 ms per question.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from shopstream.lexical import LexicalHasher
 from shopstream_responder.config import RerankConfig
 from shopstream_responder.knowledge import TenantSnapshot
-from shopstream_sentiment.lexical import LexicalHasher
 
 FloatMatrix = npt.NDArray[np.float64]
 HASH_BITS = 12

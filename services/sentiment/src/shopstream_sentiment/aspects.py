@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from shopstream_sentiment.segmentation import fold, split_review_clauses
+from shopstream.lexical import fold
+from shopstream_sentiment.segmentation import split_review_clauses
 
 FloatMatrix = npt.NDArray[np.float32]
 

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from safetensors.numpy import load_file, save_file
 
-from shopstream_sentiment.lexical import LexicalHasher
+from shopstream.lexical import LexicalHasher
 
 FloatArray = npt.NDArray[np.float32]
 

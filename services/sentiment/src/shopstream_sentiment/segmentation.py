@@ -17,7 +17,6 @@ loading a model.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 _SENTENCE_END = re.compile(
@@ -68,11 +67,6 @@ def compose_review_text(text: str, title: str | None = None) -> str:
 def normalise(text: str) -> str:
     """Collapse runs of blanks; the characters themselves stay, so snippets quote the review."""
     return re.sub(r"[ \t\r\f\v]+", " ", text).strip()
-
-
-def fold(text: str) -> str:
-    """NFKC and lower case, for matching keywords: full-width letters and capitals match too."""
-    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def estimate_tokens(text: str) -> int:

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from shopstream.lexical import LexicalHasher
 from shopstream_sentiment.datasets import LabelledReview, file_sha256, read_reviews, split_held_out
 from shopstream_sentiment.head import (
     Chunking,
@@ -45,7 +46,6 @@ from shopstream_sentiment.head import (
     sigmoid,
 )
 from shopstream_sentiment.labelling import LabelRule, calibrate_neutral_band
-from shopstream_sentiment.lexical import LexicalHasher
 from shopstream_sentiment.metrics import (
     classification_report,
     expected_calibration_error,

@@ -1,4 +1,7 @@
-"""Hashed n-gram features: the cheap lexical block beside the sentence embedding.
+"""Hashed n-gram features: the cheap lexical block beside a sentence embedding.
+
+Used by the sentiment head and the responder's per-shop article re-ranker. Needs numpy (the
+``models`` extra) but never torch, so a head can score without loading the encoder's stack.
 
 A frozen sentence encoder blurs decisive words ("not worth it", "退货", "差评") into a
 general-topic vector; a linear model over hashed n-grams sees them directly. Both go into one
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -25,9 +29,14 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from shopstream_sentiment.segmentation import fold
-
 FloatArray = npt.NDArray[np.float32]
+
+
+def fold(text: str) -> str:
+    """NFKC and lower case, for matching keywords: full-width letters and capitals match too."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
 IndexArray = npt.NDArray[np.int64]
 
 _RUNS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[^\W_]+(?:'[^\W_]+)?")
