@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, cast
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, PretrainedConfig
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from shopstream.models.batching import length_sorted_batches, pad_batch
@@ -21,6 +21,7 @@ from shopstream.models.loading import (
     prepare_transformers,
     release_memory,
 )
+from shopstream.models.ngram_blocker import CompletionNgramBlocker
 from shopstream.models.registry import DEFAULT_GENERATOR, resolve
 
 logger = logging.getLogger("shopstream.models")
@@ -39,7 +40,12 @@ class CausalLanguageModel(Protocol):
     config: PretrainedConfig
 
     def generate(
-        self, *, input_ids: torch.Tensor, attention_mask: torch.Tensor, **options: float
+        self,
+        *,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        logits_processor: LogitsProcessorList,
+        **options: float,
     ) -> torch.Tensor: ...
 
 
@@ -153,7 +159,6 @@ class TextGenerator:
             "max_new_tokens": max_new_tokens,
             "do_sample": do_sample,
             "repetition_penalty": repetition_penalty,
-            "no_repeat_ngram_size": no_repeat_ngram_size,
         }
         if do_sample:
             options |= {"temperature": temperature, "top_p": top_p}
@@ -169,10 +174,17 @@ class TextGenerator:
                 input_ids, attention_mask = pad_batch(
                     [prompt_ids[i] for i in batch], int(pad_id), side="left"
                 )
+                # ``no_repeat_ngram_size`` applies to the completion only (see ngram_blocker).
+                processors = LogitsProcessorList(
+                    [CompletionNgramBlocker(no_repeat_ngram_size, input_ids.shape[1])]
+                    if no_repeat_ngram_size
+                    else []
+                )
                 generated = model.generate(
                     input_ids=input_ids.to(device),
                     attention_mask=attention_mask.to(device),
                     pad_token_id=pad_id,
+                    logits_processor=processors,
                     **options,
                 )
                 new_tokens = generated[:, input_ids.shape[1] :]
