@@ -23,7 +23,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from shopstream.events import ProductDeleted, ProductUpserted, ProductUpsertedPayload
 from shopstream.kafka_io import topic_partitions
-from shopstream.runtime.security import aiokafka_options
+from shopstream.runtime.follower import TopicFollower
 from shopstream.settings import KafkaSettings
 from shopstream_recommender.state import Item, RecommenderState
 
@@ -76,6 +76,8 @@ class CatalogueStats:
 
 
 class CatalogueFollower:
+    """The catalogue table on top of the shared `TopicFollower` (which does the consuming)."""
+
     def __init__(
         self,
         kafka: KafkaSettings,
@@ -84,17 +86,21 @@ class CatalogueFollower:
         *,
         embed_batch: int,
         embed: Embed | None = None,
+        restore_seconds: float = 600.0,
     ) -> None:
-        self._kafka = kafka
-        self._topic = topic
         self._state = state
         self.embed = embed
         """Set before `start()`; None keeps the catalogue without vectors."""
         self._embed_batch = embed_batch
+        self._restore_limit = restore_seconds
         self._pending: dict[tuple[str, str], str] = {}
         self._embedded_texts: dict[tuple[str, str], int] = {}
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._embedding = asyncio.Lock()
+        self._restored = False
+        self._background: asyncio.Task[None] | None = None
+        self._follower = TopicFollower(
+            kafka, [topic], self._on_records, name="recommender-catalogue", max_records=embed_batch
+        )
         self.stats = CatalogueStats()
 
     @property
@@ -102,27 +108,21 @@ class CatalogueFollower:
         return len(self._pending)
 
     async def start(self) -> None:
-        """Read the topic to its current end (the restore), then follow it in the background."""
+        """Read the topic to its current end (the restore), then follow it in the background;
+        texts read during the restore are embedded in the background too."""
         started = time.perf_counter()
-        consumer = AIOKafkaConsumer(
-            **aiokafka_options(self._kafka),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        self._consumer = consumer
-        partitions = await partitions_of(consumer, self._topic)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        pending = {tp for tp in partitions if ends[tp] > 0}
-        while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=500, max_records=2_000)
-            for records in batches.values():
-                self.apply(records)
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
+        deadline = time.monotonic() + TOPIC_WAIT_SECONDS
+        while True:
+            try:
+                await self._follower.start()
+                break
+            except LookupError:
+                # A topic created a moment ago may not be in the metadata yet.
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        await self._follower.wait_caught_up(self._restore_limit)
+        self._restored = True
         self.stats.restore_seconds = time.perf_counter() - started
         logger.info(
             "catalogue restored",
@@ -132,31 +132,34 @@ class CatalogueFollower:
                 "seconds": round(self.stats.restore_seconds, 3),
             },
         )
-        self._task = asyncio.create_task(self._follow(consumer), name="catalogue-follower")
+        self._background = asyncio.create_task(self._embed_all(), name="catalogue-embedding")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        if self._background is not None:
+            self._background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+                await self._background
+            self._background = None
+        await self._follower.stop()
 
-    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
+    async def _on_records(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        self.apply(records)
+        # After the restore: embed once a burst ends (a short poll) or a batch is waiting.
+        burst_over = len(records) < self._embed_batch
+        if self._restored and self._pending and (burst_over or self.pending_full):
+            await self.embed_pending()
+
+    @property
+    def pending_full(self) -> bool:
+        return len(self._pending) >= self._embed_batch
+
+    async def _embed_all(self) -> None:
+        while self._pending:
             try:
-                batches = await consumer.getmany(timeout_ms=200, max_records=self._embed_batch)
-                for records in batches.values():
-                    self.apply(records)
-                if self._pending and (not batches or len(self._pending) >= self._embed_batch):
-                    await self.embed_pending()
-            except asyncio.CancelledError:
-                raise
+                await self.embed_pending()
             except Exception:
-                # The table must keep following: log, back off, and carry on.
-                logger.exception("catalogue follower failed; retrying")
+                # Keep the catalogue usable without vectors rather than stop the service.
+                logger.exception("embedding the restored catalogue failed; retrying in 1 s")
                 await asyncio.sleep(1.0)
 
     def apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
@@ -194,6 +197,10 @@ class CatalogueFollower:
 
     async def embed_pending(self) -> None:
         """Embed up to one batch of new or changed product texts."""
+        async with self._embedding:
+            await self._embed_batch_now()
+
+    async def _embed_batch_now(self) -> None:
         if self.embed is None or not self._pending:
             return
         keys = list(self._pending)[: self._embed_batch]
