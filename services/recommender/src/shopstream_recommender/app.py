@@ -19,11 +19,12 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from shopstream.events import Lineage
+from shopstream.kafka_io import topic_partitions
 from shopstream.runtime.metrics import SECONDS_BUCKETS
 from shopstream.runtime.security import aiokafka_options
 from shopstream.runtime.service import BatchService, ModelLifecycle, ServiceContext
 from shopstream_recommender import __version__
-from shopstream_recommender.catalogue import CatalogueFollower, partitions_of
+from shopstream_recommender.catalogue import CatalogueFollower
 from shopstream_recommender.config import RecommenderSettings
 from shopstream_recommender.handlers import RecommenderInput, build_handler, recommender_input
 from shopstream_recommender.ranking import Ranker
@@ -76,8 +77,8 @@ async def check_co_partitioning(settings: RecommenderSettings) -> None:
     consumer = AIOKafkaConsumer(**aiokafka_options(settings.kafka))
     await consumer.start()
     try:
-        activity = len(await partitions_of(consumer, topics.activity))
-        requests = len(await partitions_of(consumer, topics.recs_requests))
+        activity = len(await topic_partitions(consumer, topics.activity))
+        requests = len(await topic_partitions(consumer, topics.recs_requests))
     finally:
         await consumer.stop()
     if activity != requests:
@@ -149,8 +150,7 @@ def build_service(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
-        # One topic may carry both (the eval's single ordered stream does).
-        input_topics=list(dict.fromkeys([settings.topics.activity, settings.topics.recs_requests])),
+        input_topics=[settings.topics.activity, settings.topics.recs_requests],
         output_topics=[settings.topics.recs_results],
         accepts=recommender_input,
         build_handler=lambda context: build_handler(

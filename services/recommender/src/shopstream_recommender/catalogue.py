@@ -18,11 +18,10 @@ from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from pydantic import Field, TypeAdapter, ValidationError
 
 from shopstream.events import ProductDeleted, ProductUpserted, ProductUpsertedPayload
-from shopstream.kafka_io import topic_partitions
 from shopstream.runtime.follower import TopicFollower
 from shopstream.settings import KafkaSettings
 from shopstream_recommender.state import Item, RecommenderState
@@ -34,22 +33,6 @@ CatalogueEvent = Annotated[ProductUpserted | ProductDeleted, Field(discriminator
 catalogue_adapter: TypeAdapter[ProductUpserted | ProductDeleted] = TypeAdapter(CatalogueEvent)
 MAX_ATTRIBUTES_EMBEDDED = 20
 MAX_TEXT_CHARS = 1_000
-TOPIC_WAIT_SECONDS = 10.0
-
-
-async def partitions_of(
-    consumer: AIOKafkaConsumer, topic: str, within: float = TOPIC_WAIT_SECONDS
-) -> list[TopicPartition]:
-    """The topic's partitions, waiting a little for a topic created a moment ago to show up
-    in the cluster's metadata."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await topic_partitions(consumer, topic)
-        except LookupError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 def item_text(payload: ProductUpsertedPayload) -> str:
@@ -111,16 +94,7 @@ class CatalogueFollower:
         """Read the topic to its current end (the restore), then follow it in the background;
         texts read during the restore are embedded in the background too."""
         started = time.perf_counter()
-        deadline = time.monotonic() + TOPIC_WAIT_SECONDS
-        while True:
-            try:
-                await self._follower.start()
-                break
-            except LookupError:
-                # A topic created a moment ago may not be in the metadata yet.
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+        await self._follower.start()
         await self._follower.wait_caught_up(self._restore_limit)
         self._restored = True
         self.stats.restore_seconds = time.perf_counter() - started

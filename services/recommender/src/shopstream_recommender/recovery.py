@@ -26,10 +26,10 @@ from aiokafka.structs import OffsetAndMetadata
 from pydantic import TypeAdapter, ValidationError
 
 from shopstream.events import ActivityRecorded
+from shopstream.kafka_io import topic_partitions
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings
-from shopstream_recommender.catalogue import partitions_of
 from shopstream_recommender.handlers import interaction_of
 from shopstream_recommender.state import RecommenderState
 
@@ -61,7 +61,7 @@ async def replay_targets(
     await admin.start()
     await consumer.start()
     try:
-        partitions = await partitions_of(consumer, topic)
+        partitions = await topic_partitions(consumer, topic)
         committed = await _committed_offsets(admin, group_id, partitions)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         targets: dict[TopicPartition, int] = {}

@@ -93,6 +93,8 @@ class BatchService(Generic[EventT]):
         )
         self._settings = settings
         self._model = model
+        # Two settings may name one topic (e.g. one ordered stream read as two inputs).
+        input_topics = list(dict.fromkeys(input_topics))
         # Topics outside the registry (custom names) are created too, with their DLQs.
         self._topics = (
             *input_topics,
