@@ -135,3 +135,22 @@ def test_dockerignore_keeps_what_the_builds_copy():
     rules = (ROOT / ".dockerignore").read_text().splitlines()
     for kept in ("!uv.lock", "!pyproject.toml", "!shared/src/**", "!services/*/src/**"):
         assert kept in rules
+
+
+def _template(dockerfile: Path) -> list[str]:
+    """The Dockerfile with its service's name, env prefix and baked models masked out and its
+    comments dropped: what every service image must share."""
+    service = dockerfile.parent.name
+    lines = []
+    for line in dockerfile.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("#") or line.startswith("ARG BAKE_MODELS="):
+            continue
+        lines.append(line.replace(service, "<service>").replace(service.upper(), "<SERVICE>"))
+    return lines
+
+
+def test_service_dockerfiles_differ_only_in_the_service_they_build() -> None:
+    # Docker has no include: the images share one template, kept in step by this test.
+    reference = _template(DOCKERFILES[0])
+    for dockerfile in DOCKERFILES[1:]:
+        assert _template(dockerfile) == reference, f"{dockerfile} drifted from {DOCKERFILES[0]}"
