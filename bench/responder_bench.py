@@ -60,7 +60,7 @@ from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings
-from shopstream_responder.answering import Question, QuestionVectors, search
+from shopstream_responder.answering import Question, search
 from shopstream_responder.config import AnsweringConfig, ResponderSettings
 from shopstream_responder.demo import demo_shop
 from shopstream_responder.follower import KnowledgeChanges
@@ -127,7 +127,7 @@ def measure_index(passages: int, rng: np.random.Generator) -> dict[str, Any]:
     config = AnsweringConfig()
     timings = []
     for _ in range(50):
-        question = QuestionVectors(unit_rows(rng, 1)[0], unit_rows(rng, 1)[0])
+        question = unit_rows(rng, 1)[0]
         began = time.perf_counter()
         search(
             snapshot,

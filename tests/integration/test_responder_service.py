@@ -40,6 +40,7 @@ from support.responder import (
     SOUTH,
     SOUTH_MARKERS,
     HashingEmbedder,
+    hashing_settings,
     knowledge_events,
 )
 
@@ -75,8 +76,7 @@ class SharedModel:
         return self._model.predict_batch(inputs)
 
 
-def shared(embedder: Embedder) -> SharedModel:
-    settings = ResponderSettings()
+def shared(embedder: Embedder, settings: ResponderSettings) -> SharedModel:
     model = ResponderModel(
         settings.model,
         settings.answering,
@@ -89,7 +89,7 @@ def shared(embedder: Embedder) -> SharedModel:
 
 @pytest.fixture(scope="module")
 def hashing_model() -> SharedModel:
-    return shared(HashingEmbedder())
+    return shared(HashingEmbedder(), hashing_settings())
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,8 @@ def e5_model() -> Iterator[SharedModel]:
     from shopstream.models import TextEncoder  # noqa: PLC0415 - loads torch
 
     encoder = TextEncoder("multilingual-e5-small")
-    model = shared(encoder)
+    # The service's defaults: MiniLM, loaded from the registry, is blended in for English.
+    model = shared(encoder, ResponderSettings())
     try:
         yield model
     finally:

@@ -8,6 +8,7 @@ import pytest
 from shopstream.events import HandoffReason
 from shopstream.models import TextEncoder
 from shopstream_responder.answering import Question
+from shopstream_responder.config import ResponderSettings
 from shopstream_responder.knowledge import KnowledgeIndex
 from shopstream_responder.model import ResponderModel
 from support.responder import NORTH, SOUTH, leaks, run_suite, two_shop_responder
@@ -16,8 +17,13 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
-def responder(e5_encoder: TextEncoder) -> tuple[ResponderModel, KnowledgeIndex]:
-    return two_shop_responder(e5_encoder)
+def responder(
+    e5_encoder: TextEncoder, minilm_encoder: TextEncoder
+) -> tuple[ResponderModel, KnowledgeIndex]:
+    # The service's defaults: e5 for every language, MiniLM blended in for English.
+    settings = ResponderSettings(create_topics=False)
+    assert settings.model.english_encoder is not None
+    return two_shop_responder(e5_encoder, settings, english_embedder=minilm_encoder)
 
 
 def test_answers_in_both_languages_come_from_the_right_passages(

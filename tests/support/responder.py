@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from shopstream.events import Event, KnowledgeUpserted
 from shopstream_responder.answering import Draft, Question
-from shopstream_responder.config import AnsweringConfig, ResponderSettings
+from shopstream_responder.config import AnsweringConfig, EncoderConfig, ResponderSettings
 from shopstream_responder.follower import KnowledgeFollower
 from shopstream_responder.intents import IntentClassifier, IntentRules
 from shopstream_responder.knowledge import Document, KnowledgeIndex, PassageVectors
@@ -44,7 +44,9 @@ def _bucket(feature: str) -> int:
 def hashing_settings() -> ResponderSettings:
     """Service defaults, except that the hashing encoder scores Chinese like English."""
     return ResponderSettings(
-        create_topics=False, answering=AnsweringConfig(chinese_score_offset=0.0)
+        create_topics=False,
+        model=EncoderConfig(english_encoder=None),
+        answering=AnsweringConfig(chinese_score_offset=0.0),
     )
 
 
@@ -201,6 +203,7 @@ def two_shop_responder(
     embedder: Embedder,
     settings: ResponderSettings | None = None,
     *,
+    english_embedder: Embedder | None = None,
     rephraser: Rephraser | None = None,
 ) -> tuple[ResponderModel, KnowledgeIndex]:
     """A loaded responder whose index holds both shops, fed through the knowledge follower's
@@ -208,7 +211,12 @@ def two_shop_responder(
     settings = settings or hashing_settings()
     rules = IntentRules.from_file(settings.intent_rules)
     model = ResponderModel(
-        settings.model, settings.answering, rules, embedder=embedder, rephraser=rephraser
+        settings.model,
+        settings.answering,
+        rules,
+        embedder=embedder,
+        english_embedder=english_embedder,
+        rephraser=rephraser,
     )
     model.load()
     index = KnowledgeIndex(topic_of=IntentClassifier(rules).rule_intent)

@@ -10,7 +10,6 @@ from shopstream_responder.answering import (
     DocumentMatch,
     Hit,
     Question,
-    QuestionVectors,
     confidence,
     extract_answer,
     rank_documents,
@@ -245,14 +244,13 @@ def test_an_article_with_several_close_questions_outranks_one_lucky_phrasing() -
     snapshot = _faq_snapshot([[0.90, 0.88, 0.87], [0.92, 0.50, 0.50]])
     question = np.zeros(16, dtype=np.float32)
     question[0] = 1.0
-    vectors = QuestionVectors(question, question)
 
     def ranked(headings: int) -> list[DocumentMatch]:
         config = AnsweringConfig(document_headings=headings)
         hits = search(
-            snapshot, vectors, product_id=None, language="en", topic=None, config=config, limit=2
+            snapshot, question, product_id=None, language="en", topic=None, config=config, limit=2
         )
-        return rank_documents(snapshot, vectors, hits, language="en", topic=None, config=config)
+        return rank_documents(snapshot, question, hits, language="en", topic=None, config=config)
 
     by_best_passage = ranked(1)
     assert [match.best.passage.doc_id for match in by_best_passage] == ["doc1", "doc0"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shopstream.events import KnowledgeKind
-from shopstream_responder.answering import QuestionVectors, rank_documents, rerank, search
+from shopstream_responder.answering import Question, rank_documents, rerank, search
 from shopstream_responder.config import AnsweringConfig, RerankConfig
 from shopstream_responder.intents import IntentRules
 from shopstream_responder.knowledge import (
@@ -84,7 +84,8 @@ def _snapshot(index: KnowledgeIndex, tenant: str) -> TenantSnapshot:
 def _probabilities(snapshot: TenantSnapshot, text: str) -> dict[str, float]:
     classifier = train(snapshot, RerankConfig())
     assert classifier is not None
-    [query] = MODEL._encode([text], "query")
+    [vectors] = MODEL.embed_questions([Question("t", text)])
+    query = vectors.features
     return {
         snapshot.passages[start].doc_id: p
         for start, p in classifier.probabilities(query, text).items()
@@ -105,6 +106,52 @@ def test_the_classifier_learns_the_articles_from_their_own_headings() -> None:
     assert sum(download.values()) == pytest.approx(1.0)
     assert download["get-invoice"] > download["check-invoice"]
     assert paid["check-invoice"] > paid["get-invoice"]
+
+
+def _faq_with_answers(doc_id: str, pairs: tuple[tuple[str, str], ...]) -> Document:
+    body = "\n\n".join(f"Q: {question}\nA: {answer}" for question, answer in pairs)
+    return Document(
+        key=DocumentKey("t", Source.KNOWLEDGE, doc_id),
+        title=doc_id,
+        passages=chunk_document(doc_id, body, SETTINGS.chunking),
+        kind=KnowledgeKind.FAQ,
+        locale="en",
+    )
+
+
+def test_the_answers_teach_the_classifier_words_no_heading_uses() -> None:
+    # Neither article's headings say "pdf" or "settled"; only the answers do.
+    get_invoice = _faq_with_answers(
+        "get-invoice",
+        (
+            ("I need my invoice", "Open Orders and press the pdf button to save the invoice."),
+            ("invoice for my purchase", "Every invoice is a pdf file you can save or print."),
+        ),
+    )
+    check_invoice = _faq_with_answers(
+        "check-invoice",
+        (
+            ("status of my invoice", "Billing shows whether each invoice is settled or open."),
+            ("look at my invoice", "An invoice marked settled needs nothing more from you."),
+        ),
+    )
+    snapshot = _snapshot(_index(get_invoice, check_invoice), "t")
+    question = "invoice pdf"
+    [vectors] = MODEL.embed_questions([Question("t", question)])
+    query = vectors.features
+
+    def get_share(passage_weight: float) -> float:
+        classifier = train(snapshot, RerankConfig(passage_weight=passage_weight))
+        assert classifier is not None
+        by_doc = {
+            snapshot.passages[start].doc_id: p
+            for start, p in classifier.probabilities(query, question).items()
+        }
+        return by_doc["get-invoice"]
+
+    headings_only, with_answers = get_share(0.0), get_share(0.3)
+    assert with_answers > 0.5
+    assert with_answers > headings_only + 0.05
 
 
 def test_no_classifier_without_two_articles_or_when_disabled() -> None:
@@ -160,15 +207,15 @@ def test_retrieval_alone_ranks_when_a_top_document_is_not_an_article() -> None:
     snapshot = _snapshot(index, "t")
     config = AnsweringConfig()
     text = "invoice"
-    query = MODEL._encode([text], "query")[0]
-    vectors = QuestionVectors(query, MODEL._encode([text], "passage")[0])
+    [vectors] = MODEL.embed_questions([Question("t", text)])
+    query = vectors.retrieval
     hits = search(
-        snapshot, vectors, product_id=None, language="en", topic=None, config=config, limit=20
+        snapshot, query, product_id=None, language="en", topic=None, config=config, limit=20
     )
-    matches = rank_documents(snapshot, vectors, hits, language="en", topic=None, config=config)
+    matches = rank_documents(snapshot, query, hits, language="en", topic=None, config=config)
     classifier = train(snapshot, config.rerank)
     assert classifier is not None
-    probabilities = classifier.probabilities(query, text)
+    probabilities = classifier.probabilities(vectors.features, text)
     by_id = {match.best.passage.doc_id: match for match in matches}
     policy, get, check = by_id["invoice-policy"], by_id["get-invoice"], by_id["check-invoice"]
     assert rerank([get, policy, check], snapshot, probabilities, weight=1.0) is None

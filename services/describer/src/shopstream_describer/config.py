@@ -38,6 +38,7 @@ class GeneratorConfig(BaseModel):
         if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
             return None
         return value
+
     languages: list[str] = Field(default_factory=lambda: ["en"])
     """Languages the generator writes; other locales are composed. The default SmolLM2 is
     English-only; add ``zh`` for a model that writes Chinese (e.g. Qwen2.5-Instruct)."""

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from shopstream.events import HandoffReason, Intent
 from shopstream_responder.config import AnsweringConfig
+from shopstream_responder.encoding import QuestionVectors
 from shopstream_responder.intents import IntentClassifier, IntentDecision
 from shopstream_responder.knowledge import Passage, TenantSnapshot
 from shopstream_responder.reranker import ArticleClassifier, train
@@ -28,6 +29,9 @@ from shopstream_responder.text import (
 )
 
 Vector = npt.NDArray[np.float32]
+HEADING_SHARE = 2 / 3
+"""Weight of the question-to-heading cosine in a passage's score; the rest goes to the
+question-to-passage cosine. FAQ headings are the strongest evidence there is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +40,6 @@ class Question:
     text: str
     locale: str | None = None
     product_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QuestionVectors:
-    """The question embedded twice: as a query (against passages) and as a passage (against
-    FAQ headings, which are questions too: like compared with like)."""
-
-    query: Vector
-    symmetric: Vector
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +69,7 @@ class Draft:
 
 def _scores(
     snapshot: TenantSnapshot,
-    vectors: QuestionVectors,
+    query: Vector,
     rows: npt.NDArray[np.intp] | slice,
     *,
     language: str,
@@ -85,7 +80,7 @@ def _scores(
     an index array copies the rows, so a search of the whole snapshot passes a slice."""
     bodies = snapshot.vectors.bodies[rows]
     headings = snapshot.vectors.headings[rows]
-    cosines = (bodies @ vectors.query + headings @ vectors.query + headings @ vectors.symmetric) / 3
+    cosines = (1 - HEADING_SHARE) * (bodies @ query) + HEADING_SHARE * (headings @ query)
     ranked = cosines + config.same_language_bonus * (snapshot.languages[rows] == language)
     if topic is not None:
         topics = snapshot.topics[rows]
@@ -95,7 +90,7 @@ def _scores(
 
 def search(
     snapshot: TenantSnapshot,
-    vectors: QuestionVectors,
+    query: Vector,
     *,
     product_id: str | None,
     language: str,
@@ -105,8 +100,10 @@ def search(
 ) -> list[Hit]:
     """The best passages of one tenant's snapshot, best first.
 
-    A passage's score is the mean of three cosines: question-as-query to heading-and-text,
-    question-as-query to heading, question-as-passage to heading. Passages in the customer's
+    A passage's score blends two cosines of the question (embedded as a query): to the
+    passage's heading and text (embedded as a passage), and to its heading alone (embedded as a
+    query too: a heading is a question, so like is compared with like, as e5 wants for
+    paraphrases), weighted ``HEADING_SHARE``. Passages in the customer's
     language get a bonus; passages whose heading is about another intent than the question
     (both by rules) a penalty.
     """
@@ -117,7 +114,7 @@ def search(
     if rows.size == 0:
         return []
     cosines, ranked = _scores(
-        snapshot, vectors, selection, language=language, topic=topic, config=config
+        snapshot, query, selection, language=language, topic=topic, config=config
     )
     count = min(limit, rows.size)
     best = np.argpartition(-ranked, count - 1)[:count]
@@ -150,7 +147,7 @@ class DocumentMatch:
 
 def rank_documents(
     snapshot: TenantSnapshot,
-    vectors: QuestionVectors,
+    query: Vector,
     hits: Sequence[Hit],
     *,
     language: str,
@@ -177,7 +174,7 @@ def rank_documents(
         rows = np.arange(span.start, span.stop, dtype=np.intp)
         cosines, ranked = _scores(
             snapshot,
-            vectors,
+            query,
             slice(span.start, span.stop),
             language=language,
             topic=topic,
@@ -229,6 +226,7 @@ def confidence(
     config: AnsweringConfig,
     *,
     language: str = "en",
+    blended: bool = False,
 ) -> float:
     """How sure the best document answers the question, in [0, 1]: the weaker of two signals.
 
@@ -240,13 +238,19 @@ def confidence(
       the best passage (``duplicate_similarity``) is not a rival, nor is a document in
       another language (the same policy translated).
 
-    Chinese questions move floor and ceiling by ``chinese_score_offset``.
+    Chinese questions move floor and ceiling by ``chinese_score_offset``; questions scored
+    with the English encoder blended in (``blended``) use ``english_score_floor`` and
+    ``english_score_ceiling`` instead.
     """
     if not matches:
         return 0.0
     top = matches[0].best
-    floor = config.score_floor + (config.chinese_score_offset if language == "zh" else 0.0)
-    span = config.score_ceiling - config.score_floor
+    if blended:
+        floor, ceiling = config.english_score_floor, config.english_score_ceiling
+    else:
+        offset = config.chinese_score_offset if language == "zh" else 0.0
+        floor, ceiling = config.score_floor + offset, config.score_ceiling + offset
+    span = ceiling - floor
     closeness = min(1.0, max(0.0, (top.score - floor) / span))
     bodies = snapshot.vectors.bodies
     rival = next(
@@ -327,7 +331,7 @@ class Answerer:
         if snapshot is not None and snapshot.tenant_id != question.tenant_id:
             raise ValueError("a question may only be answered from its own tenant's knowledge")
         locale = question.locale or detect_locale(question.text)
-        decision = self.classifier.classify(question.text, vectors.query)
+        decision = self.classifier.classify(question.text, vectors.intent)
         matches: list[DocumentMatch] = []
         score = 0.0
         if snapshot is not None:
@@ -335,7 +339,7 @@ class Answerer:
             topic = decision.intent if decision.by_rule else None
             hits = search(
                 snapshot,
-                vectors,
+                vectors.retrieval,
                 product_id=question.product_id,
                 language=language,
                 topic=topic,
@@ -343,19 +347,32 @@ class Answerer:
                 limit=self.config.search_depth,
             )
             matches = rank_documents(
-                snapshot, vectors, hits, language=language, topic=topic, config=self.config
+                snapshot,
+                vectors.retrieval,
+                hits,
+                language=language,
+                topic=topic,
+                config=self.config,
             )
             articles = self.article_classifier(snapshot) if len(matches) > 1 else None
             reranked = None
             if articles is not None:
                 text = mask_digit_runs(question.text, self.config.mask_digits)
-                probabilities = articles.probabilities(vectors.query, text)
+                probabilities = articles.probabilities(vectors.features, text)
                 reranked = rerank(matches, snapshot, probabilities, self.config.rerank.weight)
             if reranked is None:
-                score = confidence(matches, snapshot, self.config, language=language)
+                score = confidence(
+                    matches, snapshot, self.config, language=language, blended=vectors.blended
+                )
             else:
                 matches = reranked
-                score = confidence(matches, snapshot, self._reranked_config, language=language)
+                score = confidence(
+                    matches,
+                    snapshot,
+                    self._reranked_config,
+                    language=language,
+                    blended=vectors.blended,
+                )
         reason = self._handoff(decision, matches, score)
         if reason is not None and reason is not HandoffReason.NEEDS_ACCOUNT_ACCESS:
             return Draft(None, (), score, decision.intent, reason, locale, decision.injection)

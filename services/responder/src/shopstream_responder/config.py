@@ -10,13 +10,14 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shopstream.events import Intent
 from shopstream.settings import ServiceSettings
 
 DEFAULT_ENCODER = "multilingual-e5-small"
+DEFAULT_ENGLISH_ENCODER = "all-minilm-l6-v2"
 # The registry's default generator; named here because importing the registry imports torch.
 DEFAULT_GENERATOR = "smollm2-135m-instruct"
 DEFAULT_INTENT_RULES = Path(
@@ -25,9 +26,15 @@ DEFAULT_INTENT_RULES = Path(
 
 
 class EncoderConfig(BaseModel):
-    """The sentence encoder that embeds passages and questions into one space."""
+    """The sentence encoders that embed passages and questions into one space."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("english_encoder", mode="before")
+    @classmethod
+    def _none_turns_off(cls, value: object) -> object:
+        # An empty environment variable is ignored by the settings, so "none" says "off".
+        return None if isinstance(value, str) and value.strip().lower() in {"", "none"} else value
 
     encoder: str = DEFAULT_ENCODER
     """Registry name, local directory or Hub id; it must embed the customers' languages (the
@@ -38,6 +45,11 @@ class EncoderConfig(BaseModel):
     """torch intra-op CPU threads; unset uses every core. Give each replica its share."""
     max_length: int = Field(default=256, ge=16, le=512)
     """Longest tokenised text handed to the encoder; passages are chunked well below it."""
+    english_encoder: str | None = DEFAULT_ENGLISH_ENCODER
+    """A second, English encoder blended into the scores of English questions
+    (``shopstream_responder.encoding``); ``none`` turns it off."""
+    english_weight: float = Field(default=0.5, gt=0.0, lt=1.0)
+    """Share of the English encoder's cosine in an English question's scores."""
     batch_size: int = Field(default=32, ge=1, le=4_096)
     """Texts per encoder forward pass."""
 
@@ -68,13 +80,16 @@ class RerankConfig(BaseModel):
     accuracy (default threshold); see the README's responder quality section."""
     weight: float = Field(default=1.0, ge=0.0, le=100.0)
     """Added to an article's retrieval score times its probability."""
-    decisive_margin: float = Field(default=0.2, gt=0.0, le=100.0)
+    decisive_margin: float = Field(default=0.5, gt=0.0, le=100.0)
     """Replaces ``answering.decisive_margin`` when the classifier ranks: the lead of the
     blended scores (probabilities included) at which distinctness reaches 1."""
     lexical_weight: float = Field(default=0.3, ge=0.0, le=10.0)
     """Scale of the hashed word n-grams next to the sentence vector (unit length)."""
     l2: float = Field(default=1e-4, gt=0.0, le=10.0)
     """L2 penalty of the logistic regression."""
+    passage_weight: float = Field(default=0.3, ge=0.0, le=10.0)
+    """Weight of each of an article's passages (its answers) as a training example, next to
+    1 for each heading; 0 trains on headings alone."""
     min_headings: int = Field(default=2, ge=1, le=100)
     """A document needs this many distinct headings to be one of the classifier's articles.
     Documents that are not (policies under their title, product facts) keep their retrieval
@@ -105,6 +120,11 @@ class AnsweringConfig(BaseModel):
     chinese_score_offset: float = Field(default=0.02, ge=-0.5, le=0.5)
     """Added to floor and ceiling for Chinese questions: the default encoder scores Chinese
     pairs higher across the board (unrelated Chinese texts land near 0.85, English near 0.82)."""
+    english_score_floor: float = Field(default=0.55, ge=-1.0, le=1.0)
+    """``score_floor`` for English questions when the English encoder is blended in: the
+    blend spreads scores wider (unrelated English texts land near ...)."""
+    english_score_ceiling: float = Field(default=0.65, ge=-1.0, le=1.0)
+    """``score_ceiling`` for English questions when the English encoder is blended in."""
     decisive_margin: float = Field(default=0.02, gt=0.0, le=1.0)
     """Lead over the best other document at which distinctness reaches 1."""
     document_headings: int = Field(default=3, ge=1, le=50)
@@ -147,6 +167,10 @@ class AnsweringConfig(BaseModel):
     def _ceiling_above_floor(self) -> AnsweringConfig:
         if self.score_ceiling <= self.score_floor:
             raise ValueError("answering.score_ceiling must be above answering.score_floor")
+        if self.english_score_ceiling <= self.english_score_floor:
+            raise ValueError(
+                "answering.english_score_ceiling must be above answering.english_score_floor"
+            )
         return self
 
 

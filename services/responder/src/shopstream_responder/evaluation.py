@@ -292,6 +292,7 @@ def evaluate_file(
     seed: int = 13,
     split: Split = "all",
     embedder: Embedder | None = None,
+    english_embedder: Embedder | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build the knowledge base, answer every question, and report."""
@@ -308,7 +309,9 @@ def evaluate_file(
     # Every question gets its best passage and confidence (nothing is handed off for low
     # confidence here), so the report can apply each threshold afterwards.
     answering = settings.answering.model_copy(update={"handoff_below": 0.0})
-    model = ResponderModel(settings.model, answering, rules, embedder=embedder)
+    model = ResponderModel(
+        settings.model, answering, rules, embedder=embedder, english_embedder=english_embedder
+    )
     model.load()
     loaded = time.perf_counter()
     index = KnowledgeIndex(topic_of=IntentClassifier(rules).rule_intent)

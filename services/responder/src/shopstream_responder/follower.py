@@ -1,9 +1,10 @@
 """Keeps every replica's knowledge index in step with the compacted knowledge and catalogue topics.
 
-The topics are read like global tables: all partitions, outside the consumer group, from the
-beginning, and then followed for as long as the service runs, so an upsert or a deletion reaches
-the next question within a poll and an embedding pass. Start-up waits until the end offsets seen
-on entry are reached, so a restarted replica answers from the full knowledge again.
+The topics are read like global tables (``shopstream.runtime.follower``): all partitions,
+outside the consumer group, from the beginning, and then followed for as long as the service
+runs, so an upsert or a deletion reaches the next question within a poll and an embedding pass.
+Start-up waits until the end offsets seen on entry are reached, so a restarted replica answers
+from the full knowledge again.
 
 A record that cannot be used is logged and counted, not dead-lettered: every replica reads every
 record, so each would dead-letter the same one.
@@ -11,15 +12,12 @@ record, so each would dead-letter the same one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from pydantic import Field, TypeAdapter, ValidationError
 
 from shopstream.events import (
@@ -28,8 +26,7 @@ from shopstream.events import (
     ProductDeleted,
     ProductUpserted,
 )
-from shopstream.kafka_io import topic_partitions
-from shopstream.runtime.security import aiokafka_options
+from shopstream.runtime.follower import TopicFollower
 from shopstream_responder.config import ResponderSettings
 from shopstream_responder.knowledge import (
     Document,
@@ -127,7 +124,8 @@ class KnowledgeChanges:
 
 
 class KnowledgeFollower:
-    """Reads the knowledge (and catalogue) topics into the index and keeps following them."""
+    """Reads the knowledge (and catalogue) topics into the index and keeps following them, on
+    the shared ``runtime.follower.TopicFollower`` (which re-reads a batch whose apply failed)."""
 
     def __init__(
         self,
@@ -139,17 +137,18 @@ class KnowledgeFollower:
         poll_timeout_ms: int = 500,
         max_records: int = 512,
     ) -> None:
-        self._settings = settings
         self._index = index
         self._embed = embed
         self._metrics = metrics
         self._changes = KnowledgeChanges(settings, metrics)
-        self._poll_timeout_ms = poll_timeout_ms
-        self._max_records = max_records
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._ends: dict[TopicPartition, int] = {}
-        self._caught_up = asyncio.Event()
+        self._follower = TopicFollower(
+            settings.kafka,
+            self._changes.topics,
+            self.apply,
+            name="responder-knowledge",
+            poll_timeout_ms=poll_timeout_ms,
+            max_records=max_records,
+        )
 
     @property
     def topics(self) -> list[str]:
@@ -158,40 +157,11 @@ class KnowledgeFollower:
 
     async def start(self) -> None:
         """Assign every partition from the beginning and start following in the background."""
-        consumer = AIOKafkaConsumer(
-            **aiokafka_options(self._settings.kafka),
-            client_id=f"{self._settings.kafka.client_id or 'shopstream-responder'}-knowledge",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            assignment: list[TopicPartition] = []
-            for topic in self.topics:
-                assignment += await topic_partitions(consumer, topic)
-            consumer.assign(assignment)
-            self._ends = await consumer.end_offsets(assignment)
-            await consumer.seek_to_beginning(*assignment)
-        except BaseException:
-            await consumer.stop()
-            raise
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._follow(), name="responder-knowledge-follower")
+        await self._follower.start()
 
     async def wait_caught_up(self, limit_seconds: float) -> float:
         """Wait until the end offsets seen on start are read and embedded; return the seconds."""
-        started = time.perf_counter()
-        waiter = asyncio.ensure_future(self._caught_up.wait())
-        watched = [waiter] if self._task is None else [waiter, self._task]
-        done, _ = await asyncio.wait(
-            watched, timeout=limit_seconds, return_when=asyncio.FIRST_COMPLETED
-        )
-        if waiter not in done:
-            waiter.cancel()
-            if self._task is not None and self._task in done:
-                self._task.result()  # re-raises why following stopped
-            raise TimeoutError(f"knowledge not read to its end within {limit_seconds:.0f} s")
-        seconds = time.perf_counter() - started
+        seconds = await self._follower.wait_caught_up(limit_seconds)
         self._metrics.catch_up_seconds.set(seconds)
         stats = self._index.stats()
         logger.info(
@@ -206,39 +176,7 @@ class KnowledgeFollower:
         return seconds
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-
-    async def _follow(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None, "start() assigns the consumer first"
-        await self._check_caught_up(consumer)
-        while True:
-            try:
-                batches = await consumer.getmany(
-                    timeout_ms=self._poll_timeout_ms, max_records=self._max_records
-                )
-                records = [record for part in batches.values() for record in part]
-                if records:
-                    await self.apply(records)
-                if not self._caught_up.is_set():
-                    await self._check_caught_up(consumer)
-            except Exception:
-                # Answers from a slightly stale table beat a replica that stops following.
-                logger.exception("following the knowledge topics failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
-
-    async def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
-        for partition, end in self._ends.items():
-            if await consumer.position(partition) < end:
-                return
-        self._caught_up.set()
+        await self._follower.stop()
 
     async def apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply records in order; the last change of a document within the batch wins."""

@@ -13,40 +13,20 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Literal, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
-from shopstream_responder.answering import Answerer, Draft, Question, QuestionVectors
+from shopstream_responder.answering import Answerer, Draft, Question
+from shopstream_responder.encoding import BlendedEncoder, Embedder, QuestionVectors
+
+__all__ = ["Embedder", "ResponderModel"]
 from shopstream_responder.config import AnsweringConfig, EncoderConfig, RephraseConfig
 from shopstream_responder.intents import IntentClassifier, IntentRules
 from shopstream_responder.knowledge import Document, PassageVectors, TenantSnapshot
 from shopstream_responder.rephrase import Rephraser, RephraseRequest
-from shopstream_responder.text import language_of, mask_digit_runs
+from shopstream_responder.text import detect_locale, language_of, mask_digit_runs
 
 logger = logging.getLogger("shopstream.responder")
-
-FloatMatrix = npt.NDArray[np.float32]
-
-
-class Embedder(Protocol):
-    """What the responder needs of an encoder (``shopstream.models.TextEncoder`` fits)."""
-
-    model_id: str
-    revision: str
-
-    def load(self) -> object: ...
-
-    def encode(
-        self,
-        texts: Sequence[str],
-        *,
-        kind: Literal["query", "passage"] = "query",
-        batch_size: int = 32,
-    ) -> FloatMatrix: ...
-
-    def unload(self) -> None: ...
 
 
 class ResponderModel:
@@ -59,10 +39,13 @@ class ResponderModel:
         rules: IntentRules,
         *,
         embedder: Embedder | None = None,
+        english_embedder: Embedder | None = None,
         rephraser: Rephraser | None = None,
         rephrase: RephraseConfig | None = None,
     ) -> None:
-        """``rephraser`` replaces the one ``rephrase`` would build (tests pass fakes)."""
+        """``embedder``, ``english_embedder`` and ``rephraser`` replace the ones the configs
+        would build (tests pass fakes); the English encoder is used only when
+        ``encoder.english_encoder`` names one."""
         self.encoder_config = encoder
         self.answering_config = answering
         self.rules = rules
@@ -70,6 +53,8 @@ class ResponderModel:
         self.model_revision = ""
         self.load_seconds = 0.0
         self._embedder = embedder
+        self._english_embedder = english_embedder
+        self._encoder: BlendedEncoder | None = None
         if rephraser is None and rephrase is not None and rephrase.enabled:
             rephraser = Rephraser(rephrase)
         self._rephraser = rephraser
@@ -85,25 +70,28 @@ class ResponderModel:
         with self._lock:
             if self._answerer is not None:
                 return
+            config = self.encoder_config
             if self._embedder is None:
-                # torch is imported only here, so the service module stays importable without it.
-                from shopstream.models import TextEncoder, configure_threads  # noqa: PLC0415
-
-                configure_threads(self.encoder_config.threads)
-                self._embedder = TextEncoder(
-                    self.encoder_config.encoder,
-                    device=self.encoder_config.device,
-                    max_length=self.encoder_config.max_length,
+                self._embedder = _registry_encoder(config.encoder, config)
+            english = None
+            if config.english_encoder is not None:
+                english = self._english_embedder or _registry_encoder(
+                    config.english_encoder, config
                 )
+                english.load()
             self._embedder.load()
-            prototypes = self._embedder.encode(
-                self.rules.prototype_texts(),
-                kind="query",
-                batch_size=self.encoder_config.batch_size,
+            encoder = BlendedEncoder(
+                self._embedder,
+                english,
+                english_weight=config.english_weight,
+                batch_size=config.batch_size,
             )
-            classifier = IntentClassifier(self.rules, prototypes)
+            classifier = IntentClassifier(
+                self.rules, encoder.prototypes(self.rules.prototype_texts())
+            )
+            self._encoder = encoder
             self.model_id = self._embedder.model_id
-            self.model_revision = f"{self._embedder.revision}+rules-{self.rules.revision}"
+            self.model_revision = f"{encoder.revision}+rules-{self.rules.revision}"
             if self._rephraser is not None:
                 self._rephraser.load()
                 self.model_revision += f"+rephrase-{self._rephraser.revision}"
@@ -117,10 +105,16 @@ class ResponderModel:
         )
 
     def embed_documents(self, documents: Sequence[Document]) -> list[PassageVectors]:
-        """Vectors of every passage and heading, in one encoder pass for the whole batch."""
+        """Vectors of every passage (as a passage) and heading (as a query: headings are the
+        questions an FAQ answers, and are compared with the customer's question), in two
+        encoder passes for the whole batch."""
         bodies = [chunk.embedding_text() for document in documents for chunk in document.passages]
         headings = sorted({chunk.heading for document in documents for chunk in document.passages})
-        vectors = self._encode([*bodies, *headings], "passage")
+        with self._lock:
+            encoder = self._loaded_encoder()
+            vectors = np.concatenate(
+                [encoder.documents(bodies, "passage"), encoder.documents(headings, "query")]
+            )
         heading_rows = {heading: len(bodies) + number for number, heading in enumerate(headings)}
         result: list[PassageVectors] = []
         start = 0
@@ -131,23 +125,28 @@ class ResponderModel:
             start = end
         return result
 
+    def embed_questions(self, questions: Sequence[Question]) -> list[QuestionVectors]:
+        """The questions' vectors, in one pass per encoder; digit runs are masked first."""
+        digits = self.answering_config.mask_digits
+        texts = [mask_digit_runs(question.text, digits) for question in questions]
+        languages = [
+            language_of(question.locale or detect_locale(question.text)) for question in questions
+        ]
+        with self._lock:
+            return self._loaded_encoder().questions(texts, languages)
+
     def predict_batch(
         self, inputs: Sequence[tuple[Question, TenantSnapshot | None]]
     ) -> list[Draft]:
-        """One encoder pass over the batch's questions (both ways), then each is answered from
-        the snapshot of its own tenant."""
+        """One encoder pass over the batch's questions, then each is answered from the
+        snapshot of its own tenant."""
         answerer = self._answerer
         if answerer is None:
             raise RuntimeError("responder model is not loaded; call load() first")
-        digits = self.answering_config.mask_digits
-        texts = [mask_digit_runs(question.text, digits) for question, _ in inputs]
-        queries = self._encode(texts, "query")
-        symmetric = self._encode(texts, "passage")
+        vectors = self.embed_questions([question for question, _ in inputs])
         drafts = [
-            answerer.answer(question, QuestionVectors(query, mirrored), snapshot)
-            for (question, snapshot), query, mirrored in zip(
-                inputs, queries, symmetric, strict=True
-            )
+            answerer.answer(question, question_vectors, snapshot)
+            for (question, snapshot), question_vectors in zip(inputs, vectors, strict=True)
         ]
         if self._rephraser is not None:
             drafts = self._rephrased(self._rephraser, [question for question, _ in inputs], drafts)
@@ -181,20 +180,26 @@ class ResponderModel:
                 result[number] = replace(result[number], answer=reply, rephrased=True)
         return result
 
-    def _encode(self, texts: Sequence[str], kind: Literal["query", "passage"]) -> FloatMatrix:
-        with self._lock:
-            if self._embedder is None or self._answerer is None:
-                raise RuntimeError("responder model is not loaded; call load() first")
-            if not texts:
-                return np.zeros((0, 0), dtype=np.float32)
-            return self._embedder.encode(
-                texts, kind=kind, batch_size=self.encoder_config.batch_size
-            )
+    def _loaded_encoder(self) -> BlendedEncoder:
+        if self._encoder is None or self._answerer is None:
+            raise RuntimeError("responder model is not loaded; call load() first")
+        return self._encoder
 
     def unload(self) -> None:
         with self._lock:
             self._answerer = None
+            if self._encoder is not None and self._encoder.english is not None:
+                self._encoder.english.unload()
+            self._encoder = None
             if self._embedder is not None:
                 self._embedder.unload()
             if self._rephraser is not None:
                 self._rephraser.unload()
+
+
+def _registry_encoder(name: str, config: EncoderConfig) -> Embedder:
+    # torch is imported only here, so the service module stays importable without it.
+    from shopstream.models import TextEncoder, configure_threads  # noqa: PLC0415
+
+    configure_threads(config.threads)
+    return TextEncoder(name, device=config.device, max_length=config.max_length)

@@ -83,15 +83,28 @@ def train(snapshot: TenantSnapshot, config: RerankConfig) -> ArticleClassifier |
     texts = [heading for start in starts for heading in articles[start]]
     if len(starts) < 2 or len(rows) > config.max_headings:
         return None
-    hasher = LexicalHasher(HASH_BITS)
     embeddings = snapshot.vectors.headings[rows].astype(np.float64)
+    weights = [1.0] * len(rows)
+    if config.passage_weight > 0:
+        # The articles' own answers, as weaker examples: five headings rarely show every word a
+        # customer uses for a topic ("download", "obtain"), and the answers say them.
+        passage_rows = [row for start in starts for row in snapshot.document_rows(start)]
+        embeddings = np.vstack([embeddings, snapshot.vectors.bodies[passage_rows]])
+        labels += [
+            label for label, start in enumerate(starts) for _ in snapshot.document_rows(start)
+        ]
+        texts += [snapshot.passages[row].text for row in passage_rows]
+        weights += [config.passage_weight] * len(passage_rows)
+    hasher = LexicalHasher(HASH_BITS)
     indptr, indices, values = hasher.transform(texts)
     buckets, columns = np.unique(indices, return_inverse=True)
     lexical = np.zeros((len(texts), buckets.size))
     lexical[np.repeat(np.arange(len(texts)), np.diff(indptr)), columns] = values
     lexical *= config.lexical_weight
     kernel = embeddings @ embeddings.T + lexical @ lexical.T
-    dual, bias = _fit(kernel, np.asarray(labels), len(starts), config.l2)
+    dual, bias = _fit(
+        kernel, np.asarray(labels), len(starts), config.l2, np.asarray(weights, dtype=np.float64)
+    )
     return ArticleClassifier(
         starts=np.asarray(starts, dtype=np.intp),
         embedding_weights=embeddings.T @ dual,
@@ -103,13 +116,19 @@ def train(snapshot: TenantSnapshot, config: RerankConfig) -> ArticleClassifier |
 
 
 def _fit(
-    kernel: FloatMatrix, labels: npt.NDArray[np.intp], classes: int, l2: float
+    kernel: FloatMatrix,
+    labels: npt.NDArray[np.intp],
+    classes: int,
+    l2: float,
+    example_weights: npt.NDArray[np.float64],
 ) -> tuple[FloatMatrix, npt.NDArray[np.float64]]:
-    """Dual coefficients (weights = features.T @ coefficients) and biases minimising mean
-    cross-entropy plus ``l2 / 2 * |weights|^2``, by Nesterov-accelerated gradient descent."""
+    """Dual coefficients (weights = features.T @ coefficients) and biases minimising the
+    example-weighted mean cross-entropy plus ``l2 / 2 * |weights|^2``, by Nesterov-accelerated
+    gradient descent."""
     count = kernel.shape[0]
+    share = (example_weights / example_weights.sum())[:, None]
     targets = np.eye(classes)[labels]
-    step = 1.0 / (0.5 * float(np.linalg.eigvalsh(kernel)[-1]) / count + l2)
+    step = 1.0 / (0.5 * float(np.linalg.eigvalsh(kernel)[-1]) * float(share.max()) + l2)
     dual = np.zeros((count, classes))
     bias = np.zeros(classes)
     dual_ahead, bias_ahead, momentum = dual, bias, 1.0
@@ -118,9 +137,9 @@ def _fit(
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
-        error = probabilities - targets
-        next_dual = dual_ahead - step * (error / count + l2 * dual_ahead)
-        next_bias = bias_ahead - step * error.mean(axis=0)
+        error = (probabilities - targets) * share
+        next_dual = dual_ahead - step * (error + l2 * dual_ahead)
+        next_bias = bias_ahead - step * error.sum(axis=0)
         next_momentum = (1 + np.sqrt(1 + 4 * momentum * momentum)) / 2
         factor = (momentum - 1) / next_momentum
         dual_ahead = next_dual + factor * (next_dual - dual)
