@@ -10,10 +10,10 @@
 3. latency: a steady load at half the pipeline's rate, ``occurred_at`` at send -> answer read
    back, p50 and p99;
 4. index: memory, build time and search time at 1k, 10k and 100k passages. These passages are
-   synthetic (random 384-d unit vectors, the default encoder's size, and ~300 characters of
-   text each, 10 passages per document), so the figures isolate the index from the encoder
-   (whose passages/s is the raw questions/s above, roughly: a passage is one encoder input,
-   a question two).
+   synthetic (random unit vectors of the default's size, 768-d: e5 and MiniLM side by side,
+   and ~300 characters of text each, 10 passages per document), so the figures isolate the
+   index from the encoders (whose passages/s is about the raw questions/s above: a passage
+   and a question are each one input per encoder).
 
     uv run python bench/responder_bench.py [--questions 600] [--rounds 3] [--steady-seconds 30]
         [--sizes 1000 10000 100000] [--skip-broker] [--port 23592] [--json OUT]
@@ -82,7 +82,8 @@ PARTITIONS = 3
 DEFAULT_PORT = 23592
 console = Console()
 
-DIM = 384
+# The default responder stores each passage as e5 (384-d) and MiniLM (384-d) side by side.
+DIM = 384 * (2 if ResponderSettings().model.english_encoder else 1)
 PASSAGES_PER_DOC = 10
 TEXT = "Returns are free within thirty days of delivery for unused items in their box. " * 4
 
@@ -356,7 +357,7 @@ def report_broker(result: dict[str, Any]) -> None:
 
 
 def report_index(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="responder index (synthetic 384-d passages, one tenant)")
+    table = Table(title=f"responder index (synthetic {DIM}-d passages, one tenant)")
     for column in (
         "passages", "upserts s", "snapshot s", "search p50 ms", "search max ms",
         "vectors MB", "index MB (traced)", "MB per 10k passages",
