@@ -2,9 +2,10 @@
 Chinese FAQ written for this repository.
 
 Three rows per intent form the knowledge base (one FAQ article per intent), the first 200 of the
-other rows (seeded shuffle) are the questions. Floors sit a few points under what this slice
-measured (70.9% of questions cite the right article; 78% among those answered at the default
-threshold), so sampling noise does not fail CI while a real regression does. The full-file
+other rows (seeded shuffle) are the questions. Floors sit about five points under what this
+slice measured with the default encoders (83.5 % of questions cite the right article; 89.0 %
+among the 81.5 % answered at the default threshold; the previous release, e5 alone, measured
+70.9 % and 78 %), so sampling noise does not fail CI while a real regression does. The full-file
 figures, with more rows per intent, are in the README.
 """
 
@@ -29,9 +30,9 @@ def test_answers_cite_the_right_article_on_a_slice() -> None:
     summary = report["summary"]
     assert summary["questions"] == QUESTIONS
     assert report["knowledge"]["documents"] == 27
-    assert summary["accuracy_all_questions"] >= 0.64, summary
-    assert summary["accuracy_among_answered"] >= 0.72, summary
-    assert summary["answered_share"] >= 0.62, summary
+    assert summary["accuracy_all_questions"] >= 0.78, summary
+    assert summary["accuracy_among_answered"] >= 0.84, summary
+    assert summary["answered_share"] >= 0.75, summary
     by_threshold = {row["threshold"]: row for row in report["thresholds"]}
     assert (
         by_threshold[0.75]["accuracy_among_answered"] > by_threshold[0.0]["accuracy_among_answered"]
@@ -45,8 +46,8 @@ ZH_FAQ = Path(__file__).parent / "data" / "responder_faq_zh.json"
 
 def test_the_chinese_faq_is_answered_from_the_right_article() -> None:
     """10 help articles and 40 questions written for this repository, plus 6 questions no
-    article covers; measured 90% answered, 94.4% correct among answered, 1 of 6 uncovered
-    questions answered anyway."""
+    article covers; measured 90% answered, 94.4% correct among answered, 2 of 6 uncovered
+    questions answered anyway (Chinese questions use e5 alone; see the README)."""
     report = evaluate_file(ZH_FAQ, "squad", ResponderSettings())
     summary = report["summary"]
     assert summary["questions"] == 40

@@ -116,6 +116,9 @@ async def test_each_question_gets_one_answer_with_lineage_and_a_deterministic_id
     metrics = service.responder_metrics
     assert metrics.answers.labels("human_request", "customer_asked")._value.get() == 2
     assert metrics.injection_attempts._value.get() == 2
+    # Two rounds of two answers with text (the hand-off has none); no generator is configured.
+    assert metrics.answer_texts.labels("extractive")._value.get() == 4
+    assert metrics.answer_texts.labels("rephrased")._value.get() == 0
 
 
 async def test_a_model_that_drops_answers_fails_the_batch(

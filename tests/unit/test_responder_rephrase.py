@@ -105,3 +105,19 @@ def test_the_model_uses_a_supported_reply_and_keeps_hand_offs_extractive() -> No
     assert handed_off.handoff is not None
     assert not handed_off.rephrased
     assert len(generator.prompts) == 1, "only answered questions reach the generator"
+    assert answered.answer_source == "rephrased"
+    assert handed_off.answer_source == "extractive"
+
+
+def test_an_unsupported_reply_leaves_the_extractive_answer_and_says_so() -> None:
+    generator = ScriptedGenerator(["Returns are free for 90 days and we refund 200 EUR."] * 4)
+    rephraser = Rephraser(RephraseConfig(enabled=True), generator)
+    model, index = two_shop_responder(HashingEmbedder(), hashing_settings(), rephraser=rephraser)
+    [draft] = model.predict_batch(
+        [(Question(NORTH, "How many days do I have to return an item?"), index.snapshot(NORTH))]
+    )
+    assert draft.answer is not None
+    assert "90 days" not in draft.answer
+    assert "30 days" in draft.answer
+    assert not draft.rephrased
+    assert draft.answer_source == "rephrase_rejected"

@@ -65,6 +65,16 @@ class Draft:
     injection: bool
     rephrased: bool = False
     """The answer is the generator's supported rephrasing, not the extractive text."""
+    rephrase_rejected: bool = False
+    """The generator's rephrasing failed the support check; the extractive text stands."""
+
+    @property
+    def answer_source(self) -> str:
+        """Where the answer text came from: ``extractive``, ``rephrased`` or
+        ``rephrase_rejected`` (extractive, after a rejected rephrasing)."""
+        if self.rephrased:
+            return "rephrased"
+        return "rephrase_rejected" if self.rephrase_rejected else "extractive"
 
 
 def _scores(

@@ -96,6 +96,8 @@ def build_question_handler(
         for draft in drafts:
             handoff = draft.handoff.value if draft.handoff is not None else "none"
             metrics.answers.labels(draft.intent.value, handoff).inc()
+            if draft.answer is not None:
+                metrics.answer_texts.labels(draft.answer_source).inc()
             if draft.injection:
                 metrics.injection_attempts.inc()
         return [Publication(answers_topic, answer) for answer in answers]

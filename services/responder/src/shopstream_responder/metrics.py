@@ -16,6 +16,14 @@ class ResponderMetrics:
             ["intent", "handoff"],
             registry=registry,
         )
+        self.answer_texts = Counter(
+            f"{prefix}_answer_texts_total",
+            "Answer texts sent (hand-offs without text excluded) by source: extractive, "
+            "rephrased (the generator's reply passed the support check) or rephrase_rejected "
+            "(it did not; the extractive text was sent).",
+            ["source"],
+            registry=registry,
+        )
         self.injection_attempts = Counter(
             f"{prefix}_injection_attempts_total",
             "Questions that try to instruct the assistant; they are answered like any other.",

@@ -178,6 +178,8 @@ class ResponderModel:
         for number, reply in zip(chosen, replies, strict=True):
             if reply is not None:
                 result[number] = replace(result[number], answer=reply, rephrased=True)
+            else:
+                result[number] = replace(result[number], rephrase_rejected=True)
         return result
 
     def _loaded_encoder(self) -> BlendedEncoder:
