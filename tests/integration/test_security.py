@@ -31,7 +31,7 @@ from shopstream import local_broker
 from shopstream.acls import acl_bindings, service_access
 from shopstream.broker_security import BrokerSecurity, ScramUser
 from shopstream.echo import EchoSettings, build_echo_service
-from shopstream.events import ReviewSubmitted
+from shopstream.events import QuestionAsked, ReviewSubmitted
 from shopstream.kafka_io import publish_events
 from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.acl_admin import create_acls
@@ -39,11 +39,16 @@ from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings, ShopstreamSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream_responder.app import build_service as build_responder
+from shopstream_responder.config import ResponderSettings
+from shopstream_responder.intents import IntentRules
+from shopstream_responder.model import ResponderModel
 from shopstream_sentiment.app import build_service as build_sentiment
 from shopstream_sentiment.config import SentimentSettings
 from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
 from support.kafka import collect, unique
 from support.ports import broker_port
+from support.responder import NORTH, HashingEmbedder, hashing_settings, knowledge_events
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +56,7 @@ SHARED_JARS = LocalBrokerConfig().home / "jars"
 ADMIN = ScramUser("admin", secrets.token_urlsafe(16))
 ECHO = ScramUser("echo", secrets.token_urlsafe(16))
 SENTIMENT = ScramUser("sentiment", secrets.token_urlsafe(16))
+RESPONDER = ScramUser("responder", secrets.token_urlsafe(16))
 EMAIL, PHONE = "jane.doe@example.com", "+44 20 7946 0958"
 
 
@@ -70,7 +76,7 @@ def _broker(home: Path, offset: int, *, tls: bool) -> LocalBrokerConfig:
         controller_port=broker_port(offset + 1),
         home=home,
         jars_home=SHARED_JARS,
-        security=BrokerSecurity(admin=ADMIN, users=(ECHO, SENTIMENT), tls=tls),
+        security=BrokerSecurity(admin=ADMIN, users=(ECHO, SENTIMENT, RESPONDER), tls=tls),
     )
 
 
@@ -102,7 +108,9 @@ async def create_topics(
 
 
 async def grant(
-    admin: KafkaSettings, service: str, settings: EchoSettings | SentimentSettings
+    admin: KafkaSettings,
+    service: str,
+    settings: EchoSettings | SentimentSettings | ResponderSettings,
 ) -> None:
     await create_acls(admin, acl_bindings(service_access(service, settings)))
 
@@ -359,6 +367,73 @@ async def test_sentiment_runs_under_least_privilege_from_its_environment(
         await service.stop()
     assert {r["causation_id"] for r in scored} == {str(e.event_id) for e in events}
     assert insights
+
+
+async def test_responder_reads_its_knowledge_tables_under_least_privilege(
+    sasl_broker: LocalBrokerConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The knowledge and catalogue topics are read outside any consumer group, from the
+    # beginning, by every replica: the derived grants must cover that as well as the group.
+    admin = sasl_broker.kafka_settings()
+    prefix = unique("sec.responder")
+    environment = {
+        "RESPONDER_KAFKA__BOOTSTRAP_SERVERS": sasl_broker.bootstrap_servers,
+        "RESPONDER_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "RESPONDER_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+        "RESPONDER_KAFKA__SASL_USERNAME": RESPONDER.name,
+        "RESPONDER_KAFKA__SASL_PASSWORD": RESPONDER.password,
+        "RESPONDER_CREATE_TOPICS": "false",
+        "RESPONDER_HTTP_PORT": "0",
+        "RESPONDER_TOPICS__QUESTIONS": f"{prefix}.questions",
+        "RESPONDER_TOPICS__ANSWERS": f"{prefix}.answers",
+        "RESPONDER_TOPICS__KNOWLEDGE": f"{prefix}.knowledge",
+        "RESPONDER_TOPICS__PRODUCTS": f"{prefix}.products",
+        "RESPONDER_GROUP_ID": f"{prefix}.group",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = ResponderSettings()
+    topics = settings.topics
+    await create_topics(
+        admin,
+        topics.questions,
+        topics.answers,
+        topics.knowledge,
+        topics.products,
+        dead_letter_topic(topics.questions),
+        compacted=(topics.knowledge, topics.products),
+    )
+    await grant(admin, "responder", settings)
+    await publish_events(admin, topics.knowledge, knowledge_events())
+    questions = [
+        QuestionAsked(
+            tenant_id=NORTH,
+            payload={
+                "conversation_id": f"c{number}",
+                "text": "How many days do I have to return an item?",
+            },
+        )
+        for number in range(3)
+    ]
+    await publish_events(admin, topics.questions, questions)
+    # A stand-in encoder: the test is about access rights, not answer quality.
+    offline = hashing_settings()
+    model = ResponderModel(
+        offline.model,
+        offline.answering,
+        IntentRules.from_file(offline.intent_rules),
+        embedder=HashingEmbedder(),
+    )
+    service = build_responder(settings, model=model)
+    await service.start()  # reads the knowledge topic to its end before consuming questions
+    try:
+        answers = await collect(admin, topics.answers, len(questions), within=60)
+    finally:
+        await service.stop()
+    assert {a["causation_id"] for a in answers} == {str(q.event_id) for q in questions}
+    # Answered from the knowledge it read under its own principal, not handed off for lack of it.
+    assert all(a["payload"]["citations"] for a in answers), answers
+    assert all("30 days" in (a["payload"]["answer"] or "") for a in answers), answers
 
 
 def _cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
