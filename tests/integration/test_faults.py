@@ -1,16 +1,17 @@
 """Fault suite: real services under steady load while replicas, the broker or the model misbehave.
 
 Every scenario runs against each selected service profile: sentiment with the real e5 model, the
-describer with the real SmolLM2 generator on a small token budget, and optionally the echo
-service (the runtime with a no-op model). The suite has its own broker (the shared test broker
+describer with the real SmolLM2 generator on a small token budget, the responder with its real
+encoders over two shops' knowledge read from its topic, and optionally the echo service (the
+runtime with a no-op model). The suite has its own broker (the shared test broker
 must not be disturbed); each scenario uses fresh topics and a fresh group, is bounded in events
 and time, and checks that every input has a result or a dead letter, the counts reconcile
 exactly, and any duplicate result carries the same event id as its twin. Figures go to
 `bench/results/faults.json` and `docs/reliability.md`.
 
-`FAULT_PROFILES=sentiment,describer` (the default; add `echo` for the runtime alone) selects the
-services; `FAULT_SCALE=N` multiplies the inputs per scenario and the number of kills for a longer
-soak (`make soak`).
+`FAULT_PROFILES=sentiment,describer,responder` (the default; add `echo` for the runtime alone)
+selects the services; `FAULT_SCALE=N` multiplies the inputs per scenario and the number of kills
+for a longer soak (`make soak`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from support.ports import broker_port
 from support.replicas import (
     DESCRIBER,
     ECHO,
+    RESPONDER,
     SENTIMENT,
     SESSION_TIMEOUT_MS,
     ReplicaSet,
@@ -48,11 +50,12 @@ from support.replicas import (
 
 pytestmark = pytest.mark.integration
 
-PROFILES = {profile.name: profile for profile in (ECHO, SENTIMENT, DESCRIBER)}
+PROFILES = {profile.name: profile for profile in (ECHO, SENTIMENT, DESCRIBER, RESPONDER)}
 # The echo service (runtime only) is already covered by test_runtime_real_broker's SIGKILL
 # tests; by default the suite's time goes to the services with real models.
 SELECTED = [
-    PROFILES[name] for name in os.environ.get("FAULT_PROFILES", "sentiment,describer").split(",")
+    PROFILES[name]
+    for name in os.environ.get("FAULT_PROFILES", "sentiment,describer,responder").split(",")
 ]
 SCALE = int(os.environ.get("FAULT_SCALE", "1"))
 PARTITIONS = 3

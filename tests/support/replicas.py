@@ -23,14 +23,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from shopstream.events import Event, ProductUpserted, ReviewSubmitted
-from shopstream.kafka_io import topic_partitions
+from shopstream.events import Event, ProductUpserted, QuestionAsked, ReviewSubmitted
+from shopstream.kafka_io import publish_events, topic_partitions
 from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
 from shopstream_sentiment.samples import sample_rows
 from support.kafka import collect
+from support.responder import NORTH, SOUTH, knowledge_events
 
 # Short enough that a frozen broker or a killed replica is noticed within a test, long enough
 # that a loaded 2-core machine does not evict healthy members.
@@ -74,6 +75,35 @@ def product_events(count: int) -> list[ProductUpserted]:
     ]
 
 
+CUSTOMER_QUESTIONS = (
+    "How many days do I have to return an item?",
+    "我可以在多少天内申请无理由退货？",
+    "How long does delivery take?",
+    "退款多久到账？",
+    "I want to talk to a real person",
+    "Do you sell garden furniture?",
+)
+
+
+def question_events(count: int) -> list[QuestionAsked]:
+    """Questions (English and Chinese; answered, handed off, not covered) to the two test
+    shops, one conversation each, so keys spread over the partitions."""
+    return [
+        QuestionAsked(
+            tenant_id=(NORTH, SOUTH)[index % 2],
+            payload={
+                "conversation_id": f"c{index}",
+                "text": CUSTOMER_QUESTIONS[index % len(CUSTOMER_QUESTIONS)],
+            },
+        )
+        for index in range(count)
+    ]
+
+
+def _no_tables(prefix: str) -> dict[str, Sequence[Event]]:
+    return {}
+
+
 @dataclass(frozen=True)
 class ServiceProfile:
     """How one service is driven in a reliability test."""
@@ -96,6 +126,9 @@ class ServiceProfile:
     startup_seconds: float = 180
     """Upper bound for a replica's start, model load included, on a busy machine (a sentiment
     replica took 110 s to import torch at load average 10)."""
+    tables: Callable[[str], dict[str, Sequence[Event]]] = _no_tables
+    """Reference data published before the replicas start, by topic (what the service reads
+    in full at start-up, e.g. the responder's knowledge)."""
 
 
 def _echo_topics(prefix: str) -> dict[str, str]:
@@ -117,6 +150,19 @@ def _describer_topics(prefix: str) -> dict[str, str]:
         "TOPICS__COPY_REQUESTS": prefix + ".copy-requests",
         "TOPICS__COPIES": prefix + ".copies",
     }
+
+
+def _responder_topics(prefix: str) -> dict[str, str]:
+    return {
+        "TOPICS__QUESTIONS": prefix + ".in",
+        "TOPICS__ANSWERS": prefix + ".out",
+        "TOPICS__KNOWLEDGE": prefix + ".knowledge",
+        "TOPICS__PRODUCTS": prefix + ".products",
+    }
+
+
+def _responder_tables(prefix: str) -> dict[str, Sequence[Event]]:
+    return {prefix + ".knowledge": knowledge_events()}
 
 
 def _input(prefix: str) -> str:
@@ -176,6 +222,22 @@ DESCRIBER = ServiceProfile(
         "BATCH__MAX_RECORDS": "4",
     },
     slow_model={"BATCH__MAX_RECORDS": "8", "BATCH__BATCH_TIMEOUT_MS": "2000"},
+)
+
+# The service's default encoders (e5, plus MiniLM for English) over the two test shops'
+# knowledge, read from its topic at start-up; one torch thread per replica, as for sentiment.
+RESPONDER = ServiceProfile(
+    name="responder",
+    env_prefix="RESPONDER_",
+    events=200,
+    make_events=question_events,
+    topic_env=_responder_topics,
+    input_topic=_input,
+    result_topic=_output,
+    settings={"MODEL__THREADS": "1", "BATCH__MAX_RECORDS": "32"},
+    # Roughly 20-40 questions/s on one thread, so a batch of a hundred takes seconds.
+    slow_model={"BATCH__MAX_RECORDS": "256", "BATCH__BATCH_TIMEOUT_MS": "2000"},
+    tables=_responder_tables,
 )
 
 
@@ -270,8 +332,11 @@ class ReplicaSet:
 
 
 async def create_topics(kafka: KafkaSettings, profile: ServiceProfile, prefix: str, n: int) -> None:
-    topics = (profile.input_topic(prefix), profile.result_topic(prefix))
+    tables = profile.tables(prefix)
+    topics = (profile.input_topic(prefix), profile.result_topic(prefix), *tables)
     await ensure_topics(kafka, TopicSettings(partitions=n).specs(topics))
+    for topic, events in tables.items():
+        await publish_events(kafka, topic, events)
 
 
 async def complete_at(

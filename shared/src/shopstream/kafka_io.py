@@ -76,7 +76,9 @@ async def topic_partitions(
     """Every partition of `topic`, for a consumer that assigns them itself (no group).
 
     A topic created a moment ago can be missing from the metadata for a little while: it is
-    looked up again for up to `wait_seconds` before `LookupError` says it does not exist."""
+    looked up again for up to `wait_seconds` before `LookupError` says it does not exist. Under
+    ACLs the broker leaves topics a principal may not `Describe` out of the metadata, so the
+    message names that cause too."""
     deadline = time.monotonic() + wait_seconds
     while True:
         # aiokafka's public `topics()` discards the metadata it fetched; keep it instead.
@@ -85,7 +87,10 @@ async def topic_partitions(
         if partitions:
             return [TopicPartition(topic, partition) for partition in sorted(partitions)]
         if time.monotonic() > deadline:
-            raise LookupError(f"topic {topic!r} does not exist")
+            raise LookupError(
+                f"topic {topic!r} does not exist, or this principal is not allowed to read it"
+                " (check its ACLs: `shopstream acls show SERVICE`)"
+            )
         await asyncio.sleep(0.2)
 
 
