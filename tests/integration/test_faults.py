@@ -2,16 +2,17 @@
 
 Every scenario runs against each selected service profile: sentiment with the real e5 model, the
 describer with the real SmolLM2 generator on a small token budget, the responder with its real
-encoders over two shops' knowledge read from its topic, and optionally the echo service (the
-runtime with a no-op model). The suite has its own broker (the shared test broker
+encoders over two shops' knowledge read from its topic, the recommender over replayed activity
+and a catalogue (no model per request, so not the slow-model scenario), and optionally the echo
+service (the runtime with a no-op model). The suite has its own broker (the shared test broker
 must not be disturbed); each scenario uses fresh topics and a fresh group, is bounded in events
 and time, and checks that every input has a result or a dead letter, the counts reconcile
 exactly, and any duplicate result carries the same event id as its twin. Figures go to
 `bench/results/faults.json` and `docs/reliability.md`.
 
-`FAULT_PROFILES=sentiment,describer,responder` (the default; add `echo` for the runtime alone)
-selects the services; `FAULT_SCALE=N` multiplies the inputs per scenario and the number of kills
-for a longer soak (`make soak`).
+`FAULT_PROFILES=sentiment,describer,responder,recommender` (the default; add `echo` for the
+runtime alone) selects the services; `FAULT_SCALE=N` multiplies the inputs per scenario and the
+number of kills for a longer soak (`make soak`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from support.ports import broker_port
 from support.replicas import (
     DESCRIBER,
     ECHO,
+    RECOMMENDER,
     RESPONDER,
     SENTIMENT,
     SESSION_TIMEOUT_MS,
@@ -50,12 +52,16 @@ from support.replicas import (
 
 pytestmark = pytest.mark.integration
 
-PROFILES = {profile.name: profile for profile in (ECHO, SENTIMENT, DESCRIBER, RESPONDER)}
+PROFILES = {
+    profile.name: profile for profile in (ECHO, SENTIMENT, DESCRIBER, RESPONDER, RECOMMENDER)
+}
 # The echo service (runtime only) is already covered by test_runtime_real_broker's SIGKILL
 # tests; by default the suite's time goes to the services with real models.
 SELECTED = [
     PROFILES[name]
-    for name in os.environ.get("FAULT_PROFILES", "sentiment,describer,responder").split(",")
+    for name in os.environ.get("FAULT_PROFILES", "sentiment,describer,responder,recommender").split(
+        ","
+    )
 ]
 SCALE = int(os.environ.get("FAULT_SCALE", "1"))
 PARTITIONS = 3
@@ -88,6 +94,15 @@ def fault_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrok
 
 @pytest.fixture(params=SELECTED, ids=lambda profile: profile.name)
 def profile(request: pytest.FixtureRequest) -> ServiceProfile:
+    chosen: ServiceProfile = request.param
+    return chosen
+
+
+@pytest.fixture(
+    params=[p for p in SELECTED if p.slow_model is not None], ids=lambda profile: profile.name
+)
+def model_profile(request: pytest.FixtureRequest) -> ServiceProfile:
+    """The selected services that run a model per input (the recommender ranks without one)."""
     chosen: ServiceProfile = request.param
     return chosen
 
@@ -215,8 +230,11 @@ async def test_broker_frozen_longer_than_the_session_timeout(
 
 
 async def test_model_slower_than_the_poll_interval(
-    profile: ServiceProfile, fault_broker: LocalBrokerConfig, tmp_path: Path
+    model_profile: ServiceProfile, fault_broker: LocalBrokerConfig, tmp_path: Path
 ) -> None:
+    profile = model_profile
+    assert profile.slow_model is not None
+
     async def nothing(_: LocalBrokerConfig, __: ReplicaSet) -> float:
         return time.monotonic()
 

@@ -31,6 +31,7 @@ from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
 from shopstream_sentiment.samples import sample_rows
 from support.kafka import collect
+from support.recommender import activity, request, upsert
 from support.responder import NORTH, SOUTH, knowledge_events
 
 # Short enough that a frozen broker or a killed replica is noticed within a test, long enough
@@ -100,6 +101,27 @@ def question_events(count: int) -> list[QuestionAsked]:
     ]
 
 
+SHOPPERS = 50
+CATALOGUE = (("Red Summer Dress", "dress"), ("Cordless Drill", "drill"), ("Glass Kettle", "kettle"))
+
+
+def recommendation_requests(count: int) -> list[Event]:
+    """Recommendation requests from 50 shoppers whose activity the tables seed."""
+    return [request(f"u{index % SHOPPERS}", tenant="acme") for index in range(count)]
+
+
+def _recommender_tables(prefix: str) -> dict[str, Sequence[Event]]:
+    products = [
+        upsert(f"p{index}", f"{title} {index}", tenant="acme", category=category)
+        for index, (title, category) in enumerate(CATALOGUE * 20)
+    ]
+    views = [
+        activity(f"u{index % SHOPPERS}", f"p{(index * 7) % len(products)}", tenant="acme")
+        for index in range(400)
+    ]
+    return {prefix + ".products": products, prefix + ".activity": views}
+
+
 def _no_tables(prefix: str) -> dict[str, Sequence[Event]]:
     return {}
 
@@ -120,9 +142,10 @@ class ServiceProfile:
     """The topic with one result per input (its `causation_id` is the input's `event_id`)."""
     settings: dict[str, str] = field(default_factory=dict)
     """Service settings (without prefix) for a bounded run, e.g. the generator's token budget."""
-    slow_model: dict[str, str] = field(default_factory=dict)
+    slow_model: dict[str, str] | None = field(default_factory=dict)
     """Settings that make one model call take several seconds (a batch too big to finish
-    within a 1 s poll interval)."""
+    within a 1 s poll interval); None when no model runs per input (the scenario does not
+    apply)."""
     startup_seconds: float = 180
     """Upper bound for a replica's start, model load included, on a busy machine (a sentiment
     replica took 110 s to import torch at load average 10)."""
@@ -163,6 +186,15 @@ def _responder_topics(prefix: str) -> dict[str, str]:
 
 def _responder_tables(prefix: str) -> dict[str, Sequence[Event]]:
     return {prefix + ".knowledge": knowledge_events()}
+
+
+def _recommender_topics(prefix: str) -> dict[str, str]:
+    return {
+        "TOPICS__RECS_REQUESTS": prefix + ".in",
+        "TOPICS__RECS_RESULTS": prefix + ".out",
+        "TOPICS__ACTIVITY": prefix + ".activity",
+        "TOPICS__PRODUCTS": prefix + ".products",
+    }
 
 
 def _input(prefix: str) -> str:
@@ -238,6 +270,23 @@ RESPONDER = ServiceProfile(
     # Roughly 20-40 questions/s on one thread, so a batch of a hundred takes seconds.
     slow_model={"BATCH__MAX_RECORDS": "256", "BATCH__BATCH_TIMEOUT_MS": "2000"},
     tables=_responder_tables,
+)
+
+# Requests answered from state rebuilt on every start (activity replayed up to the group's
+# committed offsets, the catalogue read in full and embedded by e5 in the background). Ranking
+# takes about a millisecond and no model runs per request, so the slow-model scenario does not
+# apply.
+RECOMMENDER = ServiceProfile(
+    name="recommender",
+    env_prefix="RECOMMENDER_",
+    events=400,
+    make_events=recommendation_requests,
+    topic_env=_recommender_topics,
+    input_topic=_input,
+    result_topic=_output,
+    settings={"BATCH__MAX_RECORDS": "32"},
+    slow_model=None,
+    tables=_recommender_tables,
 )
 
 
