@@ -39,6 +39,8 @@ from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings, ShopstreamSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream_recommender.app import build_service as build_recommender
+from shopstream_recommender.config import RecommenderSettings
 from shopstream_responder.app import build_service as build_responder
 from shopstream_responder.config import ResponderSettings
 from shopstream_responder.intents import IntentRules
@@ -48,6 +50,7 @@ from shopstream_sentiment.config import SentimentSettings
 from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
 from support.kafka import collect, unique
 from support.ports import broker_port
+from support.recommender import FakeEmbedder, activity, request, upsert
 from support.responder import NORTH, HashingEmbedder, hashing_settings, knowledge_events
 
 pytestmark = pytest.mark.integration
@@ -57,6 +60,7 @@ ADMIN = ScramUser("admin", secrets.token_urlsafe(16))
 ECHO = ScramUser("echo", secrets.token_urlsafe(16))
 SENTIMENT = ScramUser("sentiment", secrets.token_urlsafe(16))
 RESPONDER = ScramUser("responder", secrets.token_urlsafe(16))
+RECOMMENDER = ScramUser("recommender", secrets.token_urlsafe(16))
 EMAIL, PHONE = "jane.doe@example.com", "+44 20 7946 0958"
 
 
@@ -76,7 +80,9 @@ def _broker(home: Path, offset: int, *, tls: bool) -> LocalBrokerConfig:
         controller_port=broker_port(offset + 1),
         home=home,
         jars_home=SHARED_JARS,
-        security=BrokerSecurity(admin=ADMIN, users=(ECHO, SENTIMENT, RESPONDER), tls=tls),
+        security=BrokerSecurity(
+            admin=ADMIN, users=(ECHO, SENTIMENT, RESPONDER, RECOMMENDER), tls=tls
+        ),
     )
 
 
@@ -110,7 +116,7 @@ async def create_topics(
 async def grant(
     admin: KafkaSettings,
     service: str,
-    settings: EchoSettings | SentimentSettings | ResponderSettings,
+    settings: EchoSettings | SentimentSettings | ResponderSettings | RecommenderSettings,
 ) -> None:
     await create_acls(admin, acl_bindings(service_access(service, settings)))
 
@@ -434,6 +440,64 @@ async def test_responder_reads_its_knowledge_tables_under_least_privilege(
     # Answered from the knowledge it read under its own principal, not handed off for lack of it.
     assert all(a["payload"]["citations"] for a in answers), answers
     assert all("30 days" in (a["payload"]["answer"] or "") for a in answers), answers
+
+
+async def test_recommender_replays_and_follows_under_least_privilege(
+    sasl_broker: LocalBrokerConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On start it replays its group's activity up to the committed offsets and reads the
+    # catalogue outside the group: both must work with the derived grants alone.
+    admin = sasl_broker.kafka_settings()
+    prefix = unique("sec.recommender")
+    environment = {
+        "RECOMMENDER_KAFKA__BOOTSTRAP_SERVERS": sasl_broker.bootstrap_servers,
+        "RECOMMENDER_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "RECOMMENDER_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+        "RECOMMENDER_KAFKA__SASL_USERNAME": RECOMMENDER.name,
+        "RECOMMENDER_KAFKA__SASL_PASSWORD": RECOMMENDER.password,
+        "RECOMMENDER_CREATE_TOPICS": "false",
+        "RECOMMENDER_HTTP_PORT": "0",
+        "RECOMMENDER_TOPICS__ACTIVITY": f"{prefix}.activity",
+        "RECOMMENDER_TOPICS__RECS_REQUESTS": f"{prefix}.requests",
+        "RECOMMENDER_TOPICS__RECS_RESULTS": f"{prefix}.results",
+        "RECOMMENDER_TOPICS__PRODUCTS": f"{prefix}.products",
+        "RECOMMENDER_GROUP_ID": f"{prefix}.group",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = RecommenderSettings()
+    topics = settings.topics
+    await create_topics(
+        admin,
+        topics.activity,
+        topics.recs_requests,
+        topics.recs_results,
+        topics.products,
+        dead_letter_topic(topics.activity),
+        dead_letter_topic(topics.recs_requests),
+        compacted=(topics.products,),
+    )
+    await grant(admin, "recommender", settings)
+    products = [upsert("p1", "Red Dress"), upsert("p2", "Blue Dress"), upsert("p3", "Tea Kettle")]
+    await publish_events(admin, topics.products, products)
+    await publish_events(admin, topics.activity, [activity("u1", "p1"), activity("u1", "p3")])
+    asked = [request("u1"), request("u2")]
+    await publish_events(admin, topics.recs_requests, asked)
+    service = build_recommender(settings, embedder=FakeEmbedder())
+    await service.start()
+    try:
+        results = await collect(admin, topics.recs_results, len(asked), within=60)
+    finally:
+        await service.stop()
+    assert {r["causation_id"] for r in results} == {str(e.event_id) for e in asked}
+    shopper = next(r for r in results if r["causation_id"] == str(asked[0].event_id))
+    payload = shopper["payload"]
+    # The replayed activity makes u1 a known shopper; the reasons name products by the titles
+    # the catalogue (read under its own principal) holds.
+    assert not payload["cold_start"], payload
+    assert {item["product_id"] for item in payload["items"]} <= {"p1", "p2", "p3"}
+    reasons = " ".join(item["reason"] for item in payload["items"])
+    assert "Red Dress" in reasons or "Tea Kettle" in reasons, payload
 
 
 def _cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
