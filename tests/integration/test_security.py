@@ -31,7 +31,7 @@ from shopstream import local_broker
 from shopstream.acls import acl_bindings, service_access
 from shopstream.broker_security import BrokerSecurity, ScramUser
 from shopstream.echo import EchoSettings, build_echo_service
-from shopstream.events import QuestionAsked, ReviewSubmitted
+from shopstream.events import CopyRequested, ProductUpserted, QuestionAsked, ReviewSubmitted
 from shopstream.kafka_io import publish_events
 from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.acl_admin import create_acls
@@ -39,6 +39,8 @@ from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings, ShopstreamSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream_describer.app import build_service as build_describer
+from shopstream_describer.config import DescriberSettings
 from shopstream_recommender.app import build_service as build_recommender
 from shopstream_recommender.config import RecommenderSettings
 from shopstream_responder.app import build_service as build_responder
@@ -61,6 +63,7 @@ ECHO = ScramUser("echo", secrets.token_urlsafe(16))
 SENTIMENT = ScramUser("sentiment", secrets.token_urlsafe(16))
 RESPONDER = ScramUser("responder", secrets.token_urlsafe(16))
 RECOMMENDER = ScramUser("recommender", secrets.token_urlsafe(16))
+DESCRIBER = ScramUser("describer", secrets.token_urlsafe(16))
 EMAIL, PHONE = "jane.doe@example.com", "+44 20 7946 0958"
 
 
@@ -81,7 +84,7 @@ def _broker(home: Path, offset: int, *, tls: bool) -> LocalBrokerConfig:
         home=home,
         jars_home=SHARED_JARS,
         security=BrokerSecurity(
-            admin=ADMIN, users=(ECHO, SENTIMENT, RESPONDER, RECOMMENDER), tls=tls
+            admin=ADMIN, users=(ECHO, SENTIMENT, RESPONDER, RECOMMENDER, DESCRIBER), tls=tls
         ),
     )
 
@@ -116,7 +119,13 @@ async def create_topics(
 async def grant(
     admin: KafkaSettings,
     service: str,
-    settings: EchoSettings | SentimentSettings | ResponderSettings | RecommenderSettings,
+    settings: (
+        EchoSettings
+        | SentimentSettings
+        | ResponderSettings
+        | RecommenderSettings
+        | DescriberSettings
+    ),
 ) -> None:
     await create_acls(admin, acl_bindings(service_access(service, settings)))
 
@@ -498,6 +507,82 @@ async def test_recommender_replays_and_follows_under_least_privilege(
     assert {item["product_id"] for item in payload["items"]} <= {"p1", "p2", "p3"}
     reasons = " ".join(item["reason"] for item in payload["items"])
     assert "Red Dress" in reasons or "Tea Kettle" in reasons, payload
+
+
+async def test_describer_follows_its_product_table_under_least_privilege(
+    sasl_broker: LocalBrokerConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Products are both its group's input and a table it reads in full (copy requests look
+    # products up in it); its own descriptions topic is read back at start for the hashes.
+    admin = sasl_broker.kafka_settings()
+    prefix = unique("sec.describer")
+    environment = {
+        "DESCRIBER_KAFKA__BOOTSTRAP_SERVERS": sasl_broker.bootstrap_servers,
+        "DESCRIBER_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "DESCRIBER_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+        "DESCRIBER_KAFKA__SASL_USERNAME": DESCRIBER.name,
+        "DESCRIBER_KAFKA__SASL_PASSWORD": DESCRIBER.password,
+        "DESCRIBER_CREATE_TOPICS": "false",
+        "DESCRIBER_HTTP_PORT": "0",
+        # The composer alone: the test is about access rights, not generation.
+        "DESCRIBER_MODEL__GENERATOR": "none",
+        "DESCRIBER_TOPICS__PRODUCTS": f"{prefix}.products",
+        "DESCRIBER_TOPICS__COPY_REQUESTS": f"{prefix}.copy-requests",
+        "DESCRIBER_TOPICS__DESCRIPTIONS": f"{prefix}.descriptions",
+        "DESCRIBER_TOPICS__COPIES": f"{prefix}.copies",
+        "DESCRIBER_GROUP_ID": f"{prefix}.group",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = DescriberSettings()
+    assert settings.model is None or not settings.model.generator
+    topics = settings.topics
+    await create_topics(
+        admin,
+        topics.products,
+        topics.copy_requests,
+        topics.descriptions,
+        topics.copies,
+        dead_letter_topic(topics.products),
+        dead_letter_topic(topics.copy_requests),
+        compacted=(topics.products, topics.descriptions),
+    )
+    await grant(admin, "describer", settings)
+    product = ProductUpserted(
+        tenant_id="acme",
+        payload={
+            "product_id": "bag-1",
+            "title": "Canvas Tote Bag",
+            "brand": "Acme",
+            "attributes": {"colour": "Navy", "material": "Canvas"},
+            "target_locales": ["en"],
+        },
+    )
+    await publish_events(admin, topics.products, [product])
+    request = CopyRequested(
+        tenant_id="acme",
+        payload={"campaign_id": "spring", "product_ids": ["bag-1"], "channel": "sms"},
+    )
+    service = build_describer(settings)
+    await service.start()
+    try:
+        described = await collect(admin, topics.descriptions, 1, within=60)
+        await publish_events(admin, topics.copy_requests, [request])
+        copies = await collect(admin, topics.copies, 1, within=60)
+    finally:
+        await service.stop()
+    assert described[0]["payload"]["product_id"] == "bag-1"
+    assert "Navy" in described[0]["payload"]["description"]
+    assert copies[0]["causation_id"] == str(request.event_id)
+    # A restart reads its own descriptions back for their hashes (an invisible topic would only
+    # be logged as missing, and every product described again).
+    restarted = build_describer(settings)
+    await restarted.start()
+    try:
+        hashes = dict(restarted.table.state.hashes)
+    finally:
+        await restarted.stop()
+    assert ("acme", "bag-1", "en") in hashes, hashes
 
 
 def _cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
