@@ -5,6 +5,12 @@ the sentiment service's per-product insights) must catch up when a rebalance han
 partition another replica worked on. They register a `PartitionListener`; the tracker calls it
 on every assignment, and the runtime holds back the next batch until every listener is done, so
 no record of a new partition is handled before its state has caught up.
+
+Giving partitions up: when a rebalance revokes partitions, the batch in flight is let finish
+(up to `drain_seconds`) and the offsets processed so far are committed for the revoked
+partitions before the group moves on. Without that, the batch's commit would come after the
+rebalance, be refused, and the next owner would process the batch again: every scale-out or
+scale-in would repeat the batches in flight.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from aiokafka import TopicPartition
@@ -33,8 +39,23 @@ class PartitionListener(Protocol):
         ...
 
 
+CommitOffsets = Callable[[dict[TopicPartition, int]], Awaitable[None]]
+"""Commits the given next offsets for the consumer group (at-least-once delivery)."""
+
+
 class PartitionTracker(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    def __init__(self, metrics: ServiceMetrics) -> None:
+    def __init__(self, metrics: ServiceMetrics, *, drain_seconds: float = 30.0) -> None:
+        self.drain_seconds = drain_seconds
+        """Longest a revocation waits for the batch in flight before giving partitions up."""
+        self.commit: CommitOffsets | None = None
+        """Set by the runtime when it commits offsets itself (at-least-once); None when the
+        offsets are committed with the batch's transaction (exactly-once)."""
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._processed_since_assignment: dict[TopicPartition, int] = {}
+        """Like `processed`, but only for batches handled under the current assignment: the
+        offsets a revocation may commit. An older entry (a partition owned, lost and owned
+        again) would move the group's offset backwards."""
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.processed: dict[TopicPartition, int] = {}
         """Per partition, the offset after the last record whose batch was published: what
@@ -69,17 +90,57 @@ class PartitionTracker(ConsumerRebalanceListener):  # type: ignore[misc]  # aiok
             partition = TopicPartition(record.topic, record.partition)
             if record.offset >= self.processed.get(partition, 0):
                 self.processed[partition] = record.offset + 1
+            if record.offset >= self._processed_since_assignment.get(partition, 0):
+                self._processed_since_assignment[partition] = record.offset + 1
 
     async def settled(self) -> None:
         """Wait until the listeners have caught up with the current assignment."""
         await self._settled.wait()
 
+    def batch_started(self) -> None:
+        """A batch is being handled (called after `settled`, so a revocation never waits for a
+        batch that itself waits for the next assignment)."""
+        self._idle.clear()
+
+    def batch_finished(self) -> None:
+        self._idle.set()
+
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Revocation always precedes the next assignment: hold batches from here on.
         self._settled.clear()
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self._idle.wait(), self.drain_seconds)
+        except TimeoutError:
+            logger.warning(
+                "batch in flight not finished before giving partitions up; it may be redone",
+                extra={"waited_seconds": self.drain_seconds},
+            )
+            return
+        offsets = {
+            tp: self._processed_since_assignment[tp]
+            for tp in revoked
+            if tp in self._processed_since_assignment
+        }
+        if self.commit is None or not offsets:
+            return
+        try:
+            await self.commit(offsets)
+        except Exception:
+            # The group moves on either way; the next owner redoes what was not committed.
+            logger.exception("committing revoked partitions failed; their last batch may be redone")
+            return
+        logger.info(
+            "committed revoked partitions",
+            extra={
+                "partitions": len(offsets),
+                "waited_seconds": round(time.perf_counter() - started, 3),
+            },
+        )
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._settled.clear()
+        self._processed_since_assignment.clear()
         started = time.perf_counter()
         self.assigned = frozenset(assigned)
         self._rebalances.inc()

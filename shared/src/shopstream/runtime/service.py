@@ -89,7 +89,11 @@ class BatchService(Generic[EventT]):
             settings=settings,
             metrics=self.metrics,
             inference=InferenceRunner(self.metrics),
-            partitions=PartitionTracker(self.metrics),
+            # A revocation may wait for the batch in flight, but well inside the rebalance
+            # timeout (the poll interval), or the member is dropped from the group anyway.
+            partitions=PartitionTracker(
+                self.metrics, drain_seconds=settings.batch.max_poll_interval_ms / 2000
+            ),
         )
         self._settings = settings
         self._model = model
@@ -149,6 +153,15 @@ class BatchService(Generic[EventT]):
             listener=self.context.partitions,
         )
         subscriber(self._on_batch)
+        if not self._exactly_once:
+            # Exactly-once commits with each batch's transaction; at-least-once commits after the
+            # batch, which a rebalance would refuse: commit the revoked partitions on the way out.
+            async def commit(offsets: dict[TopicPartition, int]) -> None:
+                consumer = subscriber.consumer
+                if consumer is not None:
+                    await consumer.commit(offsets)
+
+            self.context.partitions.commit = commit
         return broker
 
     async def _on_batch(self, message: KafkaMessage) -> None:
@@ -156,6 +169,13 @@ class BatchService(Generic[EventT]):
         records = [Record.of(item) for item in (raw if isinstance(raw, tuple | list) else (raw,))]
         # A batch fetched while a new assignment is being caught up with waits for it.
         await self.context.partitions.settled()
+        self.context.partitions.batch_started()
+        try:
+            await self._handle_batch(records, message)
+        finally:
+            self.context.partitions.batch_finished()
+
+    async def _handle_batch(self, records: list[Record], message: KafkaMessage) -> None:
         self.metrics.batch_size.observe(len(records))
         self.metrics.events_total.labels("consumed").inc(len(records))
         outcome = await process_batch(records, self._decoder, self._handler)
