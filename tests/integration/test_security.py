@@ -130,6 +130,28 @@ async def grant(
     await create_acls(admin, acl_bindings(service_access(service, settings)))
 
 
+def run_as(
+    monkeypatch: pytest.MonkeyPatch,
+    broker: LocalBrokerConfig,
+    service_prefix: str,
+    user: ScramUser,
+    **settings: str,
+) -> None:
+    """Configure a service through its environment alone, as a pod would be: the SASL
+    listener, its own SCRAM principal, no HTTP port, and `settings` (without the prefix)."""
+    environment = {
+        "KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA__SASL_USERNAME": user.name,
+        "KAFKA__SASL_PASSWORD": user.password,
+        "HTTP_PORT": "0",
+        **settings,
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(service_prefix + name, value)
+
+
 async def publish_raw(settings: KafkaSettings, topic: str, value: bytes, key: bytes) -> None:
     producer = AIOKafkaProducer(**aiokafka_options(settings))
     await producer.start()
@@ -340,23 +362,19 @@ async def test_sentiment_runs_under_least_privilege_from_its_environment(
 ) -> None:
     admin = sasl_broker.kafka_settings()
     prefix = unique("sec.sentiment")
-    environment = {
-        "SENTIMENT_KAFKA__BOOTSTRAP_SERVERS": sasl_broker.bootstrap_servers,
-        "SENTIMENT_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-        "SENTIMENT_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
-        "SENTIMENT_KAFKA__SASL_USERNAME": SENTIMENT.name,
-        "SENTIMENT_KAFKA__SASL_PASSWORD": SENTIMENT.password,
+    run_as(
+        monkeypatch,
+        sasl_broker,
+        "SENTIMENT_",
+        SENTIMENT,
         # Left at its default: the registry's other topics are refused to it, its own exist.
-        "SENTIMENT_CREATE_TOPICS": "true",
-        "SENTIMENT_HTTP_PORT": "0",
-        "SENTIMENT_TOPICS__REVIEWS": f"{prefix}.reviews",
-        "SENTIMENT_TOPICS__SENTIMENT": f"{prefix}.sentiment",
-        "SENTIMENT_TOPICS__INSIGHTS": f"{prefix}.insights",
-        "SENTIMENT_TOPICS__PARTITIONS": "2",
-        "SENTIMENT_GROUP_ID": f"{prefix}.group",
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
+        CREATE_TOPICS="true",
+        TOPICS__REVIEWS=f"{prefix}.reviews",
+        TOPICS__SENTIMENT=f"{prefix}.sentiment",
+        TOPICS__INSIGHTS=f"{prefix}.insights",
+        TOPICS__PARTITIONS="2",
+        GROUP_ID=f"{prefix}.group",
+    )
     settings = SentimentSettings()
     topics = settings.topics
     await create_topics(
@@ -391,22 +409,18 @@ async def test_responder_reads_its_knowledge_tables_under_least_privilege(
     # beginning, by every replica: the derived grants must cover that as well as the group.
     admin = sasl_broker.kafka_settings()
     prefix = unique("sec.responder")
-    environment = {
-        "RESPONDER_KAFKA__BOOTSTRAP_SERVERS": sasl_broker.bootstrap_servers,
-        "RESPONDER_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-        "RESPONDER_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
-        "RESPONDER_KAFKA__SASL_USERNAME": RESPONDER.name,
-        "RESPONDER_KAFKA__SASL_PASSWORD": RESPONDER.password,
-        "RESPONDER_CREATE_TOPICS": "false",
-        "RESPONDER_HTTP_PORT": "0",
-        "RESPONDER_TOPICS__QUESTIONS": f"{prefix}.questions",
-        "RESPONDER_TOPICS__ANSWERS": f"{prefix}.answers",
-        "RESPONDER_TOPICS__KNOWLEDGE": f"{prefix}.knowledge",
-        "RESPONDER_TOPICS__PRODUCTS": f"{prefix}.products",
-        "RESPONDER_GROUP_ID": f"{prefix}.group",
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
+    run_as(
+        monkeypatch,
+        sasl_broker,
+        "RESPONDER_",
+        RESPONDER,
+        CREATE_TOPICS="false",
+        TOPICS__QUESTIONS=f"{prefix}.questions",
+        TOPICS__ANSWERS=f"{prefix}.answers",
+        TOPICS__KNOWLEDGE=f"{prefix}.knowledge",
+        TOPICS__PRODUCTS=f"{prefix}.products",
+        GROUP_ID=f"{prefix}.group",
+    )
     settings = ResponderSettings()
     topics = settings.topics
     await create_topics(
@@ -458,22 +472,18 @@ async def test_recommender_replays_and_follows_under_least_privilege(
     # catalogue outside the group: both must work with the derived grants alone.
     admin = sasl_broker.kafka_settings()
     prefix = unique("sec.recommender")
-    environment = {
-        "RECOMMENDER_KAFKA__BOOTSTRAP_SERVERS": sasl_broker.bootstrap_servers,
-        "RECOMMENDER_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-        "RECOMMENDER_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
-        "RECOMMENDER_KAFKA__SASL_USERNAME": RECOMMENDER.name,
-        "RECOMMENDER_KAFKA__SASL_PASSWORD": RECOMMENDER.password,
-        "RECOMMENDER_CREATE_TOPICS": "false",
-        "RECOMMENDER_HTTP_PORT": "0",
-        "RECOMMENDER_TOPICS__ACTIVITY": f"{prefix}.activity",
-        "RECOMMENDER_TOPICS__RECS_REQUESTS": f"{prefix}.requests",
-        "RECOMMENDER_TOPICS__RECS_RESULTS": f"{prefix}.results",
-        "RECOMMENDER_TOPICS__PRODUCTS": f"{prefix}.products",
-        "RECOMMENDER_GROUP_ID": f"{prefix}.group",
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
+    run_as(
+        monkeypatch,
+        sasl_broker,
+        "RECOMMENDER_",
+        RECOMMENDER,
+        CREATE_TOPICS="false",
+        TOPICS__ACTIVITY=f"{prefix}.activity",
+        TOPICS__RECS_REQUESTS=f"{prefix}.requests",
+        TOPICS__RECS_RESULTS=f"{prefix}.results",
+        TOPICS__PRODUCTS=f"{prefix}.products",
+        GROUP_ID=f"{prefix}.group",
+    )
     settings = RecommenderSettings()
     topics = settings.topics
     await create_topics(
@@ -516,24 +526,20 @@ async def test_describer_follows_its_product_table_under_least_privilege(
     # products up in it); its own descriptions topic is read back at start for the hashes.
     admin = sasl_broker.kafka_settings()
     prefix = unique("sec.describer")
-    environment = {
-        "DESCRIBER_KAFKA__BOOTSTRAP_SERVERS": sasl_broker.bootstrap_servers,
-        "DESCRIBER_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-        "DESCRIBER_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
-        "DESCRIBER_KAFKA__SASL_USERNAME": DESCRIBER.name,
-        "DESCRIBER_KAFKA__SASL_PASSWORD": DESCRIBER.password,
-        "DESCRIBER_CREATE_TOPICS": "false",
-        "DESCRIBER_HTTP_PORT": "0",
+    run_as(
+        monkeypatch,
+        sasl_broker,
+        "DESCRIBER_",
+        DESCRIBER,
+        CREATE_TOPICS="false",
         # The composer alone: the test is about access rights, not generation.
-        "DESCRIBER_MODEL__GENERATOR": "none",
-        "DESCRIBER_TOPICS__PRODUCTS": f"{prefix}.products",
-        "DESCRIBER_TOPICS__COPY_REQUESTS": f"{prefix}.copy-requests",
-        "DESCRIBER_TOPICS__DESCRIPTIONS": f"{prefix}.descriptions",
-        "DESCRIBER_TOPICS__COPIES": f"{prefix}.copies",
-        "DESCRIBER_GROUP_ID": f"{prefix}.group",
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
+        MODEL__GENERATOR="none",
+        TOPICS__PRODUCTS=f"{prefix}.products",
+        TOPICS__COPY_REQUESTS=f"{prefix}.copy-requests",
+        TOPICS__DESCRIPTIONS=f"{prefix}.descriptions",
+        TOPICS__COPIES=f"{prefix}.copies",
+        GROUP_ID=f"{prefix}.group",
+    )
     settings = DescriberSettings()
     assert settings.model is None or not settings.model.generator
     topics = settings.topics
