@@ -135,9 +135,22 @@ async def run_scenario(
             kafka, results_topic, max(1, half // 4), within=profile.startup_seconds
         )
         assert warm, f"{profile.name} produced no result within {profile.startup_seconds} s"
-        watcher = asyncio.create_task(complete_at(kafka, results_topic, wanted, within=400))
+        tailing = asyncio.Event()
+        watcher = asyncio.create_task(
+            complete_at(kafka, results_topic, wanted, within=400, tailing=tailing)
+        )
+        # The fault starts only once the tail has its partitions (a freeze would otherwise
+        # catch the tail's own metadata request, a test artefact, not a service failure).
+        started = asyncio.ensure_future(tailing.wait())
+        await asyncio.wait({watcher, started}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if watcher.done():
+            watcher.result()  # re-raises why the tail could not start
+        assert tailing.is_set(), "the result tail did not start within 60 s"
         rate = (len(events) - half) / load_seconds
         load = asyncio.create_task(publish_paced(kafka, source, events[half:], rate))
+        # Likewise the load's producer connects before the fault begins.
+        await asyncio.sleep(1.0)
         disrupted = await fault(config, group)
         await asyncio.wait_for(load, timeout=120)
         completed = await watcher

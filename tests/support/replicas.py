@@ -8,6 +8,7 @@ its per-input results land, and how to configure it for a bounded CI run.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -389,13 +390,19 @@ async def create_topics(kafka: KafkaSettings, profile: ServiceProfile, prefix: s
 
 
 async def complete_at(
-    kafka: KafkaSettings, topic: str, wanted: set[str], within: float
+    kafka: KafkaSettings,
+    topic: str,
+    wanted: set[str],
+    within: float,
+    *,
+    tailing: asyncio.Event | None = None,
 ) -> float | None:
     """Tail `topic` from the beginning; the monotonic time at which the last wanted input got
     its first result, or None if that did not happen within `within` seconds.
 
     A live tail rather than repeated re-reads, so recovery times are not rounded up to the
-    re-read period.
+    re-read period. `tailing` is set once the tail has its partitions: a fault must not start
+    before that, or the tail's own metadata request may hit the fault (a frozen broker).
     """
     seen: set[str] = set()
     deadline = time.monotonic() + within
@@ -405,6 +412,8 @@ async def complete_at(
         assignment = await topic_partitions(consumer, topic)
         consumer.assign(assignment)
         await consumer.seek_to_beginning(*assignment)
+        if tailing is not None:
+            tailing.set()
         while time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200, max_records=1_000)
             seen.update(
