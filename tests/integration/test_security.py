@@ -31,7 +31,7 @@ from shopstream import local_broker
 from shopstream.acls import acl_bindings, service_access
 from shopstream.broker_security import BrokerSecurity, ScramUser
 from shopstream.echo import EchoSettings, build_echo_service
-from shopstream.events import CopyRequested, ProductUpserted, QuestionAsked, ReviewSubmitted
+from shopstream.events import CopyRequested, QuestionAsked, ReviewSubmitted
 from shopstream.kafka_io import publish_events
 from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.acl_admin import create_acls
@@ -45,15 +45,14 @@ from shopstream_recommender.app import build_service as build_recommender
 from shopstream_recommender.config import RecommenderSettings
 from shopstream_responder.app import build_service as build_responder
 from shopstream_responder.config import ResponderSettings
-from shopstream_responder.intents import IntentRules
-from shopstream_responder.model import ResponderModel
 from shopstream_sentiment.app import build_service as build_sentiment
 from shopstream_sentiment.config import SentimentSettings
 from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
 from support.kafka import collect, unique
 from support.ports import broker_port
 from support.recommender import FakeEmbedder, activity, request, upsert
-from support.responder import NORTH, HashingEmbedder, hashing_settings, knowledge_events
+from support.replicas import product_events
+from support.responder import NORTH, hashing_model, knowledge_events
 
 pytestmark = pytest.mark.integration
 
@@ -446,14 +445,7 @@ async def test_responder_reads_its_knowledge_tables_under_least_privilege(
     ]
     await publish_events(admin, topics.questions, questions)
     # A stand-in encoder: the test is about access rights, not answer quality.
-    offline = hashing_settings()
-    model = ResponderModel(
-        offline.model,
-        offline.answering,
-        IntentRules.from_file(offline.intent_rules),
-        embedder=HashingEmbedder(),
-    )
-    service = build_responder(settings, model=model)
+    service = build_responder(settings, model=hashing_model())
     await service.start()  # reads the knowledge topic to its end before consuming questions
     try:
         answers = await collect(admin, topics.answers, len(questions), within=60)
@@ -554,20 +546,11 @@ async def test_describer_follows_its_product_table_under_least_privilege(
         compacted=(topics.products, topics.descriptions),
     )
     await grant(admin, "describer", settings)
-    product = ProductUpserted(
-        tenant_id="acme",
-        payload={
-            "product_id": "bag-1",
-            "title": "Canvas Tote Bag",
-            "brand": "Acme",
-            "attributes": {"colour": "Navy", "material": "Canvas"},
-            "target_locales": ["en"],
-        },
-    )
+    [product] = product_events(1)  # acme's "Canvas Tote Bag 0", bag-0, navy canvas
     await publish_events(admin, topics.products, [product])
     request = CopyRequested(
         tenant_id="acme",
-        payload={"campaign_id": "spring", "product_ids": ["bag-1"], "channel": "sms"},
+        payload={"campaign_id": "spring", "product_ids": ["bag-0"], "channel": "sms"},
     )
     service = build_describer(settings)
     await service.start()
@@ -577,7 +560,7 @@ async def test_describer_follows_its_product_table_under_least_privilege(
         copies = await collect(admin, topics.copies, 1, within=60)
     finally:
         await service.stop()
-    assert described[0]["payload"]["product_id"] == "bag-1"
+    assert described[0]["payload"]["product_id"] == "bag-0"
     assert "Navy" in described[0]["payload"]["description"]
     assert copies[0]["causation_id"] == str(request.event_id)
     # A restart reads its own descriptions back for their hashes (an invisible topic would only
@@ -588,7 +571,7 @@ async def test_describer_follows_its_product_table_under_least_privilege(
         hashes = dict(restarted.table.state.hashes)
     finally:
         await restarted.stop()
-    assert ("acme", "bag-1", "en") in hashes, hashes
+    assert ("acme", "bag-0", "en") in hashes, hashes
 
 
 def _cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:

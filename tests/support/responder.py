@@ -199,6 +199,18 @@ def event_record(topic: str, event: Event, offset: int = 0) -> ConsumerRecord[by
 NORTH_MARKERS = ("30 days", "30天", "99 EUR", "24 hours")
 
 
+def hashing_model() -> ResponderModel:
+    """A responder model over the hashing encoder and `hashing_settings()`, not yet loaded:
+    for tests about everything but embedding quality."""
+    settings = hashing_settings()
+    return ResponderModel(
+        settings.model,
+        settings.answering,
+        IntentRules.from_file(settings.intent_rules),
+        embedder=HashingEmbedder(),
+    )
+
+
 def two_shop_responder(
     embedder: Embedder,
     settings: ResponderSettings | None = None,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from shopstream.events import KnowledgeKind
 from shopstream_responder.answering import Question, rank_documents, rerank, search
 from shopstream_responder.config import AnsweringConfig, RerankConfig
-from shopstream_responder.intents import IntentRules
 from shopstream_responder.knowledge import (
     Document,
     DocumentKey,
@@ -18,17 +19,12 @@ from shopstream_responder.knowledge import (
 )
 from shopstream_responder.model import ResponderModel
 from shopstream_responder.reranker import train
-from support.responder import HashingEmbedder, hashing_settings
+from support.responder import HashingEmbedder, hashing_model, hashing_settings
 
 pytestmark = pytest.mark.unit
 
 SETTINGS = hashing_settings()
-MODEL = ResponderModel(
-    SETTINGS.model,
-    SETTINGS.answering,
-    IntentRules.from_file(SETTINGS.intent_rules),
-    embedder=HashingEmbedder(),
-)
+MODEL = hashing_model()
 MODEL.load()
 
 GET_INVOICE = (
@@ -43,8 +39,12 @@ CHECK_INVOICE = (
 )
 
 
-def _faq(tenant: str, doc_id: str, questions: tuple[str, ...]) -> Document:
-    body = "\n\n".join(f"Q: {question}\nA: Answer of {doc_id}." for question in questions)
+def _faq(
+    tenant: str, doc_id: str, questions: Sequence[str], answers: Sequence[str] = ()
+) -> Document:
+    """An FAQ article; each question's answer is `answers`' entry, else a placeholder."""
+    answers = list(answers) or [f"Answer of {doc_id}."] * len(questions)
+    body = "\n\n".join(f"Q: {q}\nA: {a}" for q, a in zip(questions, answers, strict=True))
     return Document(
         key=DocumentKey(tenant, Source.KNOWLEDGE, doc_id),
         title=doc_id,
@@ -108,31 +108,24 @@ def test_the_classifier_learns_the_articles_from_their_own_headings() -> None:
     assert paid["check-invoice"] > paid["get-invoice"]
 
 
-def _faq_with_answers(doc_id: str, pairs: tuple[tuple[str, str], ...]) -> Document:
-    body = "\n\n".join(f"Q: {question}\nA: {answer}" for question, answer in pairs)
-    return Document(
-        key=DocumentKey("t", Source.KNOWLEDGE, doc_id),
-        title=doc_id,
-        passages=chunk_document(doc_id, body, SETTINGS.chunking),
-        kind=KnowledgeKind.FAQ,
-        locale="en",
-    )
-
-
 def test_the_answers_teach_the_classifier_words_no_heading_uses() -> None:
     # Neither article's headings say "pdf" or "settled"; only the answers do.
-    get_invoice = _faq_with_answers(
+    get_invoice = _faq(
+        "t",
         "get-invoice",
+        ("I need my invoice", "invoice for my purchase"),
         (
-            ("I need my invoice", "Open Orders and press the pdf button to save the invoice."),
-            ("invoice for my purchase", "Every invoice is a pdf file you can save or print."),
+            "Open Orders and press the pdf button to save the invoice.",
+            "Every invoice is a pdf file you can save or print.",
         ),
     )
-    check_invoice = _faq_with_answers(
+    check_invoice = _faq(
+        "t",
         "check-invoice",
+        ("status of my invoice", "look at my invoice"),
         (
-            ("status of my invoice", "Billing shows whether each invoice is settled or open."),
-            ("look at my invoice", "An invoice marked settled needs nothing more from you."),
+            "Billing shows whether each invoice is settled or open.",
+            "An invoice marked settled needs nothing more from you.",
         ),
     )
     snapshot = _snapshot(_index(get_invoice, check_invoice), "t")
