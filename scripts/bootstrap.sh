@@ -45,3 +45,7 @@ if [ -x "$go_cmd" ]; then
 else
   echo "bootstrap: no Go toolchain: the compose and Kubernetes tests will fail" >&2
 fi
+
+# llama.cpp's OpenAI-compatible server in its own venv in the cache, for the describer's
+# `openai` backend test (compiles llama.cpp once: about 4-5 minutes on 2 cores).
+scripts/llama_server.sh >/dev/null

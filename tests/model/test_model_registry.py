@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 import torch
 
 from shopstream.models import (
+    BUILTIN_MODELS,
     CACHE_ENV,
     DEFAULT_ENCODER,
     ENGLISH_ENCODER,
@@ -22,7 +25,15 @@ from shopstream.models import (
 )
 from shopstream.models.batching import length_sorted_batches, pad_batch
 from shopstream.models.cache import convert_once
+from shopstream.models.chunked_gguf import (
+    QWEN_CODER_05B,
+    QWEN_CODER_15B,
+    ChunkedGguf,
+    ChunkedGgufError,
+    ensure_gguf,
+)
 from shopstream.models.embeddings import default_prefixes
+from shopstream.models.registry import packaged_revision
 
 pytestmark = pytest.mark.model
 
@@ -136,3 +147,68 @@ def test_padding_sides() -> None:
     ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0, side="right")
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def _fake_chunk_packages(root: Path, chunks: list[bytes]) -> None:
+    for number, data in enumerate(chunks, start=1):
+        package = root / f"fakegguf_part{number}"
+        (package / "data").mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "data" / f"part{number:02d}.bin").write_bytes(data)
+
+
+def _chunked(chunks: list[bytes], sha256: str) -> ChunkedGguf:
+    return ChunkedGguf(
+        name="fake-gguf",
+        file_name="fake.gguf",
+        sha256=sha256,
+        chunk_sizes=tuple(len(chunk) for chunk in chunks),
+        chunk_path=lambda n: (f"fakegguf_part{n}", f"data/part{n:02d}.bin"),
+        requirement="the fake packages",
+    )
+
+
+def test_chunked_gguf_is_assembled_once_and_refused_when_tampered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks = [b"GGUF" + bytes(60), b"\x01" * 40, b"tail"]
+    _fake_chunk_packages(tmp_path / "site", chunks)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("SHOPSTREAM_CACHE", str(tmp_path / "cache"))
+    pinned = hashlib.sha256(b"".join(chunks)).hexdigest()
+
+    assembled = ensure_gguf(_chunked(chunks, pinned))
+    assert assembled.read_bytes() == b"".join(chunks)
+    assert ensure_gguf(_chunked(chunks, pinned)) == assembled, "reused from the cache"
+
+    with pytest.raises(ChunkedGgufError, match="sha256"):
+        ensure_gguf(_chunked(chunks, "0" * 64))
+    (tmp_path / "site" / "fakegguf_part2" / "data" / "part02.bin").write_bytes(b"\x02" * 40)
+    assembled.unlink()
+    with pytest.raises(ChunkedGgufError, match="sha256"):
+        ensure_gguf(_chunked(chunks, pinned))
+    assert not assembled.exists(), "a file that fails its pin is never left for a load"
+    (tmp_path / "site" / "fakegguf_part3" / "data" / "part03.bin").write_bytes(b"tai")
+    with pytest.raises(ChunkedGgufError, match="3 bytes, expected 4"):
+        ensure_gguf(_chunked(chunks, pinned))
+
+
+def test_a_missing_chunk_names_what_to_install() -> None:
+    with pytest.raises(ChunkedGgufError, match="install the fake packages"):
+        ensure_gguf(_chunked([b"x"], "0" * 64))
+
+
+def test_the_qwen_pins_match_the_sizes_the_packages_publish() -> None:
+    assert QWEN_CODER_05B.size == 491_400_064
+    assert QWEN_CODER_15B.size == 1_117_320_768
+    assert QWEN_CODER_05B.sha256.startswith("1d961463")
+    assert QWEN_CODER_05B.sha256.endswith("4ff32")
+    assert QWEN_CODER_15B.sha256.startswith("cc324af0")
+    assert QWEN_CODER_15B.sha256.endswith("bb046")
+
+
+def test_a_packaged_model_without_its_package_names_what_to_install() -> None:
+    large = BUILTIN_MODELS["qwen2.5-coder-1.5b-instruct"]
+    missing = dataclasses.replace(large, package="no-such-shopstream-package")
+    with pytest.raises(ModuleNotFoundError, match=r"shopstream-describer\[qwen-1-5b\]"):
+        packaged_revision(missing)

@@ -16,9 +16,10 @@ from shopstream.runtime.follower import TopicFollower
 from shopstream.runtime.service import BatchService, ModelLifecycle, ServiceContext
 from shopstream_describer import __version__
 from shopstream_describer.compliance import Lexicons
-from shopstream_describer.config import DescriberSettings
+from shopstream_describer.config import DescriberSettings, GeneratorConfig
 from shopstream_describer.handlers import ACCEPTED, DescriberState, build_describer_handler
 from shopstream_describer.pipeline import DescriberPipeline, Generator
+from shopstream_describer.serving import OpenAIChatGenerator
 
 SERVICE_NAME = "describer"
 logger = logging.getLogger("shopstream.describer")
@@ -107,6 +108,15 @@ class DescriberService(BatchService[Event]):
         await super().stop()
 
 
+def _generator(config: GeneratorConfig) -> GeneratorModel:
+    if config.backend == "openai":
+        return OpenAIChatGenerator(config)
+    # Imported here so that importing the service (CLI, unit tests) does not import torch.
+    from shopstream_describer.model import DescriberModel  # noqa: PLC0415
+
+    return DescriberModel(config)
+
+
 def build_service(
     settings: DescriberSettings | None = None, *, generator: GeneratorModel | None = None
 ) -> DescriberService:
@@ -114,12 +124,8 @@ def build_service(
     settings = settings or DescriberSettings()
     generators: list[GeneratorModel] = [generator] if generator is not None else []
     if generator is None:
-        configs = [item for item in (settings.model, settings.chinese) if item and item.generator]
-        if configs:
-            # Imported here so that importing the service (CLI, unit tests) does not import torch.
-            from shopstream_describer.model import DescriberModel  # noqa: PLC0415
-
-            generators = [DescriberModel(config) for config in configs]
+        configs = [settings.model] if settings.model.generator else []
+        generators = [_generator(config) for config in configs]
     pipeline = DescriberPipeline(generators, settings.pipeline_options())
     lexicons = Lexicons(settings.tenant_lexicons, settings.lexicon)
     state = DescriberState()

@@ -2,7 +2,8 @@
 
 A claim is a span that states something a shopper could hold the shop to: a number with a
 unit, a size, a material, a colour, a certification, a brand or model name, an origin, a
-warranty term or a product feature. The extractor is deliberately eager: a false alarm costs a
+warranty term, a product feature (bluetooth, 可调节) or a functional/quality property
+(breathable, 透气, durable). The extractor is deliberately eager: a false alarm costs a
 regeneration, a missed invention ends up on a product page.
 """
 
@@ -105,7 +106,13 @@ _NOT_NAMES = {
     "collection",
     "ok",
 }
-_TERM_KINDS = ("material", "colour", "feature", "origin", "certification", "warranty")
+_TERM_KINDS = ("material", "colour", "feature", "property", "origin", "certification", "warranty")
+# A fact that negates a term does not support it: `不可机洗` is no ground for "机洗".
+_NEGATIONS = (
+    *("不", "非", "无", "没有", "勿", "不可", "不能"),
+    *("not ", "non-", "non ", "no ", "without "),
+)
+_NEGATIVE_VALUES = {"否", "无", "不", "没有", "no", "none", "false", "n/a", "not applicable"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +137,28 @@ class Grounding:
 
 
 @cache
-def _term_patterns() -> list[tuple[str, re.Pattern[str]]]:
+def _vocabulary() -> dict[str, dict[str, list[str]]]:
     raw = (
         resources.files("shopstream_describer")
         .joinpath("data", "claim_terms.json")
         .read_text(encoding="utf-8")
     )
     vocabulary: dict[str, dict[str, list[str]]] = json.loads(raw)
+    return vocabulary
+
+
+@cache
+def _supported_by() -> dict[str, tuple[str, ...]]:
+    """Other wordings a fact may use for a term (`stretch` is supported by `spandex`)."""
+    return {
+        _loose(normalise(term)): tuple(normalise(other) for other in others)
+        for term, others in _vocabulary()["_supported_by"].items()
+    }
+
+
+@cache
+def _term_patterns() -> list[tuple[str, re.Pattern[str]]]:
+    vocabulary = _vocabulary()
     patterns: list[tuple[str, re.Pattern[str]]] = []
     for kind in _TERM_KINDS:
         terms = sorted({t for words in vocabulary[kind].values() for t in words}, key=len)
@@ -220,27 +242,48 @@ class FactIndex:
         canonical: dict[str, Fact] = {}
         for source in sources:
             for claim in extract_claims(source.value):
-                canonical.setdefault(claim.canonical, source)
+                if not _negated(source.value, claim.start):
+                    canonical.setdefault(claim.canonical, source)
         return cls(sources, tuple(normalise(source.value) for source in sources), canonical)
 
     def support(self, claim: FoundClaim) -> Fact | None:
         if claim.canonical in self.canonical:
             return self.canonical[claim.canonical]
         needle = normalise(claim.text)
-        for source, text in zip(self.sources, self.normalised, strict=True):
-            if needle and _contains(text, needle):
-                return source
-        # An attribute's name is a fact too: `warranty: 5 years` supports "warranty".
+        if not needle:
+            return None
+        needles = (needle, *_supported_by().get(_loose(needle), ()))
+        for wording in needles:
+            for source, text in zip(self.sources, self.normalised, strict=True):
+                if _contains(text, wording):
+                    return source
+        # An attribute's name is a fact too: `warranty: 5 years` supports "warranty", but
+        # `防水: 否` supports nothing.
         for source in self.sources:
-            if needle and _contains(normalise(source.key), needle):
+            if normalise(source.value) in _NEGATIVE_VALUES:
+                continue
+            if any(_contains(normalise(source.key), wording) for wording in needles):
                 return source
         return None
 
 
+def _loose(text: str) -> str:
+    """Hyphens as spaces: "machine-washable" and "machine washable" are one wording."""
+    return text.replace("-", " ")
+
+
+def _negated(text: str, start: int) -> bool:
+    return text[:start].casefold().endswith(_NEGATIONS)
+
+
 def _contains(haystack: str, needle: str) -> bool:
+    """`needle` occurs in `haystack` (a whole word if Latin) and at least once not negated."""
     if re.search(r"[\u3400-\u9fff]", needle):
-        return needle in haystack
-    return re.search(r"(?<![a-z0-9])" + re.escape(needle) + r"(?![a-z0-9])", haystack) is not None
+        pattern = re.compile(re.escape(needle))
+    else:
+        haystack, needle = _loose(haystack), _loose(needle)
+        pattern = re.compile(r"(?<![a-z0-9])" + re.escape(needle) + r"(?![a-z0-9])")
+    return any(not _negated(haystack, match.start()) for match in pattern.finditer(haystack))
 
 
 def ground(text: str, index: FactIndex) -> Grounding:

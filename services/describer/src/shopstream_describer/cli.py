@@ -14,11 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shopstream_describer.compliance import Lexicons
-from shopstream_describer.config import (
-    DEFAULT_GENERATOR,
-    ChineseGeneratorConfig,
-    GeneratorConfig,
-)
+from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig
 from shopstream_describer.evaluation import evaluate_rows, read_rows
 from shopstream_describer.pipeline import DescriberPipeline, Generator, PipelineOptions
 
@@ -35,14 +31,7 @@ def evaluate(
     generator: Annotated[
         str, typer.Option(help="Generator (registry name, dir, Hub id); '' = composer only.")
     ] = DEFAULT_GENERATOR,
-    languages: Annotated[str, typer.Option(help="Comma-separated generator languages.")] = "en",
-    zh_generator: Annotated[
-        str,
-        typer.Option(
-            help="Chinese generator, e.g. gemma-3-270m (needs shopstream-describer[gemma]); "
-            "'' = Chinese is composed."
-        ),
-    ] = "",
+    languages: Annotated[str, typer.Option(help="Comma-separated generator languages.")] = "en,zh",
     max_attempts: Annotated[int, typer.Option(help="Generations before repair/compose.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Products per pipeline batch.")] = 16,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
@@ -56,14 +45,8 @@ def evaluate(
         batch_size=batch_size,
         max_attempts=max_attempts,
     )
-    chinese = ChineseGeneratorConfig(
-        generator=zh_generator or None,
-        threads=threads,
-        batch_size=batch_size,
-        max_attempts=max_attempts,
-    )
     locales = {row.payload.locale.split("-")[0] for row in rows}
-    used = [item for item in (config, chinese) if item.generator and locales & set(item.languages)]
+    used = [config] if config.generator and locales & set(config.languages) else []
     models: list[Generator] = []
     if used:
         from shopstream_describer.model import DescriberModel  # noqa: PLC0415  torch
@@ -72,7 +55,12 @@ def evaluate(
             loaded = DescriberModel(item)
             loaded.load()
             models.append(loaded)
-    pipeline = DescriberPipeline(models, PipelineOptions(max_attempts=max_attempts))
+    options = PipelineOptions(
+        max_attempts=max_attempts,
+        description_tokens=config.description_tokens,
+        copy_tokens=config.copy_tokens,
+    )
+    pipeline = DescriberPipeline(models, options)
     result = evaluate_rows(rows, pipeline, Lexicons().default, batch_size)
     result |= {
         "data": str(data),

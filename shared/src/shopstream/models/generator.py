@@ -90,7 +90,7 @@ class TextGenerator:
         prepare_transformers()
         resolved = resolve(self.model_id, revision=self._requested_revision)
         device = resolve_device(self._device_name)
-        dtype = inference_dtype(device, half_on_gpu=self._half_on_gpu)
+        dtype = inference_dtype(device, half_on_gpu=self._half_on_gpu, bf16_on_cpu=True)
         options = hub_options(resolved)
         tokenizer = AutoTokenizer.from_pretrained(resolved.location, **options)
         model = cast(

@@ -1,0 +1,174 @@
+"""The describer's `openai` backend against a real serving engine on a real broker.
+
+llama.cpp's OpenAI-compatible server (llama-cpp-python, built by `scripts/llama_server.sh` into
+the shopstream cache) serves the Qwen2.5-Coder-0.5B GGUF the transformers backend uses; the
+describer consumes products from Kafka, generates through the server and gates what it got.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shopstream.events import ProductUpserted
+from shopstream.kafka_io import publish_events
+from shopstream.models.cache import cache_root
+from shopstream.models.chunked_gguf import QWEN_CODER_05B, ensure_gguf
+from shopstream.settings import KafkaSettings
+from shopstream.topics import TopicSettings
+from shopstream_describer.app import build_service
+from shopstream_describer.config import DescriberSettings
+from support.kafka import collect, unique
+
+pytestmark = pytest.mark.integration
+
+SERVED_MODEL = QWEN_CODER_05B.name
+REVISION = "q4_k_m"
+SERVER_START_SECONDS = 120.0
+
+
+def server_python() -> Path:
+    return cache_root() / "tools" / "llama-server" / "venv" / "bin" / "python"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL (``.../v1``) of a llama.cpp server started for this module."""
+    python = server_python()
+    if not python.is_file():
+        reason = f"no llama.cpp server at {python}: run scripts/llama_server.sh"
+        if os.environ.get("KAFKA_REQUIRED") == "1":
+            pytest.fail(f"KAFKA_REQUIRED=1 but {reason}")
+        pytest.skip(reason)
+    model = ensure_gguf(QWEN_CODER_05B)
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    command = [
+        str(python),
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--model_alias",
+        SERVED_MODEL,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "2",
+    ]
+    base_url = f"http://127.0.0.1:{port}/v1"
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"llama.cpp server exited with {server.returncode}: {log.read_text()}")
+            try:
+                if httpx.get(f"{base_url}/models", timeout=2).is_success:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama.cpp server not answering after {SERVER_START_SECONDS} s")
+            time.sleep(0.5)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def products(tenant: str) -> list[ProductUpserted]:
+    return [
+        ProductUpserted(
+            tenant_id=tenant,
+            payload={
+                "product_id": "bag-1",
+                "title": "Canvas Tote Bag",
+                "brand": "Acme",
+                "attributes": {"colour": "Navy", "material": "Canvas", "closure": "Zip"},
+                "target_locales": ["en"],
+            },
+        ),
+        ProductUpserted(
+            tenant_id=tenant,
+            payload={
+                "product_id": "skirt-1",
+                "title": "半身裙",
+                "locale": "zh",
+                "attributes": {"材质": "针织", "颜色": "黑色", "风格": "复古"},
+            },
+        ),
+    ]
+
+
+async def test_descriptions_come_from_the_serving_engine_and_pass_the_gate(
+    kafka_bootstrap: str, llama_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESCRIBER_MODEL__BACKEND", "openai")
+    monkeypatch.setenv("DESCRIBER_MODEL__SERVER__BASE_URL", llama_server)
+    monkeypatch.setenv("DESCRIBER_MODEL__SERVER__SERVED_MODEL", SERVED_MODEL)
+    monkeypatch.setenv("DESCRIBER_MODEL__SERVER__REVISION", REVISION)
+    monkeypatch.setenv("DESCRIBER_MODEL__SERVER__CONCURRENCY", "4")
+    monkeypatch.setenv("DESCRIBER_MODEL__LANGUAGES", '["en","zh"]')
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    prefix = unique("it.describer-openai")
+    settings = DescriberSettings(
+        kafka=kafka,
+        topics=TopicSettings(
+            products=f"{prefix}.products",
+            copy_requests=f"{prefix}.copy-requests",
+            descriptions=f"{prefix}.descriptions",
+            copies=f"{prefix}.copies",
+            partitions=2,
+        ),
+        group_id=f"{prefix}.group",
+        http_port=0,
+    )
+    assert settings.model.backend == "openai"
+    service = build_service(settings)
+    await service.start()
+    try:
+        started = time.perf_counter()
+        await publish_events(kafka, settings.topics.products, products("it-shop"))
+        described = await collect(kafka, settings.topics.descriptions, 2, within=300)
+        seconds = time.perf_counter() - started
+    finally:
+        await service.stop()
+
+    by_product = {d["payload"]["product_id"]: d for d in described}
+    assert set(by_product) == {"bag-1", "skirt-1"}
+    paths = {}
+    for product_id, document in by_product.items():
+        assert document["lineage"]["model_id"] == SERVED_MODEL
+        assert document["lineage"]["model_revision"] == REVISION
+        quality = document["payload"]["quality"]
+        paths[product_id] = quality["path"]
+        assert quality["attempts"] >= 1, "the generator was asked"
+        if not quality["review_required"]:
+            assert quality["unsupported_claims"] == []
+            assert quality["compliance_findings"] == []
+        if quality["path"] in ("generated", "regenerated"):
+            assert not quality["review_required"]
+    print(f"2 descriptions via llama.cpp in {seconds:.1f} s: {paths}")
