@@ -1,23 +1,37 @@
-"""Describer benchmark: descriptions through a real broker vs the same generator called directly.
+"""Describer benchmark: zh and en descriptions through a real broker vs the same generator called
+directly, in the same run.
 
-1. raw: `DescriberModel.generate` on the service's own description prompts, in chunks of the
-   service's batch size, one worker thread (as the service's InferenceRunner), greedy, the same
-   `max_new_tokens`;
-2. pipeline: `python -m shopstream_describer` in a subprocess drains the same products
-   (published at once onto a ready, warmed-up service); items/s from the first publish to the
-   last description read back. The service runs with one generation attempt, so both sides
-   generate exactly once per product; what the pipeline adds is Kafka, the grounding and
-   compliance checks, the composer's bullets and the result events. Raw and pipeline alternate
+1. raw (the baseline): `DescriberModel.generate` on the service's own description prompts, in
+   chunks of the service's batch size, one worker thread (as the service's InferenceRunner),
+   greedy, the same `max_new_tokens`;
+2. service: `python -m shopstream_describer` in a subprocess drains the same products (published
+   at once onto a ready, warmed-up service); items/s from the first publish to the last
+   description read back. The service runs with one generation attempt, so both sides generate
+   exactly once per product; what the service adds is Kafka, the grounding and compliance
+   checks, the composer's bullets and SEO title and the result events. Raw and service alternate
    over `--rounds` slices, so background load hits both alike;
-3. latency: a few products at half the measured pipeline rate, occurred_at at send -> result
-   read back, p50 and max;
-4. memory: the service process's resident set after start-up and at its peak (VmRSS, VmHWM).
+3. tokens/s: the raw completions re-encoded with the model's own tokenizer (no special tokens, so
+   the end-of-sequence token is not counted; the generator returns text, not token ids). The
+   service decodes the same prompts greedily, so its figure is the same token count over its own
+   drain time (batches formed by Kafka may pad differently and change a few tokens);
+4. latency per product, send (occurred_at) -> description read back: p50 and p95 of the drains
+   (everything queued at once) and of `--steady` products sent at half the measured service rate;
+5. memory: the service process's resident set after start-up and at its peak (VmRSS, VmHWM),
+   and this process's peak (it holds the raw model); on CUDA also the raw model's peak
+   allocated GPU memory;
+6. start-up: the service's process start to ready and its model load (the
+   `model_load_seconds` metric), and the raw model's load in this process. The service starts
+   first, then the raw model loads, so neither start-up competes with the other.
 
-English products only: the default SmolLM2 writes English, other locales are composed.
-It is slow on a CPU, hence small defaults; sizes are flags.
+Products alternate en and zh (fixed, distinct facts), one locale each. `--random-init` builds a
+randomly initialised model of the same architecture from the converted model's config (or
+`--config-dir`), with the real tokenizer, saves it to a temporary directory and runs both sides
+on it: for a machine (a GPU host) where the real weights cannot travel. Its completions are
+gibberish that seldom stops early, so its figures measure **speed only**, never quality.
 
-    uv run python bench/describer_bench.py [--products 16] [--rounds 2] [--batch 8]
-        [--max-new-tokens 32] [--steady 4] [--port 22592]
+    uv run --frozen python bench/describer_bench.py [--products 16] [--rounds 2] [--batch 8]
+        [--max-new-tokens 64] [--steady 6] [--device auto] [--random-init [--config-dir DIR]]
+    uv run --frozen python bench/describer_bench.py --export-config DIR   # config + tokenizer
 """
 
 from __future__ import annotations
@@ -25,27 +39,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sentiment_bench import (
-    ResultReader,
-    ServiceProcess,
-    alternate_rounds,
-    free_port,
-    send,
-    steady_latencies_ms,
-)
+from sentiment_bench import ResultReader, ServiceProcess, free_port, send
 
 from shopstream import local_broker
 from shopstream.events import ProductUpserted
@@ -54,37 +66,60 @@ from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings
 from shopstream_describer.compliance import Lexicons
-from shopstream_describer.config import GeneratorConfig
+from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig
 from shopstream_describer.facts import ProductFacts
-from shopstream_describer.pipeline import DescriberPipeline, DescriptionJob
+from shopstream_describer.pipeline import DescriberPipeline, DescriptionJob, PipelineOptions
 
 PARTITIONS = 2
 DEFAULT_PORT = 22_592
+LANGUAGES = ("en", "zh")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+"""Files `--export-config` leaves out (and `--random-init` never reads)."""
+METRIC = "shopstream_describer_"
 console = Console()
 
-KINDS = ("Tote Bag", "Water Bottle", "Rain Jacket", "Desk Lamp", "Running Shoe", "Wool Scarf")
-MATERIALS = ("canvas", "stainless steel", "recycled nylon", "aluminium", "mesh", "merino wool")
-COLOURS = ("Navy", "Olive", "Black", "Sand", "Red", "Grey", "White")
-BRANDS = ("Acme", "Trailhead", "Northwind", "Lumen")
+KINDS = {
+    "en": ("Tote Bag", "Water Bottle", "Rain Jacket", "Desk Lamp", "Running Shoe", "Wool Scarf"),
+    "zh": ("托特包", "保温杯", "冲锋衣", "台灯", "跑鞋", "羊毛围巾"),
+}
+MATERIALS = {
+    "en": ("canvas", "stainless steel", "recycled nylon", "aluminium", "mesh", "merino wool"),
+    "zh": ("帆布", "不锈钢", "再生尼龙", "铝合金", "网面", "美利奴羊毛"),
+}
+COLOURS = {
+    "en": ("Navy", "Olive", "Black", "Sand", "Red", "Grey", "White"),
+    "zh": ("藏青", "橄榄绿", "黑色", "沙色", "红色", "灰色", "白色"),
+}
+BRANDS = {"en": ("Acme", "Trailhead", "Northwind", "Lumen"), "zh": ("山行", "北风", "流明", "简屋")}
+KEYS = {
+    "en": ("material", "colour", "weight"),
+    "zh": ("材质", "颜色", "重量"),
+}
 
 
 def make_products(count: int, tag: str) -> list[ProductUpserted]:
-    """Distinct English products (different ids and facts), so none is skipped as unchanged."""
+    """Distinct products (different ids and facts, so none is skipped as unchanged), en and zh
+    alternating, each written in its own locale only."""
     products = []
     for index in range(count):
-        kind = KINDS[index % len(KINDS)]
+        language = LANGUAGES[index % len(LANGUAGES)]
+        kind = KINDS[language][(index // 2) % len(KINDS[language])]
+        brand = BRANDS[language][index % len(BRANDS[language])]
+        material, colour, weight = KEYS[language]
+        title = f"{brand} {kind} {index}" if language == "en" else f"{brand}{kind}{index}号"
         products.append(
             ProductUpserted(
                 tenant_id="bench",
                 payload={
                     "product_id": f"{tag}-{index}",
-                    "title": f"{BRANDS[index % len(BRANDS)]} {kind} {index}",
-                    "brand": BRANDS[index % len(BRANDS)],
+                    "title": title,
+                    "locale": language,
+                    "brand": brand,
                     "category": kind,
                     "attributes": {
-                        "material": MATERIALS[(index // 2) % len(MATERIALS)],
-                        "colour": COLOURS[index % len(COLOURS)],
-                        "weight": f"{200 + 10 * index} g",
+                        material: MATERIALS[language][(index // 4) % len(MATERIALS[language])],
+                        colour: COLOURS[language][index % len(COLOURS[language])],
+                        weight: f"{200 + 10 * index} g",
                     },
                 },
             )
@@ -92,45 +127,154 @@ def make_products(count: int, tag: str) -> list[ProductUpserted]:
     return products
 
 
+def percentile(values: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile (with a handful of values, p95 is the largest)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def export_config(source: Path, target: Path) -> list[str]:
+    """Copy a model directory without its weights: what `--random-init` needs elsewhere."""
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for item in sorted(source.iterdir()):
+        if item.is_file() and not item.name.endswith(WEIGHT_SUFFIXES):
+            if item.name == "shopstream-model.json":  # the cache record names real weights
+                continue
+            shutil.copy2(item, target / item.name)
+            copied.append(item.name)
+    return copied
+
+
+def config_source(generator: str, config_dir: Path | None) -> Path:
+    if config_dir is not None:
+        return config_dir
+    from shopstream.models.registry import resolve  # noqa: PLC0415 - converts on first use
+
+    location = resolve(generator).path
+    if location is None:
+        raise SystemExit(f"{generator} is a Hub id: pass --config-dir with its config.json")
+    return location
+
+
+def build_random_model(source: Path, target: Path, seed: int) -> str:
+    """A model of `source`'s architecture with random weights (bf16) and its real tokenizer,
+    saved as a directory the registry loads like any local model."""
+    import torch  # noqa: PLC0415
+    from transformers import (  # noqa: PLC0415
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        GenerationConfig,
+    )
+
+    torch.manual_seed(seed)
+    config = AutoConfig.from_pretrained(source)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    try:
+        model.generation_config = GenerationConfig.from_pretrained(source)
+    except OSError:
+        pass  # no generation_config.json: the model's defaults
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    del model
+    return f"{config.model_type}, {parameters / 1e6:.0f}M parameters, random (seed {seed})"
+
+
+@dataclass
+class RawRun:
+    seconds: float
+    tokens: dict[str, int] = field(default_factory=dict)
+    """Generated tokens per product event id."""
+    samples: dict[str, str] = field(default_factory=dict)
+    """One completion per language."""
+
+
 class RawGenerator:
     """The generator called directly on the prompts the service would build."""
 
     def __init__(self, config: GeneratorConfig) -> None:
-        from shopstream_describer.model import DescriberModel  # noqa: PLC0415 - loads torch
+        from transformers import AutoTokenizer  # noqa: PLC0415 - loads torch
+
+        from shopstream.models.registry import resolve  # noqa: PLC0415
+        from shopstream_describer.model import DescriberModel  # noqa: PLC0415
 
         self.config = config
         self.model = DescriberModel(config)
-        self.pipeline = DescriberPipeline(self.model)
+        self.pipeline = DescriberPipeline(self.model, PipelineOptions(max_attempts=1))
         self.lexicon = Lexicons().default
         self.worker = ThreadPoolExecutor(max_workers=1)
         began = time.perf_counter()
-        self.model.load()
+        report = self.model.load()
         self.load_seconds = time.perf_counter() - began
+        self.device = str(report.device)
+        self.dtype = str(report.dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve(str(config.generator)).location)
 
-    def _generate(self, products: list[ProductUpserted]) -> float:
-        prompts = [
-            self.pipeline.description_prompt(
-                DescriptionJob(ProductFacts.from_payload(event.payload), "en", self.lexicon)
+    def _generate(self, products: list[ProductUpserted]) -> RawRun:
+        jobs = [
+            DescriptionJob(
+                ProductFacts.from_payload(event.payload), event.payload.locale, self.lexicon
             )
             for event in products
         ]
+        prompts = [self.pipeline.description_prompt(job) for job in jobs]
+        outputs: list[str] = []
         began = time.perf_counter()
         for start in range(0, len(prompts), self.config.batch_size):
-            self.model.generate(
+            outputs += self.model.generate(
                 prompts[start : start + self.config.batch_size],
                 attempt=1,
                 max_new_tokens=self.config.description_tokens,
             )
-        return time.perf_counter() - began
+        run = RawRun(time.perf_counter() - began)
+        for event, job, text in zip(products, jobs, outputs, strict=True):
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            run.tokens[str(event.event_id)] = len(ids)
+            run.samples.setdefault(job.locale, text)
+        return run
 
-    async def generate(self, products: list[ProductUpserted]) -> float:
+    async def generate(self, products: list[ProductUpserted]) -> RawRun:
         return await asyncio.get_running_loop().run_in_executor(
             self.worker, self._generate, products
         )
 
+    def peak_gpu_mib(self) -> float | None:
+        import torch  # noqa: PLC0415
+
+        if not self.device.startswith("cuda"):
+            return None
+        return float(torch.cuda.max_memory_allocated()) / 2**20
+
     def close(self) -> None:
         self.worker.shutdown()
         self.model.unload()
+
+
+class DescriptionReader(ResultReader):
+    """Also keeps each description's locale, path and model id, by the product event's id."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(bootstrap, topic)
+        self.documents: dict[str, dict[str, Any]] = {}
+
+    async def until(self, wanted: set[str], limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while not wanted <= self.arrived.keys():
+            if time.monotonic() > deadline:
+                missing = len(wanted - self.arrived.keys())
+                raise TimeoutError(f"{missing} descriptions still missing")
+            batches = await self.consumer.getmany(timeout_ms=50, max_records=5_000)
+            now = datetime.now(UTC)
+            for records in batches.values():
+                for record in records:
+                    document = json.loads(record.value or b"{}")
+                    cause = document.get("causation_id")
+                    self.arrived.setdefault(cause, now)
+                    self.documents.setdefault(cause, document)
 
 
 class DescriberProcess(ServiceProcess):
@@ -149,6 +293,9 @@ class DescriberProcess(ServiceProcess):
             "DESCRIBER_GROUP_ID": topics.products + ".group",
             "DESCRIBER_HTTP_PORT": str(self.http_port),
             "DESCRIBER_BATCH__MAX_RECORDS": str(config.batch_size),
+            "DESCRIBER_MODEL__GENERATOR": str(config.generator),
+            "DESCRIBER_MODEL__LANGUAGES": json.dumps(config.languages),
+            "DESCRIBER_MODEL__DEVICE": config.device,
             "DESCRIBER_MODEL__BATCH_SIZE": str(config.batch_size),
             "DESCRIBER_MODEL__MAX_ATTEMPTS": "1",
             "DESCRIBER_MODEL__DESCRIPTION_TOKENS": str(config.description_tokens),
@@ -156,6 +303,10 @@ class DescriberProcess(ServiceProcess):
         }
         self.spawned = time.perf_counter()
         self.process = subprocess.Popen([sys.executable, "-m", "shopstream_describer"], env=env)
+
+
+def _latencies(reader: DescriptionReader, sent: dict[str, datetime]) -> list[float]:
+    return [(reader.arrived[event_id] - at).total_seconds() for event_id, at in sent.items()]
 
 
 async def measure(
@@ -175,139 +326,232 @@ async def measure(
     )
     await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), topics.specs())
     service = DescriberProcess(bootstrap, topics, config)
-    reader = ResultReader(bootstrap, topics.descriptions)
+    reader = DescriptionReader(bootstrap, topics.descriptions)
     raw: RawGenerator | None = None
     try:
-        raw = await asyncio.to_thread(RawGenerator, config)
-        start_seconds = await service.wait_ready()
+        start_seconds = await service.wait_ready(limit=1_800)
+        service_load_seconds = service.metric(METRIC + "model_load_seconds")
         idle_rss = service.memory_kib("VmRSS")
+        raw = await asyncio.to_thread(RawGenerator, config)
         await reader.start()
         warm = make_products(config.batch_size, f"warm-{tag}")
         await raw.generate(warm)
         await send(bootstrap, topics.products, warm)
-        await reader.until({str(e.event_id) for e in warm}, 900)
+        await reader.until({str(e.event_id) for e in warm}, 1_800)
 
-        watched = (
-            "shopstream_describer_inference_seconds_sum",
-            "shopstream_describer_batch_size_count",
-        )
+        watched = (METRIC + "inference_seconds_sum", METRIC + "batch_size_count")
         before = {name: service.metric(name) for name in watched}
-        raw_seconds, pipeline_seconds = await alternate_rounds(
-            raw.generate,
-            products,
-            rounds,
-            bootstrap=bootstrap,
-            topic=topics.products,
-            reader=reader,
-            limit=3_600,
-        )
+        raw_seconds = service_seconds = 0.0
+        tokens: dict[str, int] = {}
+        samples: dict[str, str] = {}
+        drain: list[float] = []
+        size = -(-len(products) // rounds)
+        for part in (products[start : start + size] for start in range(0, len(products), size)):
+            run = await raw.generate(part)
+            raw_seconds += run.seconds
+            tokens |= run.tokens
+            samples = run.samples | samples
+            began = time.perf_counter()
+            reading = asyncio.create_task(reader.until({str(e.event_id) for e in part}, 3_600))
+            sent = await send(bootstrap, topics.products, part)
+            await reading
+            service_seconds += time.perf_counter() - began
+            drain += _latencies(reader, sent)
         inference, batches = (service.metric(name) - before[name] for name in watched)
-        pipeline_rate = len(products) / pipeline_seconds
+        service_rate = len(products) / service_seconds
 
-        rate = pipeline_rate / 2
+        rate = service_rate / 2
         trickle = make_products(steady, f"steady-{tag}")
-        latencies = [
-            ms / 1000
-            for ms in await steady_latencies_ms(bootstrap, topics.products, reader, trickle, rate)
-        ]
+        reading = asyncio.create_task(
+            reader.until({str(e.event_id) for e in trickle}, steady / rate + 1_800)
+        )
+        sent = await send(bootstrap, topics.products, trickle, rate=rate)
+        await reading
+        steady_latencies = _latencies(reader, sent)
         peak_rss = service.memory_kib("VmHWM")
+        raw_gpu = raw.peak_gpu_mib()
     finally:
         await reader.stop()
         exit_code = service.stop()
         if raw is not None:
             raw.close()
+    bench_peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    documents = [reader.documents[str(event.event_id)] for event in products]
+    paths: dict[str, int] = {}
+    for document in documents:
+        path = document["payload"]["quality"]["path"]
+        paths[path] = paths.get(path, 0) + 1
+    total_tokens = sum(tokens.values())
+    per_language = {
+        language: [
+            tokens[str(e.event_id)] for e in products if e.payload.locale == language
+        ]
+        for language in LANGUAGES
+    }
     return {
+        "generator": config.generator,
+        "model_id": documents[0]["lineage"]["model_id"],
+        "device": raw.device,
+        "dtype": raw.dtype,
         "products": len(products),
+        "products_per_language": {k: len(v) for k, v in per_language.items()},
         "rounds": rounds,
         "batch": config.batch_size,
         "max_new_tokens": config.description_tokens,
+        "token_count": "raw completions re-encoded with the model's tokenizer, no special tokens",
+        "generated_tokens": total_tokens,
+        "tokens_per_item": {k: sum(v) / len(v) for k, v in per_language.items() if v},
         "raw_seconds": raw_seconds,
         "raw_items_per_second": len(products) / raw_seconds,
+        "raw_tokens_per_second": total_tokens / raw_seconds,
         "raw_seconds_per_item": raw_seconds / len(products),
         "raw_model_load_seconds": raw.load_seconds,
-        "pipeline_seconds": pipeline_seconds,
-        "pipeline_items_per_second": pipeline_rate,
-        "pipeline_seconds_per_item": pipeline_seconds / len(products),
-        "ratio": raw_seconds / pipeline_seconds,
-        "model_busy_share": inference / pipeline_seconds,
+        "service_seconds": service_seconds,
+        "service_items_per_second": service_rate,
+        "service_tokens_per_second": total_tokens / service_seconds,
+        "service_seconds_per_item": service_seconds / len(products),
+        "ratio": raw_seconds / service_seconds,
+        "model_busy_share": inference / service_seconds,
         "mean_batch_size": len(products) / batches if batches else float("nan"),
+        "service_paths": paths,
+        "service_model_load_seconds": service_load_seconds,
         "service_start_seconds": start_seconds,
+        "drain_p50_seconds": percentile(drain, 0.50),
+        "drain_p95_seconds": percentile(drain, 0.95),
         "steady_rate": rate,
         "steady_items": len(trickle),
-        "steady_p50_seconds": latencies[len(latencies) // 2],
-        "steady_max_seconds": latencies[-1],
+        "steady_p50_seconds": percentile(steady_latencies, 0.50),
+        "steady_p95_seconds": percentile(steady_latencies, 0.95),
         "rss_idle_mb": idle_rss / 1024,
         "rss_peak_mb": peak_rss / 1024,
+        "bench_process_rss_peak_mb": bench_peak_mib,
+        "raw_gpu_peak_allocated_mb": raw_gpu,
         "service_exit_code": exit_code,
         "load_average": os.getloadavg(),
+        "samples": samples,
     }
 
 
 def report(result: dict[str, Any]) -> None:
+    per_language = result["products_per_language"]
+    random = " — RANDOM WEIGHTS: speed only" if result.get("random_init") else ""
     title = (
-        f"describer, {result['products']} English products in {result['rounds']} alternating "
-        f"rounds, batch {result['batch']}, {result['max_new_tokens']} new tokens, greedy"
+        f"describer, {result['generator']} on {result['device']} ({result['dtype']}){random}\n"
+        f"{per_language['en']} en + {per_language['zh']} zh products in {result['rounds']} "
+        f"alternating rounds, batch {result['batch']}, {result['max_new_tokens']} new tokens, "
+        "greedy, 1 attempt"
     )
     table = Table(title=title)
     table.add_column("metric")
-    table.add_column("value", justify="right")
+    table.add_column("raw batched generate (baseline)", justify="right")
+    table.add_column("service through Kafka", justify="right")
     rate = result["steady_rate"]
+    tokens = result["tokens_per_item"]
+    paths = ", ".join(f"{name} {count}" for name, count in sorted(result["service_paths"].items()))
+    gpu = result["raw_gpu_peak_allocated_mb"]
     rows = [
-        ("raw batched generate, items/s", f"{result['raw_items_per_second']:.3f}"),
-        ("pipeline through Kafka, items/s", f"{result['pipeline_items_per_second']:.3f}"),
-        ("pipeline / raw (target >= 0.90)", f"{result['ratio']:.2f}"),
-        ("raw seconds per item", f"{result['raw_seconds_per_item']:.2f}"),
-        ("pipeline seconds per item (drain)", f"{result['pipeline_seconds_per_item']:.2f}"),
-        ("model busy share during the drain", f"{result['model_busy_share']:.0%}"),
-        ("mean batch size during the drain", f"{result['mean_batch_size']:.1f}"),
-        (
-            f"end-to-end p50 @ {rate:.3f}/s, {result['steady_items']} items (s)",
-            f"{result['steady_p50_seconds']:.1f}",
-        ),
-        ("end-to-end max (s)", f"{result['steady_max_seconds']:.1f}"),
-        ("service RSS after start-up (MiB)", f"{result['rss_idle_mb']:.0f}"),
-        ("service RSS peak (MiB)", f"{result['rss_peak_mb']:.0f}"),
-        ("service start to ready (s)", f"{result['service_start_seconds']:.1f}"),
-        ("model load in this process (s)", f"{result['raw_model_load_seconds']:.1f}"),
-        ("load average (1, 5, 15 min)", " ".join(f"{v:.1f}" for v in result["load_average"])),
-    ]
-    for name, value in rows:
-        table.add_row(name, value)
+        ("items/s", f"{result['raw_items_per_second']:.3f}", f"{result['service_items_per_second']:.3f}"),
+        ("tokens/s (raw outputs re-tokenised)", f"{result['raw_tokens_per_second']:.1f}", f"{result['service_tokens_per_second']:.1f}"),
+        ("seconds per item", f"{result['raw_seconds_per_item']:.2f}", f"{result['service_seconds_per_item']:.2f}"),
+        ("service / raw (target >= 0.90)", "(baseline)", f"{result['ratio']:.2f}"),
+        ("tokens per item en / zh", " / ".join(f"{tokens.get(k, 0):.0f}" for k in LANGUAGES), "same prompts"),
+        ("model busy share, mean batch (drain)", "", f"{result['model_busy_share']:.0%}, {result['mean_batch_size']:.1f}"),
+        ("paths of the published texts", "", paths),
+        ("latency p50 / p95, drain (all queued) (s)", "", f"{result['drain_p50_seconds']:.1f} / {result['drain_p95_seconds']:.1f}"),
+        (f"latency p50 / p95 @ {rate:.3f}/s, {result['steady_items']} items (s)", "", f"{result['steady_p50_seconds']:.1f} / {result['steady_p95_seconds']:.1f}"),
+        ("RSS after start-up / peak (MiB)", f"- / {result['bench_process_rss_peak_mb']:.0f} (bench process)", f"{result['rss_idle_mb']:.0f} / {result['rss_peak_mb']:.0f}"),
+        ("GPU memory peak allocated (MiB)", "-" if gpu is None else f"{gpu:.0f}", ""),
+        ("process start to ready (s)", "", f"{result['service_start_seconds']:.1f}"),
+        ("model load (s)", f"{result['raw_model_load_seconds']:.1f}", f"{result['service_model_load_seconds']:.1f}"),
+    ]  # fmt: skip
+    for row in rows:
+        table.add_row(*row)
+    load = " ".join(f"{value:.1f}" for value in result["load_average"])
+    table.caption = f"load average (1, 5, 15 min) at the end: {load}"
     console.print(table)
+    for locale, text in sorted(result["samples"].items()):
+        console.print(f"[dim]raw {locale} sample:[/dim] {text[:160]!r}")
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--products", type=int, default=16)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--products", type=int, default=16, help="en and zh alternating")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--steady", type=int, default=4, help="products sent at half rate")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--steady", type=int, default=6, help="products sent at half the rate")
+    parser.add_argument("--generator", default=DEFAULT_GENERATOR, help="writes en and zh")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="random weights of the generator's architecture, real tokenizer: speed only",
+    )
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        help="config.json and tokenizer for --random-init (default: the converted generator's)",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="of the random weights")
+    parser.add_argument(
+        "--export-config",
+        type=Path,
+        metavar="DIR",
+        help="copy the generator's config and tokenizer (no weights) to DIR and exit",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="local broker port")
     parser.add_argument("--json", type=Path, default=Path("bench/results/describer.json"))
     args = parser.parse_args()
-    config = GeneratorConfig(batch_size=args.batch, description_tokens=args.max_new_tokens)
-    products = make_products(args.products, "drain")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if args.rounds < 1 or args.products < args.rounds or args.steady < 1:
+        parser.error("need --products >= --rounds >= 1 and --steady >= 1")
+    if args.export_config is not None:
+        source = config_source(args.generator, args.config_dir)
+        copied = export_config(source, args.export_config)
+        console.print(f"{', '.join(copied)} copied from {source} to {args.export_config}")
+        return
     home = Path(tempfile.mkdtemp(prefix="shopstream-bench-"))
-    broker = LocalBrokerConfig(
-        port=args.port,
-        controller_port=args.port + 1,
-        home=home,
-        jars_home=LocalBrokerConfig().home / "jars",
-    )
+    generator, random_model = args.generator, None
     try:
-        if bootstrap is None:
-            local_broker.ensure_jars(broker)
-            bootstrap = local_broker.start(broker).bootstrap_servers
-        with console.status("loading the generator twice; raw and pipeline rounds; trickle..."):
-            result = await measure(bootstrap, config, products, args.rounds, args.steady)
+        if args.random_init:
+            source = config_source(args.generator, args.config_dir)
+            with console.status(f"building a random model from {source}..."):
+                random_model = build_random_model(source, home / "random-model", args.seed)
+            generator = str(home / "random-model")
+            console.print(f"[yellow]random weights[/yellow] ({random_model}): speed only")
+        config = GeneratorConfig(
+            generator=generator,
+            languages=list(LANGUAGES),
+            device=args.device,
+            batch_size=args.batch,
+            description_tokens=args.max_new_tokens,
+        )
+        products = make_products(args.products, "drain")
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        broker = LocalBrokerConfig(
+            port=args.port,
+            controller_port=args.port + 1,
+            home=home,
+            jars_home=LocalBrokerConfig().home / "jars",
+        )
+        try:
+            if bootstrap is None:
+                local_broker.ensure_jars(broker)
+                bootstrap = local_broker.start(broker).bootstrap_servers
+            with console.status("service start-up, raw model load, alternating rounds, trickle..."):
+                result = await measure(bootstrap, config, products, args.rounds, args.steady)
+        finally:
+            local_broker.stop(broker)  # a no-op when KAFKA_BOOTSTRAP_SERVERS named another broker
     finally:
-        local_broker.stop(broker)  # a no-op when KAFKA_BOOTSTRAP_SERVERS named another broker
         shutil.rmtree(home, ignore_errors=True)
+    result |= {
+        "random_init": random_model,
+        "generator": args.generator + (" (random weights)" if random_model else ""),
+    }
     report(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     console.print(f"written to {args.json}")
 
 

@@ -85,10 +85,23 @@ def test_a_negated_fact_supports_nothing() -> None:
 def test_properties_are_not_found_inside_harmless_words() -> None:
     # 防水台 is a platform sole, a feature of the shoe, not a waterproofing claim.
     assert [(c.kind, c.text) for c in extract_claims("这双鞋带防水台。")] == [("feature", "防水台")]
-    assert extract_claims("A stretcher and a durability test.") == []
+    assert extract_claims("A stretcher on a lightweighting table.") == []
     assert extract_claims("Softly tailored for the weekend.") == []
 
 
 def test_features_and_properties_are_different_kinds() -> None:
     found = {(c.kind, c.text) for c in extract_claims("Wireless, adjustable and waterproof.")}
     assert found == {("feature", "Wireless"), ("feature", "adjustable"), ("property", "waterproof")}
+
+
+def test_a_price_the_product_does_not_have_is_an_unsupported_claim() -> None:
+    priced = ProductFacts.from_payload(
+        ProductUpsertedPayload(
+            product_id="bag-1", title="Bag", attributes={}, price={"amount": 99, "currency": "CNY"}
+        )
+    )
+    index = FactIndex.of([priced])
+    invented = ground("裙的价格在3到4元之间，适合各种场合。", index)
+    assert [claim.kind for claim in invented.unsupported] == ["price"]
+    assert [claim.text for claim in ground("Now only $25!", index).unsupported] == ["$25"]
+    assert ground("售价￥99，也就是99元。", index).unsupported == []

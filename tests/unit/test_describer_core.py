@@ -174,7 +174,12 @@ class ScriptedGenerator:
         return locale == "en"
 
     def generate(
-        self, prompts: Sequence[ChatPrompt], *, attempt: int, max_new_tokens: int
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        attempt: int,
+        max_new_tokens: int,
+        avoid: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
         self.calls.append((attempt, len(prompts)))
         text = self.attempts[min(attempt, len(self.attempts)) - 1]
@@ -248,7 +253,12 @@ class ChineseScript(ScriptedGenerator):
         return locale.startswith("zh")
 
     def generate(
-        self, prompts: Sequence[ChatPrompt], *, attempt: int, max_new_tokens: int
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        attempt: int,
+        max_new_tokens: int,
+        avoid: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
         self.prompts += prompts
         return super().generate(prompts, attempt=attempt, max_new_tokens=max_new_tokens)
@@ -306,7 +316,12 @@ class ObedientGenerator(ScriptedGenerator):
         return True
 
     def generate(
-        self, prompts: Sequence[ChatPrompt], *, attempt: int, max_new_tokens: int
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        attempt: int,
+        max_new_tokens: int,
+        avoid: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
         self.calls.append((attempt, len(prompts)))
         return [

@@ -110,7 +110,12 @@ class EchoGenerator:
         return locale == "en"
 
     def generate(
-        self, prompts: Sequence[ChatPrompt], *, attempt: int, max_new_tokens: int
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        attempt: int,
+        max_new_tokens: int,
+        avoid: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
         return [self.text for _ in prompts]
 

@@ -47,7 +47,18 @@ _UNITS: dict[str, tuple[str, str]] = {
     **dict.fromkeys(("year", "years", "yr", "yrs", "年"), ("year", "duration")),
     **dict.fromkeys(("pcs", "pieces", "piece", "pack", "件", "片", "只"), ("piece", "quantity")),
     **dict.fromkeys(("码",), ("size", "size")),
+    # Currencies: a price stated in a text must be the product's own price.
+    **dict.fromkeys(("元", "块", "块钱", "rmb", "yuan", "cny"), ("cny", "price")),
+    **dict.fromkeys(("usd", "dollar", "dollars"), ("usd", "price")),
+    **dict.fromkeys(("eur", "euro", "euros"), ("eur", "price")),
+    **dict.fromkeys(("gbp",), ("gbp", "price")),
+    **dict.fromkeys(("inr", "rupee", "rupees"), ("inr", "price")),
 }
+_CURRENCY_SIGNS = {"$": "usd", "€": "eur", "£": "gbp", "¥": "cny", "￥": "cny", "₹": "inr"}
+_CURRENCY_FIRST = re.compile(
+    r"(?:([$€£¥￥₹])|\b(rs\.?|inr|usd|eur|gbp|cny|rmb)\s?)\s?(\d+(?:[.,]\d+)?)", re.IGNORECASE
+)
+_CURRENCY_CODES = {"rs": "inr", "rs.": "inr", "rmb": "cny"}
 _NUMBER = r"(\d+(?:[.,]\d+)?)"
 _UNIT_ALTERNATION = "|".join(sorted((re.escape(unit) for unit in _UNITS), key=len, reverse=True))
 _NUMBER_WITH_UNIT = re.compile(
@@ -186,6 +197,13 @@ def extract_claims(text: str) -> list[FoundClaim]:
         unit, kind = _UNITS[match.group(2).casefold()]
         canonical = f"{_number(match.group(1))} {unit}"
         found.append(FoundClaim(kind, match.group(0).strip(), canonical, *match.span()))
+    for match in _CURRENCY_FIRST.finditer(text):
+        code = match.group(1) and _CURRENCY_SIGNS[match.group(1)]
+        if not code:
+            spelled = match.group(2).casefold()
+            code = _CURRENCY_CODES.get(spelled, spelled)
+        canonical = f"{_number(match.group(3))} {code}"
+        found.append(FoundClaim("price", match.group(0).strip(), canonical, *match.span()))
     for match in _SIZE.finditer(text):
         size = (match.group(1) or match.group(2)).upper()
         found.append(FoundClaim("size", match.group(0), size.casefold(), *match.span()))
@@ -296,3 +314,18 @@ def ground(text: str, index: FactIndex) -> Grounding:
         else:
             grounded.append((claim, fact))
     return Grounding(grounded, unsupported)
+
+
+def unsupported_terms(index: FactIndex, language: str) -> list[str]:
+    """The vocabulary's claim terms in ``language`` that the facts do not support.
+
+    Generation is steered away from them (see ``DescriberPipeline.avoid``), so a small model
+    spends its attempts on sentences the gate can accept instead of inventing "breathable".
+    """
+    terms: list[str] = []
+    for kind in _TERM_KINDS:
+        for term in _vocabulary()[kind].get(language, []):
+            claim = FoundClaim(kind, term, normalise(term), 0, len(term))
+            if index.support(claim) is None:
+                terms.append(term)
+    return terms

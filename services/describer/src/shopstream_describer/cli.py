@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from shopstream_describer.compliance import Lexicons
@@ -61,7 +62,15 @@ def evaluate(
         copy_tokens=config.copy_tokens,
     )
     pipeline = DescriberPipeline(models, options)
-    result = evaluate_rows(rows, pipeline, Lexicons().default, batch_size)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("describing", total=len(rows))
+        result = evaluate_rows(
+            rows,
+            pipeline,
+            Lexicons().default,
+            batch_size,
+            progress=lambda done: progress.update(task, completed=done),
+        )
     result |= {
         "data": str(data),
         "generator": ",".join(str(item.generator) for item in used) or None,
@@ -85,7 +94,21 @@ def evaluate(
     table.add_row("outputs marked clean", f"{result['clean_share']:.1%}", "")
     for path, share in result["paths"].items():
         table.add_row(f"path: {path}", f"{share:.1%}", "")
+    table.add_row("published as generated or regenerated", f"{result['generated_share']:.1%}", "")
     table.add_row("description chars (median)", f"{result['description_chars_median']:.0f}", "")
+    overall = next(iter(locales)) if len(locales) == 1 else "all"
+    for language, figures in ({overall: result} | result.get("by_language", {})).items():
+        if figures.get("rouge_l_f1") is not None:
+            unit = {"zh": "characters", "all": "mixed"}.get(language, "words")
+            table.add_row(
+                f"ROUGE-L F1 vs human ({language}, {unit})",
+                f"{figures['rouge_l_f1']:.3f}",
+                ">= 0.25 (zh)" if language in ("zh", "all") else "",
+            )
+            table.add_row(f"BLEU-4 vs human ({language})", f"{figures['bleu_4']:.3f}", "")
+        table.add_row(f"distinct-2 ({language})", f"{figures['distinct_2']:.3f}", "")
+    for kind, count in result.get("candidate_unsupported_by_kind", {}).items():
+        table.add_row(f"unsupported {kind} claims in model candidates", str(count), "")
     table.add_row("items/s", f"{result['items_per_second']:.2f}", "")
     if result["reference_unsupported_per_text"] is not None:
         table.add_row(

@@ -51,9 +51,9 @@ class GeneratorConfig(BaseModel):
     """Prompts per forward pass; prompts are length-sorted and left-padded."""
     max_attempts: int = Field(default=2, ge=1, le=10)
     """Generations per text before repair, then the composer, take over."""
-    description_tokens: int = Field(default=128, ge=8, le=2_048)
-    """New tokens per description: the prompts ask for 80-130 Chinese characters or 50-90
-    English words, about 90-120 Qwen tokens; a cut-off last sentence is dropped."""
+    description_tokens: int = Field(default=96, ge=8, le=2_048)
+    """New tokens per description: about 130 Chinese characters or 70 English words with
+    Qwen's tokenizer; the prompts ask for less, and a cut-off last sentence is dropped."""
     copy_tokens: int = Field(default=64, ge=8, le=1_024)
     first_attempt_sampling: bool = False
     """Greedy first attempt (reproducible); retries always sample with a fixed seed."""
@@ -62,6 +62,9 @@ class GeneratorConfig(BaseModel):
     repetition_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
     no_repeat_ngram_size: int = Field(default=4, ge=0, le=10)
     """Within the completion only; the product's facts in the prompt may be repeated."""
+    avoid_unsupported_terms: bool = True
+    """Steer decoding away from claim terms the product's facts do not support and from the
+    compliance lexicon's terms (transformers backend); the gate checks the text either way."""
     seed: int = 7
     backend: Literal["transformers", "openai"] = "transformers"
     """``transformers`` runs ``generator`` in this process; ``openai`` sends the prompts to the

@@ -255,9 +255,16 @@ class _Tap:
         return self.inner.supports(locale)
 
     def generate(
-        self, prompts: Sequence[ChatPrompt], *, attempt: int, max_new_tokens: int
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        attempt: int,
+        max_new_tokens: int,
+        avoid: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
-        outputs = self.inner.generate(prompts, attempt=attempt, max_new_tokens=max_new_tokens)
+        outputs = self.inner.generate(
+            prompts, attempt=attempt, max_new_tokens=max_new_tokens, avoid=avoid
+        )
         self.seen += zip(map(_prompt_key, prompts), outputs, strict=True)
         return outputs
 

@@ -37,7 +37,12 @@ class DescriberModel:
         return self._generator.load()
 
     def generate(
-        self, prompts: Sequence[ChatPrompt], *, attempt: int, max_new_tokens: int
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        attempt: int,
+        max_new_tokens: int,
+        avoid: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
         sample = attempt > 1 or self.config.first_attempt_sampling
         return self._generator.generate(
@@ -50,6 +55,7 @@ class DescriberModel:
             no_repeat_ngram_size=self.config.no_repeat_ngram_size,
             seed=self.config.seed + attempt if sample else None,
             batch_size=self.config.batch_size,
+            banned_phrases=avoid if self.config.avoid_unsupported_terms else None,
         )
 
     def unload(self) -> None:

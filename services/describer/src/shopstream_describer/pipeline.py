@@ -19,7 +19,7 @@ from shopstream.events import (
     Lineage,
     QualityReport,
 )
-from shopstream_describer.claims import FactIndex, ground
+from shopstream_describer.claims import FactIndex, ground, unsupported_terms
 from shopstream_describer.compliance import Lexicon
 from shopstream_describer.composer import (
     COMPOSER_ID,
@@ -32,6 +32,7 @@ from shopstream_describer.prompts import ChatPrompt, as_data, channel_guidance, 
 from shopstream_describer.quality import Check, check, report
 from shopstream_describer.text import (
     fit,
+    has_cjk,
     is_chinese,
     join_sentences,
     normalise,
@@ -58,7 +59,12 @@ class Generator(Protocol):
     def supports(self, locale: str) -> bool: ...
 
     def generate(
-        self, prompts: Sequence[ChatPrompt], *, attempt: int, max_new_tokens: int
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        attempt: int,
+        max_new_tokens: int,
+        avoid: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
         """One completion per prompt; `attempt` > 1 must decode differently (sampling)."""
         ...
@@ -68,7 +74,7 @@ class Generator(Protocol):
 class PipelineOptions:
     max_attempts: int = 2
     """Generations per text before repair and then the composer take over."""
-    description_tokens: int = 128
+    description_tokens: int = 96
     copy_tokens: int = 64
     min_description_chars: int = 40
     min_generated_coverage: float = 0.25
@@ -136,9 +142,10 @@ class _Candidate:
 def tidy(raw: str, limit: int, locale: str = "en") -> str:
     """A small model's answer as publishable prose: no chatter, markup or cut-off sentence."""
     lines = [line for line in raw.splitlines() if line.strip() and not _CHATTER.match(line)]
+    # U+FFFD: the model emitted half a character (a byte token), which must never be published.
     text = _MARKUP.sub("", " ".join(lines))
     text = re.sub(r"\s+", " ", text).strip().strip('"“”')
-    parts = sentences(text)
+    parts = [part for part in sentences(text) if "\ufffd" not in part]
     if len(parts) > 1 and not re.search(r"[.!?。！？]$", parts[-1]):
         parts = parts[:-1]
     return fit(join_sentences(parts, locale), limit, locale)
@@ -189,6 +196,7 @@ class DescriberPipeline:
         *,
         attempt: int,
         max_new_tokens: int,
+        avoid: Sequence[Sequence[str]],
     ) -> list[str]:
         """One completion per prompt, in order; each generator gets its locales' prompts at once."""
         groups: dict[int, list[int]] = {}
@@ -203,15 +211,27 @@ class DescriberPipeline:
                 [prompts[position] for position in positions],
                 attempt=attempt,
                 max_new_tokens=max_new_tokens,
+                avoid=[avoid[position] for position in positions],
             )
             for position, text in zip(positions, texts, strict=True):
                 outputs[position] = text
         return outputs
 
+    def avoid(self, lexicon: Lexicon, index: FactIndex, locale: str) -> list[str]:
+        """Phrases decoding should steer away from: the lexicon's terms in the locale's script
+        and the claim vocabulary's terms the facts do not support."""
+        language = _language(locale)
+        terms = [term.term for term in lexicon.terms if (language == "zh") == has_cjk(term.term)]
+        return [*terms, *unsupported_terms(index, language)]
+
     # Descriptions -------------------------------------------------------------------------
 
     def describe(self, jobs: Sequence[DescriptionJob]) -> list[DescriptionResult]:
         indexes = [FactIndex.of([job.facts]) for job in jobs]
+        avoid = [
+            self.avoid(job.lexicon, index, job.locale)
+            for job, index in zip(jobs, indexes, strict=True)
+        ]
         chosen: dict[int, tuple[str, GenerationPath, int, list[ComplianceFinding]]] = {}
         best: dict[int, _Candidate] = {}
         pending = [i for i, job in enumerate(jobs) if self.generates(job.locale)]
@@ -224,6 +244,7 @@ class DescriberPipeline:
                 [self.description_prompt(jobs[i]) for i in pending],
                 attempt=attempt,
                 max_new_tokens=options.description_tokens,
+                avoid=[avoid[i] for i in pending],
             )
             still_pending = []
             for i, raw in zip(pending, outputs, strict=True):
@@ -320,6 +341,10 @@ class DescriberPipeline:
             FactIndex.of(job.products, [Fact("brief", job.brief)] if job.brief else [])
             for job in jobs
         ]
+        avoid = [
+            self.avoid(job.lexicon, index, job.locale)
+            for job, index in zip(jobs, indexes, strict=True)
+        ]
         accepted: dict[int, list[tuple[str, GenerationPath, int, list[ComplianceFinding]]]] = {
             i: [] for i in range(len(jobs))
         }
@@ -335,6 +360,7 @@ class DescriberPipeline:
                 [self.copy_prompt(jobs[i]) for i in owners],
                 attempt=attempt + 1,  # always sampled: variants must differ
                 max_new_tokens=self.options.copy_tokens,
+                avoid=[avoid[i] for i in owners],
             )
             for i, raw in zip(owners, outputs, strict=True):
                 job = jobs[i]

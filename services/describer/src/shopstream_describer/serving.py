@@ -150,9 +150,17 @@ class OpenAIChatGenerator:
             self._client = None
 
     def generate(
-        self, prompts: Sequence[ChatPrompt], *, attempt: int, max_new_tokens: int
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        attempt: int,
+        max_new_tokens: int,
+        avoid: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
-        """One completion per prompt, in the prompts' order, `concurrency` requests at a time."""
+        """One completion per prompt, in the prompts' order, `concurrency` requests at a time.
+
+        `avoid` is not sent: the OpenAI API can only bias single token ids, which this side
+        does not know; the gate checks every completion either way."""
         if self._pool is None or self._client is None:
             raise RuntimeError("OpenAIChatGenerator.generate before load()")
         client = self._client

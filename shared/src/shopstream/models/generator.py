@@ -22,6 +22,7 @@ from shopstream.models.loading import (
     release_memory,
 )
 from shopstream.models.ngram_blocker import CompletionNgramBlocker
+from shopstream.models.phrase_ban import PhraseBan, PhraseVocabulary
 from shopstream.models.registry import DEFAULT_GENERATOR, resolve
 
 logger = logging.getLogger("shopstream.models")
@@ -78,6 +79,7 @@ class TextGenerator:
         self._device: torch.device | None = None
         self._model: CausalLanguageModel | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._phrase_vocabulary: PhraseVocabulary | None = None
 
     @property
     def is_loaded(self) -> bool:
@@ -140,11 +142,14 @@ class TextGenerator:
         no_repeat_ngram_size: int = 0,
         seed: int | None = None,
         batch_size: int = 8,
+        banned_phrases: Sequence[Sequence[str]] | None = None,
     ) -> list[str]:
         """Return one completion per prompt, in the prompts' order, special tokens removed.
 
         ``seed`` reseeds torch's global generator before decoding, so sampled output repeats for
         the same prompts and settings. Sampling parameters are ignored under greedy decoding.
+        ``banned_phrases`` (one list per prompt) steers each completion away from its phrases
+        (see ``phrase_ban``).
         """
         if isinstance(prompts, str):
             raise TypeError("generate() takes a sequence of prompts; wrap a single one in a list")
@@ -180,6 +185,14 @@ class TextGenerator:
                     if no_repeat_ngram_size
                     else []
                 )
+                if banned_phrases is not None and any(banned_phrases[i] for i in batch):
+                    processors.append(
+                        PhraseBan(
+                            self._vocabulary(tokenizer),
+                            [banned_phrases[i] for i in batch],
+                            input_ids.shape[1],
+                        )
+                    )
                 generated = model.generate(
                     input_ids=input_ids.to(device),
                     attention_mask=attention_mask.to(device),
@@ -193,8 +206,14 @@ class TextGenerator:
                     completions[index] = text.strip()
         return completions
 
+    def _vocabulary(self, tokenizer: PreTrainedTokenizerBase) -> PhraseVocabulary:
+        if self._phrase_vocabulary is None:
+            self._phrase_vocabulary = PhraseVocabulary(tokenizer)
+        return self._phrase_vocabulary
+
     def unload(self) -> None:
         device = self._device
+        self._phrase_vocabulary = None
         self._model = None
         self._tokenizer = None
         self._device = None
