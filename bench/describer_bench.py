@@ -1,9 +1,10 @@
 """Describer benchmark: zh and en descriptions through a real broker vs the same generator called
 directly, in the same run.
 
-1. raw (the baseline): `DescriberModel.generate` on the service's own description prompts, in
-   chunks of the service's batch size, one worker thread (as the service's InferenceRunner),
-   greedy, the same `max_new_tokens`;
+1. raw (the baseline): `DescriberModel.generate` on the service's own description prompts, with
+   the phrases the service steers each of them away from, in chunks of the service's batch
+   size, one worker thread (as the service's InferenceRunner), greedy, the same
+   `max_new_tokens`;
 2. service: `python -m shopstream_describer` in a subprocess drains the same products (published
    at once onto a ready, warmed-up service); items/s from the first publish to the last
    description read back. The service runs with one generation attempt, so both sides generate
@@ -11,7 +12,8 @@ directly, in the same run.
    checks, the composer's bullets and SEO title and the result events. Raw and service alternate
    over `--rounds` slices, so background load hits both alike;
 3. tokens/s: the raw completions re-encoded with the model's own tokenizer (no special tokens, so
-   the end-of-sequence token is not counted; the generator returns text, not token ids). The
+   the end-of-sequence token is not counted; at most `max_new_tokens` each; the generator
+   returns text, not token ids), so an approximation of the tokens generated. The
    service decodes the same prompts greedily, so its figure is the same token count over its own
    drain time (batches formed by Kafka may pad differently and change a few tokens);
 4. latency per product, send (occurred_at) -> description read back: p50 and p95 of the drains
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -48,6 +51,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,6 +69,7 @@ from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings
+from shopstream_describer.claims import FactIndex
 from shopstream_describer.compliance import Lexicons
 from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig
 from shopstream_describer.facts import ProductFacts
@@ -172,11 +177,9 @@ def build_random_model(source: Path, target: Path, seed: int) -> str:
 
     torch.manual_seed(seed)
     config = AutoConfig.from_pretrained(source)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    try:
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # type: ignore[no-untyped-call]
+    with contextlib.suppress(OSError):  # without generation_config.json: the defaults
         model.generation_config = GenerationConfig.from_pretrained(source)
-    except OSError:
-        pass  # no generation_config.json: the model's defaults
     model.save_pretrained(target)
     AutoTokenizer.from_pretrained(source).save_pretrained(target)
     parameters = sum(parameter.numel() for parameter in model.parameters())
@@ -222,18 +225,26 @@ class RawGenerator:
             for event in products
         ]
         prompts = [self.pipeline.description_prompt(job) for job in jobs]
+        # The phrases the service steers each prompt's decoding away from (unless
+        # MODEL__AVOID_UNSUPPORTED_TERMS is off): the same logits processors on both sides.
+        avoid = [
+            self.pipeline.avoid(job.lexicon, FactIndex.of([job.facts]), job.locale) for job in jobs
+        ]
         outputs: list[str] = []
         began = time.perf_counter()
         for start in range(0, len(prompts), self.config.batch_size):
+            chunk = slice(start, start + self.config.batch_size)
             outputs += self.model.generate(
-                prompts[start : start + self.config.batch_size],
+                prompts[chunk],
                 attempt=1,
                 max_new_tokens=self.config.description_tokens,
+                avoid=avoid[chunk],
             )
         run = RawRun(time.perf_counter() - began)
         for event, job, text in zip(products, jobs, outputs, strict=True):
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            run.tokens[str(event.event_id)] = len(ids)
+            # Re-encoding can split what was one token (random weights' byte fragments).
+            run.tokens[str(event.event_id)] = min(len(ids), self.config.description_tokens)
             run.samples.setdefault(job.locale, text)
         return run
 
@@ -309,6 +320,56 @@ def _latencies(reader: DescriptionReader, sent: dict[str, datetime]) -> list[flo
     return [(reader.arrived[event_id] - at).total_seconds() for event_id, at in sent.items()]
 
 
+@dataclass
+class Drain:
+    """The alternating rounds: raw and service over the same products."""
+
+    raw_seconds: float = 0.0
+    service_seconds: float = 0.0
+    tokens: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, str] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+
+
+async def alternate(
+    raw: RawGenerator,
+    products: list[ProductUpserted],
+    rounds: int,
+    *,
+    bootstrap: str,
+    topic: str,
+    reader: DescriptionReader,
+) -> Drain:
+    """Each slice generated raw, then drained through the service (from the first publish to
+    the last description read back; the reader reads while the producer sends)."""
+    drain = Drain()
+    size = -(-len(products) // rounds)
+    for part in (products[start : start + size] for start in range(0, len(products), size)):
+        run = await raw.generate(part)
+        drain.raw_seconds += run.seconds
+        drain.tokens |= run.tokens
+        drain.samples = run.samples | drain.samples
+        began = time.perf_counter()
+        reading = asyncio.create_task(reader.until({str(e.event_id) for e in part}, 3_600))
+        sent = await send(bootstrap, topic, part)
+        await reading
+        drain.service_seconds += time.perf_counter() - began
+        drain.latencies += _latencies(reader, sent)
+    return drain
+
+
+async def trickle(
+    bootstrap: str, topic: str, reader: DescriptionReader, count: int, rate: float
+) -> list[float]:
+    """End-to-end seconds of `count` fresh products sent at `rate` per second."""
+    products = make_products(count, f"steady-{uuid.uuid4().hex[:6]}")
+    wanted = {str(e.event_id) for e in products}
+    reading = asyncio.create_task(reader.until(wanted, count / rate + 1_800))
+    sent = await send(bootstrap, topic, products, rate=rate)
+    await reading
+    return _latencies(reader, sent)
+
+
 async def measure(
     bootstrap: str,
     config: GeneratorConfig,
@@ -329,9 +390,13 @@ async def measure(
     reader = DescriptionReader(bootstrap, topics.descriptions)
     raw: RawGenerator | None = None
     try:
+        # The service starts alone, then the raw model loads: neither start-up competes.
         start_seconds = await service.wait_ready(limit=1_800)
-        service_load_seconds = service.metric(METRIC + "model_load_seconds")
-        idle_rss = service.memory_kib("VmRSS")
+        started = {
+            "service_start_seconds": start_seconds,
+            "service_model_load_seconds": service.metric(METRIC + "model_load_seconds"),
+            "rss_idle_mb": service.memory_kib("VmRSS") / 1024,
+        }
         raw = await asyncio.to_thread(RawGenerator, config)
         await reader.start()
         warm = make_products(config.batch_size, f"warm-{tag}")
@@ -341,59 +406,35 @@ async def measure(
 
         watched = (METRIC + "inference_seconds_sum", METRIC + "batch_size_count")
         before = {name: service.metric(name) for name in watched}
-        raw_seconds = service_seconds = 0.0
-        tokens: dict[str, int] = {}
-        samples: dict[str, str] = {}
-        drain: list[float] = []
-        size = -(-len(products) // rounds)
-        for part in (products[start : start + size] for start in range(0, len(products), size)):
-            run = await raw.generate(part)
-            raw_seconds += run.seconds
-            tokens |= run.tokens
-            samples = run.samples | samples
-            began = time.perf_counter()
-            reading = asyncio.create_task(reader.until({str(e.event_id) for e in part}, 3_600))
-            sent = await send(bootstrap, topics.products, part)
-            await reading
-            service_seconds += time.perf_counter() - began
-            drain += _latencies(reader, sent)
-        inference, batches = (service.metric(name) - before[name] for name in watched)
-        service_rate = len(products) / service_seconds
-
-        rate = service_rate / 2
-        trickle = make_products(steady, f"steady-{tag}")
-        reading = asyncio.create_task(
-            reader.until({str(e.event_id) for e in trickle}, steady / rate + 1_800)
+        drain = await alternate(
+            raw, products, rounds, bootstrap=bootstrap, topic=topics.products, reader=reader
         )
-        sent = await send(bootstrap, topics.products, trickle, rate=rate)
-        await reading
-        steady_latencies = _latencies(reader, sent)
-        peak_rss = service.memory_kib("VmHWM")
-        raw_gpu = raw.peak_gpu_mib()
+        inference, batches = (service.metric(name) - before[name] for name in watched)
+        rate = len(products) / drain.service_seconds / 2
+        steady_latencies = await trickle(bootstrap, topics.products, reader, steady, rate)
+        peaks = {
+            "rss_peak_mb": service.memory_kib("VmHWM") / 1024,
+            "raw_gpu_peak_allocated_mb": raw.peak_gpu_mib(),
+        }
     finally:
         await reader.stop()
         exit_code = service.stop()
         if raw is not None:
             raw.close()
-    bench_peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     documents = [reader.documents[str(event.event_id)] for event in products]
-    paths: dict[str, int] = {}
-    for document in documents:
-        path = document["payload"]["quality"]["path"]
-        paths[path] = paths.get(path, 0) + 1
-    total_tokens = sum(tokens.values())
+    paths = Counter(document["payload"]["quality"]["path"] for document in documents)
+    total_tokens = sum(drain.tokens.values())
     per_language = {
-        language: [
-            tokens[str(e.event_id)] for e in products if e.payload.locale == language
-        ]
+        language: [drain.tokens[str(e.event_id)] for e in products if e.payload.locale == language]
         for language in LANGUAGES
     }
+    items = len(products)
     return {
         "generator": config.generator,
         "model_id": documents[0]["lineage"]["model_id"],
         "device": raw.device,
         "dtype": raw.dtype,
-        "products": len(products),
+        "products": items,
         "products_per_language": {k: len(v) for k, v in per_language.items()},
         "rounds": rounds,
         "batch": config.batch_size,
@@ -401,79 +442,86 @@ async def measure(
         "token_count": "raw completions re-encoded with the model's tokenizer, no special tokens",
         "generated_tokens": total_tokens,
         "tokens_per_item": {k: sum(v) / len(v) for k, v in per_language.items() if v},
-        "raw_seconds": raw_seconds,
-        "raw_items_per_second": len(products) / raw_seconds,
-        "raw_tokens_per_second": total_tokens / raw_seconds,
-        "raw_seconds_per_item": raw_seconds / len(products),
+        "raw_seconds": drain.raw_seconds,
+        "raw_items_per_second": items / drain.raw_seconds,
+        "raw_tokens_per_second": total_tokens / drain.raw_seconds,
+        "raw_seconds_per_item": drain.raw_seconds / items,
         "raw_model_load_seconds": raw.load_seconds,
-        "service_seconds": service_seconds,
-        "service_items_per_second": service_rate,
-        "service_tokens_per_second": total_tokens / service_seconds,
-        "service_seconds_per_item": service_seconds / len(products),
-        "ratio": raw_seconds / service_seconds,
-        "model_busy_share": inference / service_seconds,
-        "mean_batch_size": len(products) / batches if batches else float("nan"),
-        "service_paths": paths,
-        "service_model_load_seconds": service_load_seconds,
-        "service_start_seconds": start_seconds,
-        "drain_p50_seconds": percentile(drain, 0.50),
-        "drain_p95_seconds": percentile(drain, 0.95),
+        "service_seconds": drain.service_seconds,
+        "service_items_per_second": items / drain.service_seconds,
+        "service_tokens_per_second": total_tokens / drain.service_seconds,
+        "service_seconds_per_item": drain.service_seconds / items,
+        "ratio": drain.raw_seconds / drain.service_seconds,
+        "model_busy_share": inference / drain.service_seconds,
+        "mean_batch_size": items / batches if batches else float("nan"),
+        "service_paths": dict(sorted(paths.items())),
+        **started,
+        "drain_p50_seconds": percentile(drain.latencies, 0.50),
+        "drain_p95_seconds": percentile(drain.latencies, 0.95),
         "steady_rate": rate,
-        "steady_items": len(trickle),
+        "steady_items": steady,
         "steady_p50_seconds": percentile(steady_latencies, 0.50),
         "steady_p95_seconds": percentile(steady_latencies, 0.95),
-        "rss_idle_mb": idle_rss / 1024,
-        "rss_peak_mb": peak_rss / 1024,
-        "bench_process_rss_peak_mb": bench_peak_mib,
-        "raw_gpu_peak_allocated_mb": raw_gpu,
+        **peaks,
+        "bench_process_rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "service_exit_code": exit_code,
         "load_average": os.getloadavg(),
-        "samples": samples,
+        "samples": drain.samples,
     }
 
 
+def _pair(result: dict[str, Any], name: str, spec: str) -> tuple[str, str]:
+    """The raw and the service figure of `name` (`raw_<name>`, `service_<name>`)."""
+    raw, service = (format(result[f"{side}_{name}"], spec) for side in ("raw", "service"))
+    return raw, service
+
+
 def report(result: dict[str, Any]) -> None:
-    per_language = result["products_per_language"]
-    random = " — RANDOM WEIGHTS: speed only" if result.get("random_init") else ""
+    r = result
+    per_language = r["products_per_language"]
+    random = " (RANDOM WEIGHTS: speed only)" if r.get("random_init") else ""
     title = (
-        f"describer, {result['generator']} on {result['device']} ({result['dtype']}){random}\n"
-        f"{per_language['en']} en + {per_language['zh']} zh products in {result['rounds']} "
-        f"alternating rounds, batch {result['batch']}, {result['max_new_tokens']} new tokens, "
+        f"describer, {r['generator']} on {r['device']} ({r['dtype']}){random}\n"
+        f"{per_language['en']} en + {per_language['zh']} zh products in {r['rounds']} "
+        f"alternating rounds, batch {r['batch']}, {r['max_new_tokens']} new tokens, "
         "greedy, 1 attempt"
     )
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("raw batched generate (baseline)", justify="right")
     table.add_column("service through Kafka", justify="right")
-    rate = result["steady_rate"]
-    tokens = result["tokens_per_item"]
-    paths = ", ".join(f"{name} {count}" for name, count in sorted(result["service_paths"].items()))
-    gpu = result["raw_gpu_peak_allocated_mb"]
+    tokens = " / ".join(f"{r['tokens_per_item'].get(k, 0):.0f}" for k in LANGUAGES)
+    paths = ", ".join(f"{name} {count}" for name, count in r["service_paths"].items())
+    gpu = r["raw_gpu_peak_allocated_mb"]
     rows = [
-        ("items/s", f"{result['raw_items_per_second']:.3f}", f"{result['service_items_per_second']:.3f}"),
-        ("tokens/s (raw outputs re-tokenised)", f"{result['raw_tokens_per_second']:.1f}", f"{result['service_tokens_per_second']:.1f}"),
-        ("seconds per item", f"{result['raw_seconds_per_item']:.2f}", f"{result['service_seconds_per_item']:.2f}"),
-        ("service / raw (target >= 0.90)", "(baseline)", f"{result['ratio']:.2f}"),
-        ("tokens per item en / zh", " / ".join(f"{tokens.get(k, 0):.0f}" for k in LANGUAGES), "same prompts"),
-        ("model busy share, mean batch (drain)", "", f"{result['model_busy_share']:.0%}, {result['mean_batch_size']:.1f}"),
+        ("items/s", *_pair(r, "items_per_second", ".3f")),
+        ("tokens/s (raw outputs re-tokenised)", *_pair(r, "tokens_per_second", ".1f")),
+        ("seconds per item", *_pair(r, "seconds_per_item", ".2f")),
+        ("service / raw (target >= 0.90)", "(baseline)", f"{r['ratio']:.2f}"),
+        ("generated tokens per item, en / zh", tokens, "(same prompts)"),
+        ("model busy share, mean batch (drain)", "",
+         f"{r['model_busy_share']:.0%}, {r['mean_batch_size']:.1f}"),
         ("paths of the published texts", "", paths),
-        ("latency p50 / p95, drain (all queued) (s)", "", f"{result['drain_p50_seconds']:.1f} / {result['drain_p95_seconds']:.1f}"),
-        (f"latency p50 / p95 @ {rate:.3f}/s, {result['steady_items']} items (s)", "", f"{result['steady_p50_seconds']:.1f} / {result['steady_p95_seconds']:.1f}"),
-        ("RSS after start-up / peak (MiB)", f"- / {result['bench_process_rss_peak_mb']:.0f} (bench process)", f"{result['rss_idle_mb']:.0f} / {result['rss_peak_mb']:.0f}"),
-        ("GPU memory peak allocated (MiB)", "-" if gpu is None else f"{gpu:.0f}", ""),
-        ("process start to ready (s)", "", f"{result['service_start_seconds']:.1f}"),
-        ("model load (s)", f"{result['raw_model_load_seconds']:.1f}", f"{result['service_model_load_seconds']:.1f}"),
+        ("latency p50 / p95, drain: all queued (s)", "",
+         f"{r['drain_p50_seconds']:.1f} / {r['drain_p95_seconds']:.1f}"),
+        (f"latency p50 / p95 @ {r['steady_rate']:.3f}/s, {r['steady_items']} items (s)", "",
+         f"{r['steady_p50_seconds']:.1f} / {r['steady_p95_seconds']:.1f}"),
+        ("RSS after start-up / peak (MiB)", f"peak {r['bench_process_rss_peak_mb']:.0f} (bench)",
+         f"{r['rss_idle_mb']:.0f} / {r['rss_peak_mb']:.0f}"),
+        ("GPU memory, peak allocated (MiB)", "-" if gpu is None else f"{gpu:.0f}", ""),
+        ("process start to ready (s)", "", f"{r['service_start_seconds']:.1f}"),
+        ("model load (s)", *_pair(r, "model_load_seconds", ".1f")),
     ]  # fmt: skip
     for row in rows:
         table.add_row(*row)
-    load = " ".join(f"{value:.1f}" for value in result["load_average"])
+    load = " ".join(f"{value:.1f}" for value in r["load_average"])
     table.caption = f"load average (1, 5, 15 min) at the end: {load}"
     console.print(table)
-    for locale, text in sorted(result["samples"].items()):
+    for locale, text in sorted(r["samples"].items()):
         console.print(f"[dim]raw {locale} sample:[/dim] {text[:160]!r}")
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -482,7 +530,7 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--steady", type=int, default=6, help="products sent at half the rate")
-    parser.add_argument("--generator", default=DEFAULT_GENERATOR, help="writes en and zh")
+    parser.add_argument("--generator", default=DEFAULT_GENERATOR, help="one that writes en and zh")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument(
         "--random-init",
@@ -506,49 +554,56 @@ async def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1 or args.products < args.rounds or args.steady < 1:
         parser.error("need --products >= --rounds >= 1 and --steady >= 1")
+    return args
+
+
+async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    generator, random_model = args.generator, None
+    if args.random_init:
+        source = config_source(args.generator, args.config_dir)
+        with console.status(f"building a random model from {source}..."):
+            random_model = build_random_model(source, home / "random-model", args.seed)
+        generator = str(home / "random-model")
+        console.print(f"[yellow]random weights[/yellow] ({random_model}): speed only")
+    config = GeneratorConfig(
+        generator=generator,
+        languages=list(LANGUAGES),
+        device=args.device,
+        batch_size=args.batch,
+        description_tokens=args.max_new_tokens,
+    )
+    products = make_products(args.products, "drain")
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker = LocalBrokerConfig(
+        port=args.port,
+        controller_port=args.port + 1,
+        home=home,
+        jars_home=LocalBrokerConfig().home / "jars",
+    )
+    try:
+        if bootstrap is None:
+            local_broker.ensure_jars(broker)
+            bootstrap = local_broker.start(broker).bootstrap_servers
+        with console.status("service start-up, raw model load, alternating rounds, trickle..."):
+            result = await measure(bootstrap, config, products, args.rounds, args.steady)
+    finally:
+        local_broker.stop(broker)  # a no-op when KAFKA_BOOTSTRAP_SERVERS named another broker
+    suffix = " (random weights)" if random_model else ""
+    return result | {"random_init": random_model, "generator": args.generator + suffix}
+
+
+async def main() -> None:
+    args = parse_args()
     if args.export_config is not None:
         source = config_source(args.generator, args.config_dir)
         copied = export_config(source, args.export_config)
         console.print(f"{', '.join(copied)} copied from {source} to {args.export_config}")
         return
     home = Path(tempfile.mkdtemp(prefix="shopstream-bench-"))
-    generator, random_model = args.generator, None
     try:
-        if args.random_init:
-            source = config_source(args.generator, args.config_dir)
-            with console.status(f"building a random model from {source}..."):
-                random_model = build_random_model(source, home / "random-model", args.seed)
-            generator = str(home / "random-model")
-            console.print(f"[yellow]random weights[/yellow] ({random_model}): speed only")
-        config = GeneratorConfig(
-            generator=generator,
-            languages=list(LANGUAGES),
-            device=args.device,
-            batch_size=args.batch,
-            description_tokens=args.max_new_tokens,
-        )
-        products = make_products(args.products, "drain")
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        broker = LocalBrokerConfig(
-            port=args.port,
-            controller_port=args.port + 1,
-            home=home,
-            jars_home=LocalBrokerConfig().home / "jars",
-        )
-        try:
-            if bootstrap is None:
-                local_broker.ensure_jars(broker)
-                bootstrap = local_broker.start(broker).bootstrap_servers
-            with console.status("service start-up, raw model load, alternating rounds, trickle..."):
-                result = await measure(bootstrap, config, products, args.rounds, args.steady)
-        finally:
-            local_broker.stop(broker)  # a no-op when KAFKA_BOOTSTRAP_SERVERS named another broker
+        result = await run(args, home)
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    result |= {
-        "random_init": random_model,
-        "generator": args.generator + (" (random weights)" if random_model else ""),
-    }
     report(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))

@@ -51,7 +51,7 @@ class GeneratorConfig(BaseModel):
     """Prompts per forward pass; prompts are length-sorted and left-padded."""
     max_attempts: int = Field(default=2, ge=1, le=10)
     """Generations per text before repair, then the composer, take over."""
-    description_tokens: int = Field(default=96, ge=8, le=2_048)
+    description_tokens: int = Field(default=128, ge=8, le=2_048)
     """New tokens per description: about 130 Chinese characters or 70 English words with
     Qwen's tokenizer; the prompts ask for less, and a cut-off last sentence is dropped."""
     copy_tokens: int = Field(default=64, ge=8, le=1_024)

@@ -1,17 +1,27 @@
-"""The describer part of `shopstream demo`: a sample shop's products and one campaign.
+"""The describer part of `shopstream demo`: a sample shop's products and a campaign per language.
 
-Five products (Chinese and English, some asking for both locales) go onto the catalogue topic
-and one copy request onto the marketing topic; every text is read back from Kafka and shown
-with its quality report. The composer writes them unless ``DESCRIBER_MODEL__GENERATOR`` names
-a generator, so the step takes seconds, not minutes, on a laptop CPU.
+Five products (Chinese and English, some asking for both locales: three texts in each language)
+go onto the catalogue topic and two copy requests (one zh, one en) onto the marketing topic. The
+default generator, Qwen2.5-Coder-0.5B-Instruct, writes the zh and the en texts; every text is
+read back from Kafka and shown with its quality report (path, grounded and unsupported claims,
+attribute coverage, compliance findings) and how long after its publish it was written, with
+the total time spent generating.
+
+The token budget is at most the service's (``DEMO_TOKENS``, unless
+``DESCRIBER_MODEL__DESCRIPTION_TOKENS`` / ``__COPY_TOKENS`` are set), so the step takes a minute
+or two on a laptop CPU; ``DESCRIBER_MODEL__GENERATOR=none`` composes every text from the
+attributes in seconds, and any other generator can be named there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -20,13 +30,22 @@ from rich.table import Table
 from rich.text import Text
 
 from shopstream.events import CopyRequested, ProductUpserted
-from shopstream.kafka_io import publish_events, read_topic
+from shopstream.kafka_io import publish_events, read_to_end
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
-from shopstream_describer.app import build_service
-from shopstream_describer.config import DescriberSettings, GeneratorConfig
+from shopstream_describer.app import SERVICE_NAME, build_service
+from shopstream_describer.config import DescriberSettings
 
-SHOWN_CHARS = 110
+SHOWN_CHARS = 140
+DEMO_TOKENS = {"description_tokens": 96, "copy_tokens": 48}
+"""New tokens per description and per copy variant in the demo, at most the service's defaults:
+enough for the short texts the prompts ask for (a cut-off last sentence is dropped)."""
+_METRIC = f"shopstream_{SERVICE_NAME}_"
+_WATCHED = ("inference_seconds_sum", "inference_seconds_count", "e2e_lag_seconds_count")
+"""Time in batched pipeline calls, their number, and inputs handled with results acknowledged."""
+
+DescriptionKey = tuple[str, str]
+"""(product id, locale)"""
 
 
 @dataclass
@@ -34,13 +53,27 @@ class DescriberDemoOutcome:
     descriptions: int
     expected: int
     variants: int
+    expected_variants: int
     review_required: int
     seconds: float
+    """From the first publish to the last text read back."""
     start_seconds: float
+    generation_seconds: float
+    """Time the service's inference worker spent on this step's batches (generation, checks,
+    composing): the service's ``inference_seconds`` histogram."""
+    model_load_seconds: float
+    generator: str | None
+    described: dict[DescriptionKey, dict[str, Any]] = field(default_factory=dict)
+    """The ``description.generated`` documents, by (product id, locale)."""
+    copies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The ``copy.generated`` documents, by campaign id."""
+    clean_with_problems: int = 0
+    """Texts marked clean that still carry an unsupported claim or a compliance finding (the
+    gate's invariant says none)."""
 
 
 def demo_catalogue() -> dict[str, Any]:
-    """The sample products and campaign shipped with the package (``data/demo_products.json``)."""
+    """The sample products and campaigns shipped with the package (``data/demo_products.json``)."""
     text = (
         resources.files("shopstream_describer")
         .joinpath("data", "demo_products.json")
@@ -51,14 +84,25 @@ def demo_catalogue() -> dict[str, Any]:
 
 
 def demo_settings(kafka: KafkaSettings) -> DescriberSettings:
+    """The service's settings (environment included) with the demo's smaller token budget."""
     settings = DescriberSettings(kafka=kafka, http_port=0)
-    if "DESCRIBER_MODEL__GENERATOR" not in os.environ:
-        settings = settings.model_copy(update={"model": GeneratorConfig(generator=None)})
-    return settings
+    budget = {
+        name: min(tokens, getattr(settings.model, name))
+        for name, tokens in DEMO_TOKENS.items()
+        if f"DESCRIBER_MODEL__{name.upper()}" not in os.environ
+    }
+    return settings.model_copy(update={"model": settings.model.model_copy(update=budget)})
 
 
 def _shorten(text: str) -> str:
+    text = " ".join(text.split())
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def _clean_with_problems(quality: dict[str, Any]) -> bool:
+    return not quality["review_required"] and bool(
+        quality["unsupported_claims"] or quality["compliance_findings"]
+    )
 
 
 def _quality_cells(quality: dict[str, Any]) -> tuple[str | Text, ...]:
@@ -77,16 +121,118 @@ def _quality_cells(quality: dict[str, Any]) -> tuple[str | Text, ...]:
     )
 
 
+def _seconds_after(document: dict[str, Any], sent: datetime) -> str:
+    """When the service wrote the text (its event's occurred_at), counted from the publish."""
+    written = datetime.fromisoformat(document["occurred_at"])
+    return f"{(written - sent).total_seconds():.1f}"
+
+
+def _models(documents: Iterable[dict[str, Any]]) -> str:
+    return ", ".join(sorted({document["lineage"]["model_id"] for document in documents})) or "-"
+
+
+@dataclass
+class _Tally:
+    review: int = 0
+    problems: int = 0
+    variants: int = 0
+    expected_variants: int = 0
+
+    def add(self, quality: dict[str, Any]) -> None:
+        self.review += quality["review_required"]
+        self.problems += _clean_with_problems(quality)
+
+
+def _announce(console: Console, settings: DescriberSettings, start: float, load: float) -> None:
+    model = settings.model
+    if not model.generator:
+        console.print(
+            f"describer ready in {start:.1f} s: no generator, every text composed from the "
+            "attributes (unset DESCRIBER_MODEL__GENERATOR for the default model)"
+        )
+        return
+    console.print(
+        f"describer ready in {start:.1f} s: {model.generator} (writes "
+        f"{', '.join(model.languages)}) loaded in {load:.1f} s; {model.description_tokens} new "
+        f"tokens per description, {model.copy_tokens} per copy variant, up to "
+        f"{model.max_attempts} attempts (DESCRIBER_MODEL__GENERATOR=none composes every text "
+        "in seconds)"
+    )
+
+
+def _description_table(
+    described: dict[DescriptionKey, dict[str, Any]],
+    wanted: set[DescriptionKey],
+    ours: set[str],
+    sent_at: datetime,
+    *,
+    title: str,
+    tally: _Tally,
+) -> Table:
+    table = Table(
+        "product", "loc", "description", "claims ok / unsupported", "coverage", "findings",
+        "path", "report", "s",
+        title=f"{title} (written by {_models(described.values())})",
+        caption="s: seconds from the publish until the service wrote the text",
+    )  # fmt: skip
+    for key in sorted(wanted, key=lambda item: (item[1], item[0])):
+        document = described.get(key)
+        if document is None:
+            table.add_row(key[0], key[1], Text("no description", style="red"))
+            continue
+        payload = document["payload"]
+        text = _shorten(payload["description"])
+        after = _seconds_after(document, sent_at)
+        if document["causation_id"] not in ours:
+            text += " (unchanged: kept from an earlier run)"
+            after = "-"
+        tally.add(payload["quality"])
+        table.add_row(key[0], key[1], text, *_quality_cells(payload["quality"]), after)
+    return table
+
+
+def _copy_table(
+    copies: dict[str, dict[str, Any]],
+    campaigns: list[CopyRequested],
+    sent_at: datetime,
+    *,
+    title: str,
+    tally: _Tally,
+) -> Table:
+    table = Table(
+        "campaign", "loc", "variant", "claims ok / unsupported", "coverage", "findings", "path",
+        "report", "s",
+        title=f"{title} (written by {_models(copies.values())})",
+    )  # fmt: skip
+    for campaign in campaigns:
+        brief = campaign.payload
+        tally.expected_variants += brief.variants
+        label = f"{brief.campaign_id} ({brief.channel.value})"
+        document = copies.get(brief.campaign_id)
+        if document is None:
+            table.add_row(label, brief.locale, Text("no copy", style="red"))
+            continue
+        after = _seconds_after(document, sent_at)
+        for variant in document["payload"]["variants"]:
+            tally.variants += 1
+            tally.add(variant["quality"])
+            table.add_row(
+                label, brief.locale, variant["text"], *_quality_cells(variant["quality"]), after
+            )
+    return table
+
+
 async def run_describer_demo(
-    console: Console, kafka: KafkaSettings, *, within_seconds: float = 600.0
+    console: Console, kafka: KafkaSettings, *, within_seconds: float = 900.0
 ) -> DescriberDemoOutcome:
-    """Publish the sample products and campaign, start the describer, print texts and reports."""
+    """Publish the sample products and campaigns, start the describer, print texts, reports and
+    timings."""
     catalogue = demo_catalogue()
     tenant = catalogue["tenant_id"]
     settings = demo_settings(kafka)
     topics = settings.topics
     products = [ProductUpserted(tenant_id=tenant, payload=item) for item in catalogue["products"]]
-    campaign = CopyRequested(tenant_id=tenant, payload=catalogue["campaign"])
+    campaigns = [CopyRequested(tenant_id=tenant, payload=item) for item in catalogue["campaigns"]]
     wanted = {
         (product.payload.product_id, locale)
         for product in products
@@ -95,101 +241,102 @@ async def run_describer_demo(
     await ensure_topics(kafka, topics.specs())
     service = build_service(settings)
     began = time.perf_counter()
-    with console.status("describer: reading the product table, loading the generator if any..."):
+    with console.status(f"describer: loading {settings.model.generator or 'no generator'}..."):
         await service.start()
     start_seconds = time.perf_counter() - began
-    console.print(
-        f"describer ready in {start_seconds:.1f} s "
-        f"({settings.model.generator or 'composer only'}; set DESCRIBER_MODEL__GENERATOR "
-        "for a model)"
-    )
-    sent_at = time.perf_counter()
+    registry = service.registry
+
+    def metric(name: str) -> float:
+        return registry.get_sample_value(_METRIC + name) or 0.0
+
+    load_seconds = metric("model_load_seconds")
+    _announce(console, settings, start_seconds, load_seconds)
+    before = {name: metric(name) for name in _WATCHED}
+    sent_at = datetime.now(UTC)
+    sent = time.perf_counter()
     try:
-        await publish_events(kafka, topics.products, products)
-        await publish_events(kafka, topics.copy_requests, [campaign])
-        described = await _latest_descriptions(
-            kafka, topics.descriptions, tenant, wanted, within_seconds
-        )
-        copies = await _copy_for(kafka, topics.copies, str(campaign.event_id), within_seconds)
+        with console.status(
+            f"describer: writing {len(wanted)} descriptions and copy for {len(campaigns)} "
+            "campaigns..."
+        ):
+            await publish_events(kafka, topics.products, products)
+            await publish_events(kafka, topics.copy_requests, campaigns)
+            # Every input handled and its results acknowledged: what is on the output topics now
+            # is this run's texts, or an earlier run's for products that did not change.
+            deadline = time.monotonic() + within_seconds
+            inputs = len(products) + len(campaigns)
+            while metric("e2e_lag_seconds_count") - before["e2e_lag_seconds_count"] < inputs:
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+        seconds = time.perf_counter() - sent
+        generation, calls = (metric(name) - before[name] for name in _WATCHED[:2])
+        described = await _latest_descriptions(kafka, topics.descriptions, tenant, wanted)
+        copies = await _copies_for(kafka, topics.copies, {str(c.event_id) for c in campaigns})
     finally:
         await service.stop()
-    seconds = time.perf_counter() - sent_at
+
     ours = {str(product.event_id) for product in products}
-    table = Table(
-        "product", "loc", "description", "claims ok / unsupported", "coverage", "findings",
-        "path", "report",
-        title=f"description.generated for {tenant} on {topics.descriptions}",
-    )  # fmt: skip
-    review = 0
-    for key in sorted(wanted):
-        document = described.get(key)
-        if document is None:
-            table.add_row(key[0], key[1], Text("no description", style="red"))
-            continue
-        payload = document["payload"]
-        text = _shorten(payload["description"])
-        if document["causation_id"] not in ours:
-            text += " (unchanged: kept from an earlier run)"
-        review += payload["quality"]["review_required"]
-        table.add_row(key[0], key[1], text, *_quality_cells(payload["quality"]))
-    console.print(table)
-    variants = copies["payload"]["variants"] if copies else []
-    brief = catalogue["campaign"]
-    copy_table = Table(
-        "variant", "claims ok / unsupported", "coverage", "findings", "path", "report",
-        title=(
-            f"copy.generated for campaign {brief['campaign_id']} "
-            f"({brief['channel']}, {brief['locale']}, {brief['variants']} variants)"
-        ),
-    )  # fmt: skip
-    for variant in variants:
-        review += variant["quality"]["review_required"]
-        copy_table.add_row(variant["text"], *_quality_cells(variant["quality"]))
-    console.print(copy_table)
+    fresh = sum(document["causation_id"] in ours for document in described.values())
+    tally = _Tally()
+    title = f"description.generated for {tenant} on {topics.descriptions}"
+    console.print(_description_table(described, wanted, ours, sent_at, title=title, tally=tally))
+    title = f"copy.generated on {topics.copies}"
+    console.print(_copy_table(copies, campaigns, sent_at, title=title, tally=tally))
+    texts = fresh + len(copies)
+    per_text = f" ({generation / texts:.1f} s per description or campaign)" if texts else ""
     console.print(
-        f"describer service: {len(described)}/{len(wanted)} descriptions and {len(variants)} "
-        f"copy variants in {seconds:.1f} s; {review} marked for human review"
+        f"describer service: {len(described)}/{len(wanted)} descriptions ({fresh} written now) "
+        f"and {tally.variants}/{tally.expected_variants} copy variants, {seconds:.1f} s from "
+        f"publish to the last text; generation took {generation:.1f} s in {calls:.0f} batched "
+        f"calls{per_text}; {tally.review} marked for human review; texts marked clean with an "
+        f"unsupported claim or a compliance finding: {tally.problems}"
     )
     return DescriberDemoOutcome(
         descriptions=len(described),
         expected=len(wanted),
-        variants=len(variants),
-        review_required=review,
+        variants=tally.variants,
+        expected_variants=tally.expected_variants,
+        review_required=tally.review,
         seconds=seconds,
         start_seconds=start_seconds,
+        generation_seconds=generation,
+        model_load_seconds=load_seconds,
+        generator=settings.model.generator,
+        described=described,
+        copies=copies,
+        clean_with_problems=tally.problems,
     )
 
 
 async def _latest_descriptions(
-    kafka: KafkaSettings,
-    topic: str,
-    tenant: str,
-    wanted: set[tuple[str, str]],
-    within_seconds: float,
-) -> dict[tuple[str, str], dict[str, Any]]:
-    # The compacted topic holds the current text of every product and locale: an unchanged
-    # product is not described again, so an earlier run's text is the current one.
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    async for _key, value, _headers in read_topic(
-        kafka, topic, idle_timeout=within_seconds, deadline=time.monotonic() + within_seconds
-    ):
+    kafka: KafkaSettings, topic: str, tenant: str, wanted: set[DescriptionKey]
+) -> dict[DescriptionKey, dict[str, Any]]:
+    """The current text of each wanted product and locale: the compacted topic's last record
+    for it (an unchanged product is not described again, so an earlier run's text stays)."""
+    found: dict[DescriptionKey, dict[str, Any]] = {}
+    async for key, value in read_to_end(kafka, topic, max_seconds=60):
+        if value is None:  # withdrawn: `tenant:product:locale`
+            owner, _, rest = (key or b"").decode("utf-8", "replace").partition(":")
+            product_id, _, locale = rest.rpartition(":")
+            if owner == tenant:
+                found.pop((product_id, locale), None)
+            continue
         document = json.loads(value)
         payload = document.get("payload", {})
-        key = (payload.get("product_id"), payload.get("locale"))
-        if document.get("tenant_id") == tenant and key in wanted:
-            found[key] = document
-        if len(found) == len(wanted):
-            break
+        wanted_key = (payload.get("product_id"), payload.get("locale"))
+        if document.get("tenant_id") == tenant and wanted_key in wanted:
+            found[wanted_key] = document
     return found
 
 
-async def _copy_for(
-    kafka: KafkaSettings, topic: str, request_id: str, within_seconds: float
-) -> dict[str, Any] | None:
-    async for _key, value, _headers in read_topic(
-        kafka, topic, idle_timeout=within_seconds, deadline=time.monotonic() + within_seconds
-    ):
-        document: dict[str, Any] = json.loads(value)
-        if document.get("causation_id") == request_id:
-            return document
-    return None
+async def _copies_for(
+    kafka: KafkaSettings, topic: str, request_ids: set[str]
+) -> dict[str, dict[str, Any]]:
+    """The copy answering each request, by campaign id."""
+    found: dict[str, dict[str, Any]] = {}
+    async for _key, value in read_to_end(kafka, topic, max_seconds=60):
+        document: dict[str, Any] = json.loads(value or b"{}")
+        if document.get("causation_id") in request_ids:
+            found[document["payload"]["campaign_id"]] = document
+    return found
