@@ -2,10 +2,12 @@
 compliance terms. A soft aid, not the gate: a phrase the tokenizer spells another way still gets
 through and is caught by the checks afterwards.
 
-A phrase is banned in two ways. Every vocabulary token that contains it (Chinese, where BPE
+A phrase is banned in three ways. Every vocabulary token that contains it (Chinese, where BPE
 merges whole runs such as ``最好``) or that is it (a Latin word, with or without its leading
-space) is masked at every step; and its token sequences (plain, space-prefixed, capitalised)
-have their last token masked whenever the completion ends with the rest of the sequence.
+space) is masked at every step; its token sequences (plain, space-prefixed, capitalised) have
+their last token masked whenever the completion ends with the rest of the sequence; and for a
+Chinese phrase, when the completion's text ends with the phrase's first characters, every token
+that starts with the remaining ones is masked (``防`` then ``水性能`` would write 防水).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class PhraseVocabulary:
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self._tokenizer = tokenizer
+        self._starting_with: dict[str, torch.Tensor] = {}
 
     @cached_property
     def _decoded(self) -> list[tuple[int, str]]:
@@ -43,6 +46,16 @@ class PhraseVocabulary:
         for index, text in self._decoded:
             words.setdefault(text.strip().casefold(), []).append(index)
         return words
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._tokenizer.decode(ids))
+
+    def tokens_starting_with(self, text: str) -> torch.Tensor:
+        found = self._starting_with.get(text)
+        if found is None:
+            ids = [index for index, token in self._cjk if token.lstrip().startswith(text)]
+            found = self._starting_with[text] = torch.tensor(ids, dtype=torch.long)
+        return found
 
     def tokens_for(self, phrase: str) -> set[int]:
         if _CJK.search(phrase):
@@ -65,6 +78,8 @@ class PhraseBan(LogitsProcessor):
         prompt_length: int,
     ) -> None:
         self.prompt_length = prompt_length
+        self.vocabulary = vocabulary
+        self.chinese = [[phrase for phrase in row if _CJK.search(phrase)] for row in phrases]
         self.always: list[torch.Tensor] = []
         self.sequences: list[list[list[int]]] = []
         for row in phrases:
@@ -89,4 +104,14 @@ class PhraseBan(LogitsProcessor):
                     and generated[len(generated) - len(prefix) :] == prefix
                 ):
                     scores[row, sequence[-1]] = -float("inf")
+            if self.chinese[row] and generated:
+                self._ban_continuations(row, self.vocabulary.decode(generated[-4:]), scores)
         return scores
+
+    def _ban_continuations(self, row: int, tail: str, scores: torch.FloatTensor) -> None:
+        for phrase in self.chinese[row]:
+            for split in range(1, len(phrase)):
+                if tail.endswith(phrase[:split]):
+                    banned = self.vocabulary.tokens_starting_with(phrase[split:])
+                    if banned.numel():
+                        scores[row, banned.to(scores.device)] = -float("inf")
