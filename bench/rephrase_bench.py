@@ -26,7 +26,7 @@ from typing import Any
 
 from shopstream.models import TextGenerator, configure_threads
 from shopstream_responder.config import RephraseConfig
-from shopstream_responder.rephrase import Rephraser, RephraseRequest, check_support
+from shopstream_responder.rephrase import Rephraser, RephraseRequest, check_support, rejection
 from shopstream_responder.text import detect_locale, split_sentences
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,6 +153,7 @@ def main() -> None:
                     "raw": raw,
                     "reply_language": detect_locale(text),
                     "accepted": reply is not None,
+                    "rejection": rejection(text, request, config.min_term_share),
                     "unsupported": list(check.unsupported_sentences),
                 }
             )

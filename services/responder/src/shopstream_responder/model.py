@@ -156,26 +156,31 @@ class ResponderModel:
         self, rephraser: Rephraser, questions: Sequence[Question], drafts: list[Draft]
     ) -> list[Draft]:
         """Drafts whose answer the generator rephrased with support; the others as they were.
-        Hand-offs keep their extractive text: a person reads it, not the customer."""
-        chosen = [
-            number
-            for number, draft in enumerate(drafts)
-            if draft.answer is not None
-            and draft.handoff is None
-            and language_of(draft.locale) in rephraser.config.languages
-        ]
+        Hand-offs keep their extractive text: a person reads it, not the customer. Both the
+        customer's language and the answer's (a Chinese question may be answered from English
+        passages) must be among ``languages``; the reply is asked for in the answer's, the
+        only one the support check can compare with the passages."""
+        languages = rephraser.config.languages
+        chosen: list[tuple[int, str]] = []
+        for number, draft in enumerate(drafts):
+            if draft.answer is None or draft.handoff is not None:
+                continue
+            answer_language = detect_locale(draft.answer)
+            if language_of(draft.locale) in languages and answer_language in languages:
+                chosen.append((number, answer_language))
         requests = [
             RephraseRequest(
                 question=questions[number].text,
                 answer=drafts[number].answer or "",
                 passages=tuple(hit.passage.text for hit in drafts[number].citations),
+                language=language,
             )
-            for number in chosen
+            for number, language in chosen
         ]
         with self._lock:
             replies = rephraser.rephrase(requests)
         result = list(drafts)
-        for number, reply in zip(chosen, replies, strict=True):
+        for (number, _), reply in zip(chosen, replies, strict=True):
             if reply is not None:
                 result[number] = replace(result[number], answer=reply, rephrased=True)
             else:

@@ -1,13 +1,17 @@
 """Optional rephrasing of the extractive answer by a generator, kept only when it is supported.
 
 A small generator writes fluent replies but invents facts (SmolLM2-135M adds features and
-numbers that no passage holds). So its reply is split into sentences and every sentence is
-checked against the retrieved passages: all its numbers must appear in them, and nearly all of
-its content terms (English words, Chinese character bigrams; courtesy words aside), and any
-negation it makes must be in them, so "not refundable" does not pass for "refundable". One
-unsupported sentence and the extractive answer stands. The customer's question reaches the
-prompt as quoted data; whatever it asks for, a reply that says anything the passages do not is
-thrown away.
+numbers that no passage holds; Qwen2.5-Coder-0.5B, the default, which writes Chinese too, mostly
+copies the answer or a part of it). So its reply is split into sentences and every sentence is
+checked against the retrieved passages: all its numbers must appear in them (digits, and Chinese
+numerals before a unit: "七天" is 7), and nearly all of its content terms (English words;
+Chinese, which has no spaces, by character bigrams; courtesy words aside), and any negation it
+makes must be in them, so "not refundable" does not pass for "refundable". One unsupported
+sentence, a reply in another language than the answer, one cut off mid-sentence or one of
+courtesy alone, and the extractive answer stands. The prompt is in the answer's language
+(English or Chinese); the customer's question reaches it as quoted data, and whatever it asks
+for, a reply that says anything the passages do not is thrown away. The check does not make a
+reply complete: one that keeps only part of the answer (a condition dropped) passes.
 
 No Kafka here, and torch only inside ``load()``.
 """
@@ -31,20 +35,28 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 COURTESY = frozenset(
     {"sure", "good", "news", "great", "happy", "glad", "thanks", "thank", "hello", "hi", "dear",
      "customer", "course", "certainly", "absolutely", "welcome", "hope", "helps", "let", "us",
-     "know", "questions", "question", "further", "assist", "assistance"}
+     "know", "ask", "questions", "question", "further", "assist", "assistance", "i'd", "i'll",
+     "i'm", "we'll", "we're", "we'd", "you'll", "you're", "you'd"}
 )  # fmt: skip
 # Phrases removed before terms are taken, longest first. Chinese ones matter most: bigrams of
 # "您好！" or "感谢您的耐心。" would otherwise make a whole sentence unsupported.
 COURTESY_PHRASES = tuple(
     sorted(
-        ("feel free", "您好", "你好", "亲爱的", "尊敬的", "顾客", "非常感谢", "感谢", "谢谢",
-         "不客气", "很高兴", "乐意", "希望", "能帮到您", "帮到您", "对您有帮助", "有帮助", "祝您",
+        ("feel free", "do my best", "do our best",
+         "您好", "你好", "亲爱的", "尊敬的", "顾客", "非常感谢", "感谢", "谢谢", "不客气",
+         "很高兴", "乐意", "希望", "能帮到您", "帮到您", "对您有帮助", "有帮助", "祝您",
          "购物愉快", "生活愉快", "愉快", "如有疑问", "如有其他问题", "其他问题", "随时",
          "您的耐心", "耐心"),
         key=len,
         reverse=True,
     )
 )  # fmt: skip
+# Chinese characters that claim nothing by themselves (pronouns, particles, "在", "是"): a
+# reply's bigram holding one is left out, so "您可以在签收7天内…" is not held against the
+# passage's "自签收之日起7天内…" for "您可" and "在签".
+_CHINESE_NEUTRAL = frozenset("您你我们的了吗呢吧啊呀哦嘛在是")
+# A reply must end its last sentence; one that stops mid-sentence was cut at max_new_tokens.
+_COMPLETE = re.compile(r"[.!?。！？…]['\"”’)）」』]*$")
 # A negation changes what a sentence claims while adding a single term: it must come from the
 # passages, whatever the share of the other terms.
 NEGATIONS = frozenset({"not", "no", "never", "cannot", "can't", "don't", "doesn't", "won't"})
@@ -105,7 +117,7 @@ class SupportCheck:
 
 
 def check_support(text: str, passages: Sequence[str], min_term_share: float) -> SupportCheck:
-    """Whether every sentence of ``text`` rests on ``passages``.
+    """Whether every sentence of ``text`` rests on ``passages``, and one says something.
 
     A sentence is supported when each of its numbers occurs in the passages and at least
     ``min_term_share`` of its content terms occur in one passage sentence or, for a sentence
@@ -119,6 +131,9 @@ def check_support(text: str, passages: Sequence[str], min_term_share: float) -> 
     source_terms: set[str] = set().union(*source_sentences) if source_sentences else set()
     source_text = "".join(passages)
     sentences = split_sentences(text)
+    if not any(support_terms(sentence, courtesy=True) for sentence in sentences):
+        # Courtesy alone ("Thank you!") would replace the answer with nothing.
+        return SupportCheck(supported=False, unsupported_sentences=tuple(sentences))
     unsupported = [
         sentence
         for sentence in sentences
@@ -186,7 +201,11 @@ def support_terms(text: str, *, courtesy: bool = False) -> set[str]:
     text = fold(text)
     for phrase in COURTESY_PHRASES:
         text = text.replace(phrase, " ")
-    return overlap_terms(text) - COURTESY
+    return {
+        term
+        for term in overlap_terms(text) - COURTESY
+        if not any(char in _CHINESE_NEUTRAL for char in term)
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +234,19 @@ def prompt_of(request: RephraseRequest) -> list[dict[str, str]]:
         {"role": "system", "content": SYSTEM_PROMPTS[language]},
         {"role": "user", "content": user},
     ]
+
+
+def rejection(text: str, request: RephraseRequest, min_term_share: float) -> str | None:
+    """Why a reply cannot replace the answer (``language``: not in the answer's language;
+    ``incomplete``: cut off mid-sentence, at ``max_new_tokens``; ``unsupported``: a sentence
+    the passages do not support, or nothing but courtesy), or None when it can."""
+    if detect_locale(text) != request.reply_language:
+        return "language"
+    if not _COMPLETE.search(text):
+        return "incomplete"
+    if not check_support(text, request.passages, min_term_share).supported:
+        return "unsupported"
+    return None
 
 
 class Rephraser:
@@ -246,18 +278,11 @@ class Rephraser:
         results: list[str | None] = []
         for request, reply in zip(requests, replies, strict=True):
             text = " ".join(reply.split())
-            if detect_locale(text) != request.reply_language:
-                logger.debug("rephrased answer rejected", extra={"wrong_language": True})
-                results.append(None)
-                continue
-            check = check_support(text, request.passages, self.config.min_term_share)
-            if check.supported:
+            reason = rejection(text, request, self.config.min_term_share)
+            if reason is None:
                 results.append(text)
             else:
-                logger.debug(
-                    "rephrased answer rejected",
-                    extra={"unsupported_sentences": len(check.unsupported_sentences)},
-                )
+                logger.debug("rephrased answer rejected", extra={"reason": reason})
                 results.append(None)
         return results
 
