@@ -183,12 +183,13 @@ class RephraseConfig(BaseModel):
 
     enabled: bool = False
     """Off by default: the extractive answer is already grounded, and a CPU cannot keep up.
-    The default generator (Qwen2.5-Coder-0.5B, Chinese and English) took 15.7 s per English
-    and 11.0 s per Chinese answer (batch 8, 96 new tokens, 2 threads, on a shared 2-core CPU
-    at load average 5-6; ``bench/rephrase_bench.py``), against 9.3 s per English answer for
-    SmolLM2-135M under the same load; the extractive answer takes milliseconds. The check
-    kept 26 of 32 Qwen replies (4 cut off at 96 tokens, 2 echoed the question), 18 of them the
-    answer copied whole or in part, and 1 of 16 SmolLM2 ones. Meant for a GPU (not measured)."""
+    The default generator (Qwen2.5-Coder-0.5B, Chinese and English) took 1.37 s per English
+    and 0.72 s per Chinese answer (batch 8, 96 new tokens, 2 threads, 2-core CPU at load
+    average ~1; ``bench/rephrase_bench.py``), SmolLM2-135M 0.59 s per English answer, so a
+    replica answering 55-72 questions/s extractively would answer about one a second; on the
+    same machine at load average 5-6 it was ten times slower. The check kept 26 of 32 Qwen
+    replies (4 cut off at 96 tokens, 2 echoed the question), 18 of them the answer copied
+    whole or in part, and 1 of 16 SmolLM2 ones. Meant for a GPU (not measured)."""
     generator: str = DEFAULT_GENERATOR
     """Registry name, local directory or Hub id of an instruction-tuned causal LM
     (``smollm2-135m-instruct``: English only, with ``languages=["en"]``)."""
