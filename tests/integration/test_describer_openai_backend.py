@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shopstream.events import ProductUpserted
 from shopstream.kafka_io import publish_events
 from shopstream.models.cache import cache_root
 from shopstream.models.chunked_gguf import QWEN_CODER_05B, ensure_gguf
@@ -25,6 +24,7 @@ from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings
 from shopstream_describer.app import build_service
 from shopstream_describer.config import DescriberSettings
+from support.describer import bilingual_products
 from support.kafka import collect, unique
 
 pytestmark = pytest.mark.integration
@@ -99,30 +99,6 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.wait()
 
 
-def products(tenant: str) -> list[ProductUpserted]:
-    return [
-        ProductUpserted(
-            tenant_id=tenant,
-            payload={
-                "product_id": "bag-1",
-                "title": "Canvas Tote Bag",
-                "brand": "Acme",
-                "attributes": {"colour": "Navy", "material": "Canvas", "closure": "Zip"},
-                "target_locales": ["en"],
-            },
-        ),
-        ProductUpserted(
-            tenant_id=tenant,
-            payload={
-                "product_id": "skirt-1",
-                "title": "半身裙",
-                "locale": "zh",
-                "attributes": {"材质": "针织", "颜色": "黑色", "风格": "复古"},
-            },
-        ),
-    ]
-
-
 async def test_descriptions_come_from_the_serving_engine_and_pass_the_gate(
     kafka_bootstrap: str, llama_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -151,7 +127,7 @@ async def test_descriptions_come_from_the_serving_engine_and_pass_the_gate(
     await service.start()
     try:
         started = time.perf_counter()
-        await publish_events(kafka, settings.topics.products, products("it-shop"))
+        await publish_events(kafka, settings.topics.products, bilingual_products("it-shop"))
         described = await collect(kafka, settings.topics.descriptions, 2, within=300)
         seconds = time.perf_counter() - started
     finally:

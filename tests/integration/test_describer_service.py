@@ -13,6 +13,7 @@ from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
 from shopstream_describer.app import build_service
 from shopstream_describer.config import DescriberSettings, GeneratorConfig
+from support.describer import bilingual_products
 from support.kafka import collect, unique
 
 pytestmark = pytest.mark.integration
@@ -35,37 +36,13 @@ def settings_for(kafka: KafkaSettings, prefix: str) -> DescriberSettings:
     )
 
 
-def products(tenant: str) -> list[ProductUpserted]:
-    return [
-        ProductUpserted(
-            tenant_id=tenant,
-            payload={
-                "product_id": "bag-1",
-                "title": "Canvas Tote Bag",
-                "brand": "Acme",
-                "attributes": {"colour": "Navy", "material": "Canvas"},
-                "target_locales": ["en"],
-            },
-        ),
-        ProductUpserted(
-            tenant_id=tenant,
-            payload={
-                "product_id": "skirt-1",
-                "title": "半身裙",
-                "locale": "zh",
-                "attributes": {"材质": "针织", "颜色": "黑色", "风格": "复古"},
-            },
-        ),
-    ]
-
-
 async def test_products_get_described_unchanged_are_skipped_and_poison_is_dead_lettered(
     kafka_bootstrap: str,
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     settings = settings_for(kafka, unique("it.describer"))
     topics = settings.topics
-    first = products("it-shop")
+    first = bilingual_products("it-shop")
     service = build_service(settings)
     await service.start()
     try:
@@ -124,7 +101,7 @@ async def test_products_get_described_unchanged_are_skipped_and_poison_is_dead_l
         )
         resent = [
             event.model_copy(update={"event_id": event.event_id.__class__(int=i + 1)})
-            for i, event in enumerate(products("it-shop"))
+            for i, event in enumerate(bilingual_products("it-shop"))
         ]
         await publish_events(kafka, topics.products, [*resent, changed])
         await asyncio.sleep(1)

@@ -16,6 +16,7 @@ from shopstream_describer.facts import ProductFacts, content_hash
 from shopstream_describer.pipeline import CopyJob, DescriberPipeline, DescriptionJob
 from shopstream_describer.prompts import ChatPrompt
 from shopstream_describer.text import similarity
+from support.describer import ScriptedGenerator
 
 pytestmark = pytest.mark.unit
 
@@ -158,32 +159,6 @@ def test_content_hash_changes_with_content_model_and_prompt() -> None:
         )
     )
     assert base != content_hash(changed, "en", "m", "r1", "p1")
-
-
-class ScriptedGenerator:
-    """Answers each attempt with the next scripted text (per prompt, same for all)."""
-
-    model_id = "scripted"
-    model_revision = "rev-1"
-
-    def __init__(self, *attempts: str) -> None:
-        self.attempts = attempts
-        self.calls: list[tuple[int, int]] = []
-
-    def supports(self, locale: str) -> bool:
-        return locale == "en"
-
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
-        self.calls.append((attempt, len(prompts)))
-        text = self.attempts[min(attempt, len(self.attempts)) - 1]
-        return [f"{text} {index}." if "{n}" in text else text for index in range(len(prompts))]
 
 
 GOOD = "This DKNY trolley bag comes in black. It is a unisex bag with a 5 years warranty."

@@ -12,7 +12,6 @@ from shopstream.events import ProductUpsertedPayload
 from shopstream_describer.compliance import Lexicons
 from shopstream_describer.evaluation import EvalRow, evaluate_rows
 from shopstream_describer.pipeline import DescriberPipeline
-from shopstream_describer.prompts import ChatPrompt
 from shopstream_describer.text_metrics import (
     corpus_bleu,
     distinct_n,
@@ -20,6 +19,7 @@ from shopstream_describer.text_metrics import (
     rouge_l,
     tokens,
 )
+from support.describer import ScriptedGenerator
 
 pytestmark = pytest.mark.unit
 
@@ -97,29 +97,6 @@ def test_distinct_2() -> None:
     assert distinct_n([["a"]]) == 0.0
 
 
-class EchoGenerator:
-    """Writes the same English text for every prompt; no Chinese."""
-
-    model_id = "echo"
-    model_revision = "1"
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def supports(self, locale: str) -> bool:
-        return locale == "en"
-
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
-        return [self.text for _ in prompts]
-
-
 def row(product_id: str, locale: str, reference: str | None, **attributes: str) -> EvalRow:
     payload = ProductUpsertedPayload(
         product_id=product_id,
@@ -143,7 +120,9 @@ def test_evaluation_reports_reference_figures_per_language_and_candidate_claims(
         row("skirt", "zh", "黑色针织裙。", title="裙", 颜色="黑色", 材质="针织"),
     ]
     # Invents a property and a material the products do not state: no candidate is publishable.
-    generator = EchoGenerator("This waterproof DKNY piece comes in black leather, a lovely buy.")
+    generator = ScriptedGenerator(
+        "This waterproof DKNY piece comes in black leather, a lovely buy."
+    )
     finished: list[int] = []
     result = evaluate_rows(
         rows,
@@ -169,7 +148,7 @@ def test_evaluation_reports_reference_figures_per_language_and_candidate_claims(
 
 def test_evaluation_counts_generated_and_regenerated_as_generated() -> None:
     rows = [row("bag", "en", None, title="DKNY Black Trolley Bag", colour="black")]
-    good = EchoGenerator("This DKNY trolley bag comes in black, ready for every trip you plan.")
+    good = ScriptedGenerator("This DKNY trolley bag comes in black, ready for every trip you plan.")
     result = evaluate_rows(rows, DescriberPipeline(good), Lexicons().default)
     assert result["paths"] == {"generated": 1.0}
     assert result["generated_share"] == 1.0

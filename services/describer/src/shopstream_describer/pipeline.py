@@ -217,6 +217,15 @@ class DescriberPipeline:
                 outputs[position] = text
         return outputs
 
+    def _avoid_lists(
+        self, jobs: Sequence[DescriptionJob | CopyJob], indexes: Sequence[FactIndex]
+    ) -> list[list[str]]:
+        """`avoid` per job; empty for jobs no generator writes, so the composer pays nothing."""
+        return [
+            self.avoid(job.lexicon, index, job.locale) if self.generates(job.locale) else []
+            for job, index in zip(jobs, indexes, strict=True)
+        ]
+
     def avoid(self, lexicon: Lexicon, index: FactIndex, locale: str) -> list[str]:
         """Phrases decoding should steer away from: the lexicon's terms in the locale's script
         and the claim vocabulary's terms the facts do not support."""
@@ -228,10 +237,7 @@ class DescriberPipeline:
 
     def describe(self, jobs: Sequence[DescriptionJob]) -> list[DescriptionResult]:
         indexes = [FactIndex.of([job.facts]) for job in jobs]
-        avoid = [
-            self.avoid(job.lexicon, index, job.locale)
-            for job, index in zip(jobs, indexes, strict=True)
-        ]
+        avoid = self._avoid_lists(jobs, indexes)
         chosen: dict[int, tuple[str, GenerationPath, int, list[ComplianceFinding]]] = {}
         best: dict[int, _Candidate] = {}
         pending = [i for i, job in enumerate(jobs) if self.generates(job.locale)]
@@ -341,10 +347,7 @@ class DescriberPipeline:
             FactIndex.of(job.products, [Fact("brief", job.brief)] if job.brief else [])
             for job in jobs
         ]
-        avoid = [
-            self.avoid(job.lexicon, index, job.locale)
-            for job, index in zip(jobs, indexes, strict=True)
-        ]
+        avoid = self._avoid_lists(jobs, indexes)
         accepted: dict[int, list[tuple[str, GenerationPath, int, list[ComplianceFinding]]]] = {
             i: [] for i in range(len(jobs))
         }

@@ -28,6 +28,10 @@ class PhraseVocabulary:
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self._tokenizer = tokenizer
+        # Per phrase, filled on first use: a batch's phrases repeat across batches, and scanning
+        # the vocabulary for each of them on every batch would cost seconds per batch.
+        self._tokens: dict[str, frozenset[int]] = {}
+        self._sequences: dict[str, list[list[int]]] = {}
         self._starting_with: dict[str, torch.Tensor] = {}
 
     @cached_property
@@ -57,15 +61,23 @@ class PhraseVocabulary:
             found = self._starting_with[text] = torch.tensor(ids, dtype=torch.long)
         return found
 
-    def tokens_for(self, phrase: str) -> set[int]:
-        if _CJK.search(phrase):
-            return {index for index, text in self._cjk if phrase in text}
-        return set(self._words.get(phrase.casefold(), ()))
+    def tokens_for(self, phrase: str) -> frozenset[int]:
+        found = self._tokens.get(phrase)
+        if found is None:
+            if _CJK.search(phrase):
+                found = frozenset(index for index, text in self._cjk if phrase in text)
+            else:
+                found = frozenset(self._words.get(phrase.casefold(), ()))
+            self._tokens[phrase] = found
+        return found
 
     def sequences_for(self, phrase: str) -> list[list[int]]:
-        spellings = {phrase, f" {phrase}", phrase.capitalize(), f" {phrase.capitalize()}"}
-        encoded = self._tokenizer(sorted(spellings), add_special_tokens=False)["input_ids"]
-        return [list(ids) for ids in encoded if len(ids) > 1]
+        found = self._sequences.get(phrase)
+        if found is None:
+            spellings = {phrase, f" {phrase}", phrase.capitalize(), f" {phrase.capitalize()}"}
+            encoded = self._tokenizer(sorted(spellings), add_special_tokens=False)["input_ids"]
+            found = self._sequences[phrase] = [list(ids) for ids in encoded if len(ids) > 1]
+        return found
 
 
 class PhraseBan(LogitsProcessor):

@@ -1,0 +1,59 @@
+"""Describer test helpers: a scripted generator (a fake, unit tests only) and sample products."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shopstream.events import ProductUpserted
+from shopstream_describer.prompts import ChatPrompt
+
+
+class ScriptedGenerator:
+    """Answers each attempt with the next scripted text (per prompt, same for all)."""
+
+    model_id = "scripted"
+    model_revision = "rev-1"
+
+    def __init__(self, *attempts: str) -> None:
+        self.attempts = attempts
+        self.calls: list[tuple[int, int]] = []
+
+    def supports(self, locale: str) -> bool:
+        return locale == "en"
+
+    def generate(
+        self,
+        prompts: Sequence[ChatPrompt],
+        *,
+        attempt: int,
+        max_new_tokens: int,
+        avoid: Sequence[Sequence[str]] | None = None,
+    ) -> list[str]:
+        self.calls.append((attempt, len(prompts)))
+        text = self.attempts[min(attempt, len(self.attempts)) - 1]
+        return [f"{text} {index}." if "{n}" in text else text for index in range(len(prompts))]
+
+
+def bilingual_products(tenant: str) -> list[ProductUpserted]:
+    """A bag described in English and a skirt in Chinese, for the real-broker describer tests."""
+    return [
+        ProductUpserted(
+            tenant_id=tenant,
+            payload={
+                "product_id": "bag-1",
+                "title": "Canvas Tote Bag",
+                "brand": "Acme",
+                "attributes": {"colour": "Navy", "material": "Canvas"},
+                "target_locales": ["en"],
+            },
+        ),
+        ProductUpserted(
+            tenant_id=tenant,
+            payload={
+                "product_id": "skirt-1",
+                "title": "半身裙",
+                "locale": "zh",
+                "attributes": {"材质": "针织", "颜色": "黑色", "风格": "复古"},
+            },
+        ),
+    ]
