@@ -103,6 +103,18 @@ async def partition_count(settings: KafkaSettings, topic: str) -> int:
         await consumer.stop()
 
 
+async def end_offsets(settings: KafkaSettings, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    """The offset after the last record of every partition of `topics`, as of now."""
+    consumer = AIOKafkaConsumer(**aiokafka_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [tp for topic in topics for tp in await topic_partitions(consumer, topic)]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return ends
+    finally:
+        await consumer.stop()
+
+
 async def read_topic(
     settings: KafkaSettings,
     topic: str,
