@@ -211,6 +211,41 @@ def test_prometheus_config_is_valid():
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
+def test_alert_rules_pass_their_promtool_tests_and_name_real_metrics(project):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool missing: scripts/bootstrap.sh installs the prometheus package")
+    rules = ROOT / "deploy/prometheus"
+    completed = subprocess.run(
+        [promtool, "test", "rules", str(rules / "alerts.test.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415 - only this test
+
+    from shopstream_responder.metrics import ResponderMetrics  # noqa: PLC0415
+
+    registry = CollectorRegistry()
+    ResponderMetrics(registry)
+    exported = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in registry.collect()
+    }
+    expressions = [
+        rule["expr"]
+        for group in load_yaml(rules / "alerts.yml")["groups"]
+        for rule in group["rules"]
+    ]
+    named = {name for expr in expressions for name in re.findall(r"shopstream_\w+", expr)}
+    assert named, "the rules name shopstream metrics"
+    assert named <= exported, named - exported
+    prometheus = bind_mounts(project["services"]["prometheus"])
+    assert ROOT / prometheus["/etc/prometheus/alerts.yml"] == rules / "alerts.yml"
+
+
 def test_grafana_is_provisioned_with_the_datasource_and_dashboard(project):
     mounts = bind_mounts(project["services"]["grafana"])
     provisioning = ROOT / mounts["/etc/grafana/provisioning"]

@@ -41,17 +41,42 @@ def test_answers_cite_the_right_article_on_a_slice() -> None:
     assert reasons.get("customer_asked", 0) > 0, "people asking for an agent are handed off"
 
 
+@pytest.mark.skipif(not DATA.is_file(), reason=f"development data not found at {DATA}")
+def test_questions_no_article_covers_are_handed_off_as_not_covered() -> None:
+    """10 intents left out of the knowledge (seed 13), 400 questions: measured 81.7 % of the
+    covered ones answered at 94.3 % correct, 27.9 % of the uncovered answered anyway (52.7 %
+    with coverage off, the table's first row). Floors about five points under."""
+    report = evaluate_file(DATA, "intents", ResponderSettings(), limit=400, unseen_intents=10)
+    summary = report["summary"]
+    assert report["coverage_learned"]
+    assert summary["uncovered_questions"] > 100
+    assert summary["answered_share"] >= 0.76, summary
+    assert summary["accuracy_among_answered"] >= 0.89, summary
+    assert summary["uncovered_answered_share"] <= 0.33, summary
+    assert (
+        summary["uncovered_handoff_reasons"].get("not_covered", 0)
+        > 0.5 * summary["uncovered_questions"]
+    ), "most uncovered questions are handed off as not_covered, not as low_confidence"
+    without = report["coverage"][0]
+    assert without["min_coverage"] == 0.0
+    assert without["uncovered_answered_share"] - summary["uncovered_answered_share"] >= 0.15, (
+        "the coverage model, not the confidence threshold, hands the uncovered questions off"
+    )
+
+
 ZH_FAQ = Path(__file__).parent / "data" / "responder_faq_zh.json"
 
 
 def test_the_chinese_faq_is_answered_from_the_right_article() -> None:
-    """10 help articles and 40 questions written for this repository, plus 6 questions no
-    article covers; measured 90% answered, 94.4% correct among answered, 2 of 6 uncovered
-    questions answered anyway (Chinese questions use e5 alone; see the README)."""
+    """10 help articles and 40 questions written for this repository, plus 40 questions no
+    article covers; measured 90% answered, 94.4% correct among answered, 19 of 40 uncovered
+    questions answered anyway. The articles are titles over prose, no FAQ headings, so no
+    coverage is learned for them (see the README): the confidence threshold alone decides."""
     report = evaluate_file(ZH_FAQ, "squad", ResponderSettings())
     summary = report["summary"]
     assert summary["questions"] == 40
-    assert summary["uncovered_questions"] == 6
+    assert summary["uncovered_questions"] == 40
+    assert not report["coverage_learned"]
     assert summary["answered_share"] >= 0.8, summary
     assert summary["accuracy_among_answered"] >= 0.9, summary
-    assert summary["uncovered_answered_share"] <= 0.34, summary
+    assert summary["uncovered_answered_share"] <= 0.55, summary

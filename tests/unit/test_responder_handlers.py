@@ -75,7 +75,12 @@ async def test_each_question_gets_one_answer_with_lineage_and_a_deterministic_id
 ) -> None:
     service, model = service_for(loaded)
     handle = build_question_handler(
-        service.context, model, service.index, TOPICS.answers, service.responder_metrics
+        service.context,
+        model,
+        service.index,
+        TOPICS.answers,
+        service.responder_metrics,
+        TOPICS.knowledge_gaps,
     )
     events = [
         question("How many days do I have to return an item?"),
@@ -127,7 +132,12 @@ async def test_a_model_that_drops_answers_fails_the_batch(
     service, model = service_for(loaded)
     model.predict_batch = lambda inputs: []  # type: ignore[method-assign]
     handle = build_question_handler(
-        service.context, model, service.index, TOPICS.answers, service.responder_metrics
+        service.context,
+        model,
+        service.index,
+        TOPICS.answers,
+        service.responder_metrics,
+        TOPICS.knowledge_gaps,
     )
     with pytest.raises(RuntimeError, match="0 drafts for 1 questions"):
         await handle([question("Returns?")])

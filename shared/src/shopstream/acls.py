@@ -100,7 +100,7 @@ def _describer(topics: TopicSettings) -> TopicUse:
 
 def _responder(topics: TopicSettings, *, product_facts: bool = True) -> TopicUse:
     loads = (topics.knowledge, topics.products) if product_facts else (topics.knowledge,)
-    return TopicUse((topics.questions,), (topics.answers,), loads)
+    return TopicUse((topics.questions,), (topics.answers, topics.knowledge_gaps), loads)
 
 
 def _recommender(topics: TopicSettings) -> TopicUse:

@@ -39,6 +39,7 @@ class TopicSettings(BaseModel):
     descriptions: str = "shop.catalog.descriptions"
     copies: str = "shop.marketing.copies"
     answers: str = "shop.support.answers"
+    knowledge_gaps: str = "shop.support.knowledge-gaps"
     recs_results: str = "shop.recs.results"
     sentiment: str = "shop.reviews.sentiment"
     insights: str = "shop.reviews.insights"
@@ -82,6 +83,7 @@ class TopicSettings(BaseModel):
             self.descriptions,
             self.copies,
             self.answers,
+            self.knowledge_gaps,
             self.recs_results,
             self.sentiment,
             self.insights,

@@ -16,9 +16,15 @@ import numpy.typing as npt
 
 from shopstream.events import HandoffReason, Intent
 from shopstream_responder.config import AnsweringConfig
+from shopstream_responder.coverage import (
+    CoverageModel,
+    HeadingQuestions,
+    score_range,
+    train_coverage,
+)
 from shopstream_responder.encoding import QuestionVectors
 from shopstream_responder.intents import IntentClassifier, IntentDecision
-from shopstream_responder.knowledge import Passage, TenantSnapshot
+from shopstream_responder.knowledge import HEADING_SHARE, Passage, TenantSnapshot
 from shopstream_responder.reranker import ArticleClassifier, train
 from shopstream_responder.text import (
     detect_locale,
@@ -29,9 +35,6 @@ from shopstream_responder.text import (
 )
 
 Vector = npt.NDArray[np.float32]
-HEADING_SHARE = 2 / 3
-"""Weight of the question-to-heading cosine in a passage's score; the rest goes to the
-question-to-passage cosine. FAQ headings are the strongest evidence there is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,12 @@ class Draft:
     """The answer is the generator's supported rephrasing, not the extractive text."""
     rephrase_rejected: bool = False
     """The generator's rephrasing failed the support check; the extractive text stands."""
+    coverage: float | None = None
+    """Probability that the tenant's knowledge covers the question at all
+    (``shopstream_responder.coverage``); None when the tenant has too few FAQ articles to
+    learn it from, or coverage is off."""
+    nearest: Hit | None = None
+    """For a ``not_covered`` hand-off, the passage the question came closest to."""
 
     @property
     def answer_source(self) -> str:
@@ -255,11 +264,7 @@ def confidence(
     if not matches:
         return 0.0
     top = matches[0].best
-    if blended:
-        floor, ceiling = config.english_score_floor, config.english_score_ceiling
-    else:
-        offset = config.chinese_score_offset if language == "zh" else 0.0
-        floor, ceiling = config.score_floor + offset, config.score_ceiling + offset
+    floor, ceiling = score_range(config, language=language, blended=blended)
     span = ceiling - floor
     closeness = min(1.0, max(0.0, (top.score - floor) / span))
     bodies = snapshot.vectors.bodies
@@ -311,29 +316,58 @@ def _join(sentences: list[str]) -> str:
     return text
 
 
-class Answerer:
-    """Decides, per question: intent, passages, answer, confidence and hand-off."""
+@dataclass(frozen=True, slots=True)
+class TenantModels:
+    """What the answerer learned from one snapshot of a tenant's knowledge."""
 
-    def __init__(self, config: AnsweringConfig, classifier: IntentClassifier) -> None:
+    snapshot: weakref.ref[TenantSnapshot]
+    articles: ArticleClassifier | None
+    coverage: CoverageModel | None
+
+
+class Answerer:
+    """Decides, per question: intent, passages, answer, confidence, coverage and hand-off."""
+
+    def __init__(
+        self,
+        config: AnsweringConfig,
+        classifier: IntentClassifier,
+        heading_questions: HeadingQuestions | None = None,
+    ) -> None:
+        """``heading_questions`` turns stored heading vectors into question vectors for the
+        coverage model's rehearsals; without it coverage is not learned."""
         self.config = config
         self.classifier = classifier
+        self._heading_questions = heading_questions
         self._reranked_config = config.model_copy(
             update={"decisive_margin": config.rerank.decisive_margin}
         )
-        self._articles: dict[str, tuple[weakref.ref[TenantSnapshot], ArticleClassifier | None]] = {}
+        self._tenants: dict[str, TenantModels] = {}
+
+    def tenant_models(self, snapshot: TenantSnapshot) -> TenantModels:
+        """The tenant's article classifier and coverage model, trained on the first question
+        after its knowledge changed (each change makes a new snapshot). The classifier is None
+        when reranking is off or the knowledge has no two articles to tell apart; coverage is
+        None when it is off or the knowledge has too few articles to rehearse with."""
+        cached = self._tenants.get(snapshot.tenant_id)
+        if cached is not None and cached.snapshot() is snapshot:
+            return cached
+        articles = train(snapshot, self.config.rerank) if self.config.rerank.enabled else None
+        coverage = None
+        if self.config.coverage.enabled and self._heading_questions is not None:
+            digits = self.config.mask_digits
+            coverage = train_coverage(
+                snapshot,
+                self.config,
+                self._heading_questions,
+                lambda text: mask_digit_runs(text, digits),
+            )
+        models = TenantModels(weakref.ref(snapshot), articles, coverage)
+        self._tenants[snapshot.tenant_id] = models
+        return models
 
     def article_classifier(self, snapshot: TenantSnapshot) -> ArticleClassifier | None:
-        """The tenant's article classifier, trained on the first question after its knowledge
-        changed (each change makes a new snapshot); None when reranking is off or the
-        knowledge has no two articles to tell apart."""
-        if not self.config.rerank.enabled:
-            return None
-        cached = self._articles.get(snapshot.tenant_id)
-        if cached is not None and cached[0]() is snapshot:
-            return cached[1]
-        classifier = train(snapshot, self.config.rerank)
-        self._articles[snapshot.tenant_id] = (weakref.ref(snapshot), classifier)
-        return classifier
+        return self.tenant_models(snapshot).articles
 
     def answer(
         self, question: Question, vectors: QuestionVectors, snapshot: TenantSnapshot | None
@@ -344,6 +378,7 @@ class Answerer:
         decision = self.classifier.classify(question.text, vectors.intent)
         matches: list[DocumentMatch] = []
         score = 0.0
+        covered: float | None = None
         if snapshot is not None:
             language = language_of(locale)
             topic = decision.intent if decision.by_rule else None
@@ -364,11 +399,27 @@ class Answerer:
                 topic=topic,
                 config=self.config,
             )
-            articles = self.article_classifier(snapshot) if len(matches) > 1 else None
+            models = self.tenant_models(snapshot)
+            text = mask_digit_runs(question.text, self.config.mask_digits)
+            # One classifier pass serves both the re-ranking and the coverage evidence.
+            probabilities = (
+                None
+                if models.articles is None or (len(matches) < 2 and models.coverage is None)
+                else models.articles.probabilities(vectors.features, text)
+            )
+            if models.coverage is not None and matches:
+                rows = snapshot.searchable_rows(question.product_id)
+                covered = models.coverage.probability(
+                    models.coverage.evidence.of(
+                        vectors,
+                        text,
+                        language,
+                        allowed=None if rows is None else _mask(len(snapshot), rows),
+                        articles=probabilities,
+                    )
+                )
             reranked = None
-            if articles is not None:
-                text = mask_digit_runs(question.text, self.config.mask_digits)
-                probabilities = articles.probabilities(vectors.features, text)
+            if probabilities is not None and len(matches) > 1:
                 reranked = rerank(matches, snapshot, probabilities, self.config.rerank.weight)
             if reranked is None:
                 score = confidence(
@@ -383,17 +434,43 @@ class Answerer:
                     language=language,
                     blended=vectors.blended,
                 )
-        reason = self._handoff(decision, matches, score)
+        reason = self._handoff(decision, matches, score, covered)
         if reason is not None and reason is not HandoffReason.NEEDS_ACCOUNT_ACCESS:
-            return Draft(None, (), score, decision.intent, reason, locale, decision.injection)
+            # A not-covered question keeps its nearest article, so the knowledge gap says
+            # what the customer landed on instead.
+            nearest = matches[0].best if reason is HandoffReason.NOT_COVERED else None
+            return Draft(
+                None,
+                (),
+                score,
+                decision.intent,
+                reason,
+                locale,
+                decision.injection,
+                coverage=covered,
+                nearest=nearest,
+            )
         cited = self._cited(matches[0])
         text = extract_answer(
             question.text, [hit.passage for hit in cited], self.config.max_answer_chars
         )
-        return Draft(text, cited, score, decision.intent, reason, locale, decision.injection)
+        return Draft(
+            text,
+            cited,
+            score,
+            decision.intent,
+            reason,
+            locale,
+            decision.injection,
+            coverage=covered,
+        )
 
-    def _handoff(
-        self, decision: IntentDecision, matches: list[DocumentMatch], score: float
+    def _handoff(  # noqa: PLR0911 - one return per hand-off reason, in order of precedence
+        self,
+        decision: IntentDecision,
+        matches: list[DocumentMatch],
+        score: float,
+        covered: float | None,
     ) -> HandoffReason | None:
         # Intents that hand off on their own must come from a rule: a prototype's nearest
         # neighbour is good enough to label a question, not to take it away from the bot.
@@ -403,6 +480,8 @@ class Answerer:
             return HandoffReason.ANGRY_COMPLAINT
         if not matches:
             return HandoffReason.NO_KNOWLEDGE
+        if covered is not None and covered < self.config.coverage.min_probability:
+            return HandoffReason.NOT_COVERED
         if score < self.config.handoff_below:
             return HandoffReason.LOW_CONFIDENCE
         if decision.by_rule and decision.intent in self.config.account_access_intents:
@@ -419,3 +498,9 @@ class Answerer:
             if top.rank_score - hit.rank_score < self.config.citation_margin
         ]
         return (top, *close[: self.config.max_citations - 1])
+
+
+def _mask(size: int, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+    mask = np.zeros(size, dtype=bool)
+    mask[rows] = True
+    return mask

@@ -62,10 +62,15 @@ class ResponderService(BatchService[QuestionAsked]):
             version=__version__,
             settings=settings,
             input_topics=[settings.topics.questions],
-            output_topics=[settings.topics.answers],
+            output_topics=[settings.topics.answers, settings.topics.knowledge_gaps],
             accepts=QuestionAsked,
             build_handler=lambda context: build_question_handler(
-                context, model, index, settings.topics.answers, self.responder_metrics
+                context,
+                model,
+                index,
+                settings.topics.answers,
+                self.responder_metrics,
+                settings.topics.knowledge_gaps,
             ),
             model=model,
             startup_hooks=[catch_up_hook],

@@ -44,6 +44,10 @@ def evaluate(  # noqa: PLR0917 - each typer option is a parameter
     handoff_below: Annotated[
         float | None, typer.Option(help="Confidence threshold (default: the service's).")
     ] = None,
+    min_coverage: Annotated[
+        float | None,
+        typer.Option(help="Coverage probability threshold (default: the service's)."),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
 ) -> None:
     """Build a knowledge base from the data, answer its questions as the service would, and
@@ -56,10 +60,15 @@ def evaluate(  # noqa: PLR0917 - each typer option is a parameter
         raise typer.BadParameter("--split must be all, dev or test")
     settings = ResponderSettings()
     updates: dict[str, Any] = {"model": settings.model.model_copy(update={"threads": threads})}
+    answering: dict[str, Any] = {}
     if handoff_below is not None:
-        updates["answering"] = settings.answering.model_copy(
-            update={"handoff_below": handoff_below}
+        answering["handoff_below"] = handoff_below
+    if min_coverage is not None:
+        answering["coverage"] = settings.answering.coverage.model_copy(
+            update={"min_probability": min_coverage}
         )
+    if answering:
+        updates["answering"] = settings.answering.model_copy(update=answering)
     settings = settings.model_copy(update=updates)
     report = evaluate_file(
         data,
@@ -100,8 +109,31 @@ def print_report(report: dict[str, Any]) -> None:
     if summary["uncovered_questions"]:
         console.print(
             f"questions the knowledge does not cover: {summary['uncovered_questions']}, "
-            f"answered anyway {_percent(summary['uncovered_answered_share'])}"
+            f"answered anyway [bold]{_percent(summary['uncovered_answered_share'])}[/bold] "
+            f"{summary['uncovered_handoff_reasons']}"
         )
+    if report["coverage_learned"]:
+        coverage = Table(
+            title=f"by coverage threshold (at handoff_below {report['handoff_below']:.2f}; "
+            f"service default {report['min_coverage']:.2f})"
+        )
+        for column in (
+            "min coverage",
+            "covered answered",
+            "accuracy among answered",
+            "uncovered answered",
+        ):
+            coverage.add_column(column, justify="right")
+        for row in report["coverage"]:
+            coverage.add_row(
+                f"{row['min_coverage']:.2f}",
+                _percent(row["covered_answered_share"]),
+                _percent(row["accuracy_among_answered"]),
+                _percent(row["uncovered_answered_share"]),
+            )
+        console.print(coverage)
+    else:
+        console.print("coverage not learned: too few FAQ articles to rehearse with")
     if "gold_answer_in_correct_answers" in report:
         console.print(
             "gold answer inside correct answers: "

@@ -83,6 +83,7 @@ class BlendedEncoder:
         self._batch_size = batch_size
         self._main_scale = math.sqrt(1.0 - english_weight) if english is not None else 1.0
         self._english_scale = math.sqrt(english_weight) if english is not None else 0.0
+        self._english_dimension: int | None = None
 
     @property
     def revision(self) -> str:
@@ -100,6 +101,8 @@ class BlendedEncoder:
         if self.english is None:
             return main
         english = self._encode(self.english, texts, kind)
+        if english.shape[0]:
+            self._english_dimension = int(english.shape[1])
         return np.hstack([main * self._main_scale, english * self._english_scale])
 
     def questions(self, texts: Sequence[str], languages: Sequence[str]) -> list[QuestionVectors]:
@@ -118,6 +121,36 @@ class BlendedEncoder:
             )
             for row, blended in enumerate(language == BLENDED_LANGUAGE for language in languages)
         ]
+
+    def heading_questions(
+        self, headings: FloatMatrix, languages: Sequence[str]
+    ) -> list[QuestionVectors]:
+        """Stored heading vectors (``documents(..., "query")``) as the vectors of the same
+        text asked as a question, without running an encoder: the per-shop coverage model
+        rehearses with the shop's own headings (``shopstream_responder.coverage``). Exact:
+        a heading was embedded as a query, and a question's vectors are rescalings of it."""
+        if self.english is None:
+            return [QuestionVectors(row, row, row, blended=False) for row in headings]
+        width = headings.shape[1] - self._english_width(headings)
+        alone = np.zeros_like(headings)
+        alone[:, :width] = headings[:, :width] / (self._main_scale * self._main_scale)
+        main = headings[:, :width] / self._main_scale
+        return [
+            QuestionVectors(
+                intent=main[row],
+                retrieval=headings[row] if blended else alone[row],
+                features=headings[row],
+                blended=blended,
+            )
+            for row, blended in enumerate(language == BLENDED_LANGUAGE for language in languages)
+        ]
+
+    def _english_width(self, headings: FloatMatrix) -> int:
+        if self._english_dimension is None:
+            raise RuntimeError("no document has been embedded yet")
+        if self._english_dimension >= headings.shape[1]:
+            raise ValueError(f"heading vectors of width {headings.shape[1]} are not blended")
+        return self._english_dimension
 
     def _encode(
         self, embedder: Embedder, texts: Sequence[str], kind: Literal["query", "passage"]

@@ -7,7 +7,7 @@ Two formats:
   an opaque doc id); every other row is a question. An answer is correct when its first
   citation is a passage of the question's intent's article. ``unseen_intents`` intents get no
   article at all: their questions measure how often the responder answers what its knowledge
-  does not cover (it should hand them off).
+  does not cover (it should hand them off as ``not_covered``).
 * ``squad``: SQuAD-style JSON. Every context is a document; an answer is correct when its first
   citation is the question's context, and its text is checked for the gold answer.
 
@@ -16,7 +16,10 @@ choose settings on one, report on the other.
 
 Hand-offs by rule (the customer asks for a person, an angry complaint, an intent that needs
 account access) count as not answered; the threshold table shows answered share and accuracy if
-``handoff_below`` were set to each value, over the questions no rule hands off.
+``handoff_below`` were set to each value, over the questions no rule hands off. The coverage
+table shows, for each ``coverage.min_probability``, the covered questions answered (rule
+hand-offs count as not answered, as the bar counts them), correct among them, and the
+uncovered questions answered anyway.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from shopstream_responder.text import detect_locale
 
 EVAL_TENANT = "eval-shop"
 THRESHOLDS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9)
+COVERAGE_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 RULE_HANDOFFS = frozenset(
     {
         HandoffReason.CUSTOMER_ASKED,
@@ -179,26 +183,52 @@ class Outcome:
     def rule_handoff(self) -> bool:
         return self.draft.handoff in RULE_HANDOFFS
 
-    def answered(self, threshold: float) -> bool:
-        return not self.rule_handoff and self.draft.confidence >= threshold
+    def covered_enough(self, min_coverage: float) -> bool:
+        """The coverage model (when the tenant has one) says the knowledge covers it."""
+        coverage = self.draft.coverage
+        return coverage is None or coverage >= min_coverage
+
+    def answered(self, threshold: float, min_coverage: float = 0.0) -> bool:
+        return (
+            not self.rule_handoff
+            and self.draft.confidence >= threshold
+            and self.covered_enough(min_coverage)
+        )
 
 
 def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def summarise(outcomes: Sequence[Outcome], threshold: float) -> dict[str, Any]:
+def _reason(outcome: Outcome, threshold: float, min_coverage: float) -> str | None:
+    """The hand-off reason at these thresholds; None when answered."""
+    if outcome.rule_handoff and outcome.draft.handoff is not None:
+        return outcome.draft.handoff.value
+    if not outcome.covered_enough(min_coverage):
+        return HandoffReason.NOT_COVERED.value
+    if outcome.draft.confidence < threshold:
+        return HandoffReason.LOW_CONFIDENCE.value
+    return None
+
+
+def summarise(
+    outcomes: Sequence[Outcome], threshold: float, min_coverage: float = 0.0
+) -> dict[str, Any]:
     """Answered share, accuracy among answered, hand-off shares, at one threshold."""
     covered = [outcome for outcome in outcomes if outcome.question.expected_doc is not None]
-    answered = [outcome for outcome in covered if outcome.answered(threshold)]
+    answered = [outcome for outcome in covered if outcome.answered(threshold, min_coverage)]
     correct = sum(1 for outcome in answered if outcome.correct)
-    reasons: Counter[str] = Counter()
-    for outcome in covered:
-        if outcome.rule_handoff and outcome.draft.handoff is not None:
-            reasons[outcome.draft.handoff.value] += 1
-        elif not outcome.answered(threshold):
-            reasons[HandoffReason.LOW_CONFIDENCE.value] += 1
+    reasons = Counter(
+        reason
+        for outcome in covered
+        if (reason := _reason(outcome, threshold, min_coverage)) is not None
+    )
     uncovered = [outcome for outcome in outcomes if outcome.question.expected_doc is None]
+    uncovered_reasons = Counter(
+        reason
+        for outcome in uncovered
+        if (reason := _reason(outcome, threshold, min_coverage)) is not None
+    )
     return {
         "threshold": threshold,
         "questions": len(covered),
@@ -210,12 +240,38 @@ def summarise(outcomes: Sequence[Outcome], threshold: float) -> dict[str, Any]:
         "handoff_reasons": dict(reasons.most_common()),
         "uncovered_questions": len(uncovered),
         "uncovered_answered_share": _share(
-            sum(1 for outcome in uncovered if outcome.answered(threshold)), len(uncovered)
+            sum(1 for outcome in uncovered if outcome.answered(threshold, min_coverage)),
+            len(uncovered),
         ),
+        "uncovered_handoff_reasons": dict(uncovered_reasons.most_common()),
     }
 
 
-def threshold_table(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+def coverage_table(outcomes: Sequence[Outcome], threshold: float) -> list[dict[str, Any]]:
+    """At confidence ``threshold``, for each coverage threshold: covered questions answered
+    (rule hand-offs count as not answered), correct among them, uncovered answered."""
+    covered = [outcome for outcome in outcomes if outcome.question.expected_doc is not None]
+    uncovered = [outcome for outcome in outcomes if outcome.question.expected_doc is None]
+    rows = []
+    for min_coverage in COVERAGE_THRESHOLDS:
+        answered = [outcome for outcome in covered if outcome.answered(threshold, min_coverage)]
+        rows.append(
+            {
+                "min_coverage": min_coverage,
+                "covered_answered_share": _share(len(answered), len(covered)),
+                "accuracy_among_answered": _share(
+                    sum(1 for outcome in answered if outcome.correct), len(answered)
+                ),
+                "uncovered_answered_share": _share(
+                    sum(1 for o in uncovered if o.answered(threshold, min_coverage)),
+                    len(uncovered),
+                ),
+            }
+        )
+    return rows
+
+
+def threshold_table(outcomes: Sequence[Outcome], min_coverage: float = 0.0) -> list[dict[str, Any]]:
     """Answered share and accuracy among answered if ``handoff_below`` were each threshold:
     over the questions the knowledge covers and no rule hands off, and (answered share) over
     every covered question, rule hand-offs included, as the bar counts it."""
@@ -223,7 +279,7 @@ def threshold_table(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
     candidates = [outcome for outcome in covered if not outcome.rule_handoff]
     rows = []
     for threshold in THRESHOLDS:
-        answered = [outcome for outcome in candidates if outcome.answered(threshold)]
+        answered = [outcome for outcome in candidates if outcome.answered(threshold, min_coverage)]
         rows.append(
             {
                 "threshold": threshold,
@@ -237,13 +293,15 @@ def threshold_table(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
     return rows
 
 
-def per_label(outcomes: Sequence[Outcome], threshold: float) -> dict[str, dict[str, Any]]:
+def per_label(
+    outcomes: Sequence[Outcome], threshold: float, min_coverage: float = 0.0
+) -> dict[str, dict[str, Any]]:
     groups: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         groups[outcome.question.label].append(outcome)
     report = {}
     for label, members in sorted(groups.items()):
-        answered = [outcome for outcome in members if outcome.answered(threshold)]
+        answered = [outcome for outcome in members if outcome.answered(threshold, min_coverage)]
         report[label] = {
             "questions": len(members),
             "answered_share": _share(len(answered), len(members)),
@@ -253,12 +311,16 @@ def per_label(outcomes: Sequence[Outcome], threshold: float) -> dict[str, dict[s
     return report
 
 
-def gold_answer_share(outcomes: Sequence[Outcome], threshold: float) -> float | None:
+def gold_answer_share(
+    outcomes: Sequence[Outcome], threshold: float, min_coverage: float = 0.0
+) -> float | None:
     """SQuAD: share of correct answers whose text contains one of the gold answers."""
     answered = [
         outcome
         for outcome in outcomes
-        if outcome.correct and outcome.answered(threshold) and outcome.question.gold_answers
+        if outcome.correct
+        and outcome.answered(threshold, min_coverage)
+        and outcome.question.gold_answers
     ]
     contained = sum(
         1
@@ -306,9 +368,15 @@ def evaluate_file(
     questions = select_split(eval_set.questions, split)
     questions = questions[:limit] if limit is not None else questions
     rules = IntentRules.from_file(settings.intent_rules)
-    # Every question gets its best passage and confidence (nothing is handed off for low
-    # confidence here), so the report can apply each threshold afterwards.
-    answering = settings.answering.model_copy(update={"handoff_below": 0.0})
+    # Every question gets its best passage, confidence and coverage (nothing is handed off
+    # for low confidence or coverage here), so the report can apply each threshold afterwards.
+    configured = settings.answering
+    answering = configured.model_copy(
+        update={
+            "handoff_below": 0.0,
+            "coverage": configured.coverage.model_copy(update={"min_probability": 0.0}),
+        }
+    )
     model = ResponderModel(
         settings.model, answering, rules, embedder=embedder, english_embedder=english_embedder
     )
@@ -333,7 +401,9 @@ def evaluate_file(
         outcomes += [Outcome(q, d) for q, d in zip(chunk, drafts, strict=True)]
     answered_at = time.perf_counter()
     model.unload()
-    threshold = settings.answering.handoff_below
+    threshold = configured.handoff_below
+    min_coverage = configured.coverage.min_probability if configured.coverage.enabled else 0.0
+    learned = any(outcome.draft.coverage is not None for outcome in outcomes)
     report: dict[str, Any] = {
         "data": str(path),
         "format": data_format,
@@ -347,8 +417,11 @@ def evaluate_file(
         },
         "split": split,
         "handoff_below": threshold,
-        "summary": summarise(outcomes, threshold),
-        "thresholds": threshold_table(outcomes),
+        "min_coverage": min_coverage,
+        "coverage_learned": learned,
+        "summary": summarise(outcomes, threshold, min_coverage),
+        "thresholds": threshold_table(outcomes, min_coverage),
+        "coverage": coverage_table(outcomes, threshold),
         "timing": {
             "model_load_seconds": loaded - started,
             "index_seconds": indexed - loaded,
@@ -357,7 +430,9 @@ def evaluate_file(
         },
     }
     if data_format == "intents":
-        report["per_intent"] = per_label(outcomes, threshold)
+        report["per_intent"] = per_label(outcomes, threshold, min_coverage)
     else:
-        report["gold_answer_in_correct_answers"] = gold_answer_share(outcomes, threshold)
+        report["gold_answer_in_correct_answers"] = gold_answer_share(
+            outcomes, threshold, min_coverage
+        )
     return report

@@ -1,4 +1,5 @@
-"""A batch of `question.asked` in; one `answer.produced` per question out.
+"""A batch of `question.asked` in; one `answer.produced` per question out, plus one
+`knowledge.gap_found` per question the shop's knowledge does not cover (hand-off `not_covered`).
 
 No torch here: the model is anything with `predict_batch`, so the mapping is tested with fakes.
 Each question is paired with the snapshot of the tenant in its envelope, taken on the event loop
@@ -15,6 +16,9 @@ from shopstream.events import (
     AnswerProducedPayload,
     Citation,
     Handoff,
+    HandoffReason,
+    KnowledgeGapFound,
+    KnowledgeGapFoundPayload,
     Lineage,
     QuestionAsked,
     result_event_id,
@@ -67,12 +71,32 @@ def answer_payload(event: QuestionAsked, draft: Draft) -> AnswerProducedPayload:
     )
 
 
-def build_question_handler(
+def gap_payload(event: QuestionAsked, draft: Draft) -> KnowledgeGapFoundPayload:
+    nearest = draft.nearest
+    return KnowledgeGapFoundPayload(
+        conversation_id=event.payload.conversation_id,
+        question=event.payload.text,
+        locale=draft.locale,
+        intent=draft.intent,
+        coverage=min(1.0, max(0.0, draft.coverage or 0.0)),
+        nearest=None
+        if nearest is None
+        else Citation(
+            doc_id=nearest.passage.doc_id,
+            passage_id=nearest.passage.passage_id,
+            score=nearest.score,
+        ),
+        product_id=event.payload.product_id,
+    )
+
+
+def build_question_handler(  # noqa: PLR0917 - the handler's collaborators
     context: ServiceContext,
     model: ResponderPredictor,
     index: KnowledgeIndex,
     answers_topic: str,
     metrics: ResponderMetrics,
+    gaps_topic: str,
 ) -> BatchHandler[QuestionAsked]:
     async def handle(events: Sequence[QuestionAsked]) -> list[Publication]:
         snapshots = {tenant: index.snapshot(tenant) for tenant in {e.tenant_id for e in events}}
@@ -93,6 +117,20 @@ def build_question_handler(
             )
             for event, draft in zip(events, drafts, strict=True)
         ]
+        gaps = [
+            KnowledgeGapFound(
+                event_id=result_event_id(context.name, event.event_id, lineage, "gap"),
+                tenant_id=event.tenant_id,
+                correlation_id=event.correlation_id or str(event.event_id),
+                causation_id=event.event_id,
+                producer=context.producer,
+                lineage=lineage,
+                payload=gap_payload(event, draft),
+            )
+            for event, draft in zip(events, drafts, strict=True)
+            if draft.handoff is HandoffReason.NOT_COVERED
+        ]
+        metrics.knowledge_gaps.inc(len(gaps))
         for draft in drafts:
             handoff = draft.handoff.value if draft.handoff is not None else "none"
             metrics.answers.labels(draft.intent.value, handoff).inc()
@@ -100,6 +138,8 @@ def build_question_handler(
                 metrics.answer_texts.labels(draft.answer_source).inc()
             if draft.injection:
                 metrics.injection_attempts.inc()
-        return [Publication(answers_topic, answer) for answer in answers]
+        return [Publication(answers_topic, answer) for answer in answers] + [
+            Publication(gaps_topic, gap) for gap in gaps
+        ]
 
     return handle

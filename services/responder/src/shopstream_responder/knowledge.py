@@ -230,6 +230,10 @@ class PassageVectors:
         return int(self.bodies.nbytes + self.headings.nbytes)
 
 
+HEADING_SHARE = 2 / 3
+"""Weight of the question-to-heading cosine in a passage's score; the rest goes to the
+question-to-passage cosine. FAQ headings are the strongest evidence there is."""
+
 TopicOf = Callable[[str], Intent | None]
 """The intent a heading is about by the intent rules, or None when no rule says."""
 

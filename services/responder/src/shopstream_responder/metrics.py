@@ -24,6 +24,12 @@ class ResponderMetrics:
             ["source"],
             registry=registry,
         )
+        self.knowledge_gaps = Counter(
+            f"{prefix}_knowledge_gaps_total",
+            "Questions the shop's knowledge does not cover (hand-off not_covered), each also "
+            "published as knowledge.gap_found; per-tenant detail is in those events, not here.",
+            registry=registry,
+        )
         self.injection_attempts = Counter(
             f"{prefix}_injection_attempts_total",
             "Questions that try to instruct the assistant; they are answered like any other.",

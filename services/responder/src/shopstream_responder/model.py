@@ -95,7 +95,9 @@ class ResponderModel:
             if self._rephraser is not None:
                 self._rephraser.load()
                 self.model_revision += f"+rephrase-{self._rephraser.revision}"
-            self._answerer = Answerer(self.answering_config, classifier)
+            self._answerer = Answerer(
+                self.answering_config, classifier, heading_questions=encoder.heading_questions
+            )
         self.load_seconds = time.perf_counter() - started
         logger.info(
             "responder model %s (%s) ready in %.2f s",

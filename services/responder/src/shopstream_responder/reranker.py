@@ -63,14 +63,17 @@ class ArticleClassifier:
         return {int(start): float(p) for start, p in zip(self.starts, probabilities, strict=True)}
 
 
-def train(snapshot: TenantSnapshot, config: RerankConfig) -> ArticleClassifier | None:
+def train(
+    snapshot: TenantSnapshot, config: RerankConfig, *, excluded: frozenset[int] = frozenset()
+) -> ArticleClassifier | None:
     """The tenant's classifier over its general (not product) documents with at least
     ``min_headings`` headings (FAQ articles; a policy has only its title), or None when it has
-    fewer than two of them or more than ``max_headings`` headings."""
+    fewer than two of them or more than ``max_headings`` headings. ``excluded`` rows are left
+    out, as if the shop had not written them (the coverage model's rehearsals)."""
     headings: dict[int, dict[str, int]] = {}
     for row in snapshot.general_rows.tolist():
         heading = snapshot.passages[row].heading
-        if heading:
+        if heading and row not in excluded:
             headings.setdefault(snapshot.document_rows(row).start, {}).setdefault(heading, row)
     articles = {
         start: by_heading
@@ -88,11 +91,13 @@ def train(snapshot: TenantSnapshot, config: RerankConfig) -> ArticleClassifier |
     if config.passage_weight > 0:
         # The articles' own answers, as weaker examples: five headings rarely show every word a
         # customer uses for a topic ("download", "obtain"), and the answers say them.
-        passage_rows = [row for start in starts for row in snapshot.document_rows(start)]
-        embeddings = np.vstack([embeddings, snapshot.vectors.bodies[passage_rows]])
-        labels += [
-            label for label, start in enumerate(starts) for _ in snapshot.document_rows(start)
+        kept = [
+            [row for row in snapshot.document_rows(start) if row not in excluded]
+            for start in starts
         ]
+        passage_rows = [row for rows in kept for row in rows]
+        embeddings = np.vstack([embeddings, snapshot.vectors.bodies[passage_rows]])
+        labels += [label for label, rows in enumerate(kept) for _ in rows]
         texts += [snapshot.passages[row].text for row in passage_rows]
         weights += [config.passage_weight] * len(passage_rows)
     hasher = LexicalHasher(HASH_BITS)

@@ -69,6 +69,8 @@ from shopstream.events.support import (
     Intent,
     KnowledgeDeleted,
     KnowledgeDeletedPayload,
+    KnowledgeGapFound,
+    KnowledgeGapFoundPayload,
     KnowledgeKind,
     KnowledgeUpserted,
     KnowledgeUpsertedPayload,
@@ -89,6 +91,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     DescriptionGenerated,
     CopyGenerated,
     AnswerProduced,
+    KnowledgeGapFound,
     RecommendationsProduced,
     ReviewScored,
     ProductInsightsUpdated,
@@ -111,6 +114,7 @@ AnyEvent = Annotated[
     | DescriptionGenerated
     | CopyGenerated
     | AnswerProduced
+    | KnowledgeGapFound
     | RecommendationsProduced
     | ReviewScored
     | ProductInsightsUpdated
@@ -152,6 +156,8 @@ __all__ = [
     "Intent",
     "KnowledgeDeleted",
     "KnowledgeDeletedPayload",
+    "KnowledgeGapFound",
+    "KnowledgeGapFoundPayload",
     "KnowledgeKind",
     "KnowledgeUpserted",
     "KnowledgeUpsertedPayload",

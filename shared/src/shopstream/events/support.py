@@ -91,6 +91,9 @@ class HandoffReason(StrEnum):
     ANGRY_COMPLAINT = "angry_complaint"
     NEEDS_ACCOUNT_ACCESS = "needs_account_access"
     NO_KNOWLEDGE = "no_knowledge"
+    NOT_COVERED = "not_covered"
+    """The shop has knowledge, but none of it is about this question: a gap to write an
+    article for (``low_confidence`` is "unsure which article")."""
 
 
 class Citation(StrictModel):
@@ -118,6 +121,29 @@ class AnswerProducedPayload(StrictModel):
 class AnswerProduced(ResultEvent):
     event_type: Literal["answer.produced"] = "answer.produced"
     payload: AnswerProducedPayload
+
+    def message_key(self) -> str:
+        return f"{self.tenant_id}:{self.payload.conversation_id}"
+
+
+class KnowledgeGapFoundPayload(StrictModel):
+    """A customer's question that the shop's knowledge does not cover (hand-off reason
+    ``not_covered``), for the shop to write an article about."""
+
+    conversation_id: EntityId
+    question: Paragraph = Field(min_length=1)
+    locale: Locale
+    intent: Intent
+    coverage: float = Field(ge=0, le=1)
+    """Probability the responder gave that the knowledge covers the question."""
+    nearest: Citation | None = None
+    """The passage the question came closest to (what it would have been answered from)."""
+    product_id: EntityId | None = None
+
+
+class KnowledgeGapFound(ResultEvent):
+    event_type: Literal["knowledge.gap_found"] = "knowledge.gap_found"
+    payload: KnowledgeGapFoundPayload
 
     def message_key(self) -> str:
         return f"{self.tenant_id}:{self.payload.conversation_id}"

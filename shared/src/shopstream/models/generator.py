@@ -49,6 +49,14 @@ class CausalLanguageModel(Protocol):
         **options: float,
     ) -> torch.Tensor: ...
 
+    def __call__(
+        self, *, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> CausalLanguageModelOutput: ...
+
+
+class CausalLanguageModelOutput(Protocol):
+    logits: torch.Tensor
+
 
 class TextGenerator:
     """Generate continuations for a batch of prompts.
@@ -205,6 +213,45 @@ class TextGenerator:
                 for index, text in zip(batch, texts, strict=True):
                     completions[index] = text.strip()
         return completions
+
+    def yes_no_log_odds(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        yes: Sequence[str] = ("yes", "Yes"),
+        no: Sequence[str] = ("no", "No"),
+        batch_size: int = 8,
+    ) -> list[float]:
+        """Per prompt, log P(the reply starts with a ``yes`` word) minus log P(a ``no`` word),
+        from one forward pass (no decoding): a model's verdict on a yes/no question, and how
+        sure it is."""
+        model, tokenizer, device = self._model, self._tokenizer, self._device
+        if model is None or tokenizer is None or device is None:
+            raise RuntimeError(f"generator {self.model_id} is not loaded; call load() first")
+        yes_ids = sorted({tokenizer.encode(word, add_special_tokens=False)[0] for word in yes})
+        no_ids = sorted({tokenizer.encode(word, add_special_tokens=False)[0] for word in no})
+        pad_id = tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = tokenizer.eos_token_id
+        if pad_id is None:
+            raise ValueError(f"{self.model_id} has neither a pad nor an end-of-sequence token")
+        prompt_ids = [self._prompt_ids(tokenizer, prompt) for prompt in prompts]
+        odds = [0.0] * len(prompts)
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(ids) for ids in prompt_ids], batch_size):
+                input_ids, attention_mask = pad_batch(
+                    [prompt_ids[i] for i in batch], int(pad_id), side="left"
+                )
+                logits = model(
+                    input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
+                ).logits[:, -1].float()
+                log_probs = torch.log_softmax(logits, dim=-1)
+                verdicts = torch.logsumexp(log_probs[:, yes_ids], dim=-1) - torch.logsumexp(
+                    log_probs[:, no_ids], dim=-1
+                )
+                for index, verdict in zip(batch, verdicts.tolist(), strict=True):
+                    odds[index] = float(verdict)
+        return odds
 
     def _vocabulary(self, tokenizer: PreTrainedTokenizerBase) -> PhraseVocabulary:
         if self._phrase_vocabulary is None:
