@@ -36,10 +36,13 @@ from shopstream_responder.model import Embedder, ResponderModel
 from support.kafka import collect, unique
 from support.responder import (
     ADVERSARIAL_QUESTIONS,
+    FAQ,
+    FAQ_SHOP,
     NORTH,
     SOUTH,
     SOUTH_MARKERS,
     HashingEmbedder,
+    faq_event,
     hashing_settings,
     knowledge_events,
 )
@@ -111,6 +114,7 @@ def topics_for(prefix: str) -> TopicSettings:
         products=f"{prefix}.products",
         questions=f"{prefix}.questions",
         answers=f"{prefix}.answers",
+        knowledge_gaps=f"{prefix}.knowledge-gaps",
         partitions=3,
     )
 
@@ -188,6 +192,35 @@ async def test_knowledge_then_questions_get_grounded_answers_and_no_shop_leaks(
         assert {c["doc_id"] for c in answer["payload"]["citations"]} <= north_docs
         text = (answer["payload"]["answer"] or "").lower()
         assert not [marker for marker in SOUTH_MARKERS if marker.lower() in text], text
+
+
+async def test_a_question_no_article_covers_is_handed_off_and_published_as_a_knowledge_gap(
+    kafka_bootstrap: str, hashing_model: SharedModel
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    topics = topics_for(unique("it.responder-gaps"))
+    await ensure_topics(kafka, topics.specs())
+    await publish_events(kafka, topics.knowledge, [faq_event(doc_id) for doc_id in FAQ])
+    service = build_service(settings_for(kafka, topics), model=hashing_model)
+    await service.start()
+    try:
+        covered = ask("How can I return an item I bought?", tenant=FAQ_SHOP)
+        uncovered = ask("Do you offer gift wrapping for a present?", tenant=FAQ_SHOP)
+        returns, gift = await ask_and_wait(kafka, topics, [covered, uncovered])
+        gaps = await answers_for(kafka, topics.knowledge_gaps, [uncovered])
+    finally:
+        await service.stop()
+    assert not returns["payload"]["handoff"]["required"]
+    assert returns["payload"]["citations"][0]["doc_id"] == "returns"
+    assert gift["payload"]["handoff"] == {"required": True, "reason": "not_covered"}
+    assert gift["payload"]["answer"] is None
+    gap = gaps[str(uncovered.event_id)]
+    assert gap["event_type"] == "knowledge.gap_found"
+    assert gap["tenant_id"] == FAQ_SHOP
+    assert gap["payload"]["question"] == "Do you offer gift wrapping for a present?"
+    assert gap["payload"]["conversation_id"] == uncovered.payload.conversation_id
+    assert 0.0 <= gap["payload"]["coverage"] < 0.3
+    assert gap["payload"]["nearest"]["doc_id"] in FAQ
 
 
 async def test_updates_and_deletions_reach_the_next_question_within_seconds(

@@ -276,3 +276,74 @@ def run_suite(model: ResponderModel, index: KnowledgeIndex) -> dict[str, list[Dr
         [(Question(SOUTH, text), index.snapshot(SOUTH)) for text in mirrored]
     )
     return {NORTH: north, SOUTH: south}
+
+
+# A shop with enough FAQ articles (four headings each) for the coverage model to learn from;
+# gift wrapping is what it does not cover until `faq_event("gift-wrap")` is published.
+FAQ_SHOP = "faq-shop"
+FAQ: dict[str, tuple[list[str], str]] = {
+    "returns": (
+        [
+            "How do I return an item?",
+            "Can I send an item back for a refund?",
+            "What is the return window for an item?",
+            "Where do I start a return of my item?",
+        ],
+        "Start a return under My orders within 30 days of delivery.",
+    ),
+    "shipping": (
+        [
+            "How long does delivery take?",
+            "When will my parcel be delivered?",
+            "What are the delivery times to Germany?",
+            "How fast is standard delivery?",
+        ],
+        "Standard delivery takes 2 to 4 working days.",
+    ),
+    "payment": (
+        [
+            "Which payment methods do you accept?",
+            "Can I pay with a credit card?",
+            "Do you take PayPal as payment?",
+            "Is paying by bank transfer possible?",
+        ],
+        "We accept credit cards, PayPal and bank transfer.",
+    ),
+    "password": (
+        [
+            "How do I reset my password?",
+            "I forgot my password, what now?",
+            "Can I change my login password?",
+            "My password does not work anymore",
+        ],
+        "Use Forgot password on the sign-in page; the link is valid for one hour.",
+    ),
+    "warranty": (
+        [
+            "How long is the warranty on electronics?",
+            "Is my headphone covered by warranty?",
+            "How do I claim the warranty for a broken device?",
+            "What does the warranty cover?",
+        ],
+        "Electronics carry a two-year warranty against manufacturing defects.",
+    ),
+    "vouchers": (
+        [
+            "How do I redeem a voucher code?",
+            "Where do I enter my voucher?",
+            "Can I use two voucher codes at once?",
+            "My voucher code is not accepted",
+        ],
+        "Enter one voucher code per order in the basket, before you pay.",
+    ),
+}
+GIFT_WRAP = ["Do you offer gift wrapping?", "Can you gift wrap my present?"]
+
+
+def faq_event(doc_id: str, tenant: str = FAQ_SHOP) -> KnowledgeUpserted:
+    headings, answer = FAQ.get(doc_id, (GIFT_WRAP, "Gift wrapping costs 3 EUR."))
+    body = "\n\n".join(f"Q: {heading}\nA: {answer}" for heading in headings)
+    return KnowledgeUpserted(
+        tenant_id=tenant,
+        payload={"doc_id": doc_id, "title": doc_id.title(), "body": body, "kind": "faq"},
+    )

@@ -22,77 +22,16 @@ from shopstream_responder.intents import IntentClassifier, IntentRules
 from shopstream_responder.knowledge import Document, KnowledgeIndex, PassageVectors
 from shopstream_responder.metrics import ResponderMetrics
 from shopstream_responder.model import ResponderModel
-from support.responder import HashingEmbedder, event_record, hashing_settings
+from support.responder import (
+    FAQ,
+    FAQ_SHOP,
+    HashingEmbedder,
+    event_record,
+    faq_event,
+    hashing_settings,
+)
 
 pytestmark = pytest.mark.unit
-
-SHOP = "faq-shop"
-FAQ: dict[str, tuple[list[str], str]] = {
-    "returns": (
-        [
-            "How do I return an item?",
-            "Can I send an item back for a refund?",
-            "What is the return window for an item?",
-            "Where do I start a return of my item?",
-        ],
-        "Start a return under My orders within 30 days of delivery.",
-    ),
-    "shipping": (
-        [
-            "How long does delivery take?",
-            "When will my parcel be delivered?",
-            "What are the delivery times to Germany?",
-            "How fast is standard delivery?",
-        ],
-        "Standard delivery takes 2 to 4 working days.",
-    ),
-    "payment": (
-        [
-            "Which payment methods do you accept?",
-            "Can I pay with a credit card?",
-            "Do you take PayPal as payment?",
-            "Is paying by bank transfer possible?",
-        ],
-        "We accept credit cards, PayPal and bank transfer.",
-    ),
-    "password": (
-        [
-            "How do I reset my password?",
-            "I forgot my password, what now?",
-            "Can I change my login password?",
-            "My password does not work anymore",
-        ],
-        "Use Forgot password on the sign-in page; the link is valid for one hour.",
-    ),
-    "warranty": (
-        [
-            "How long is the warranty on electronics?",
-            "Is my headphone covered by warranty?",
-            "How do I claim the warranty for a broken device?",
-            "What does the warranty cover?",
-        ],
-        "Electronics carry a two-year warranty against manufacturing defects.",
-    ),
-    "vouchers": (
-        [
-            "How do I redeem a voucher code?",
-            "Where do I enter my voucher?",
-            "Can I use two voucher codes at once?",
-            "My voucher code is not accepted",
-        ],
-        "Enter one voucher code per order in the basket, before you pay.",
-    ),
-}
-GIFT_WRAP = ["Do you offer gift wrapping?", "Can you gift wrap my present?"]
-
-
-def faq_event(doc_id: str, tenant: str = SHOP) -> KnowledgeUpserted:
-    headings, answer = FAQ.get(doc_id, (GIFT_WRAP, "Gift wrapping costs 3 EUR."))
-    body = "\n\n".join(f"Q: {heading}\nA: {answer}" for heading in headings)
-    return KnowledgeUpserted(
-        tenant_id=tenant,
-        payload={"doc_id": doc_id, "title": doc_id.title(), "body": body, "kind": "faq"},
-    )
 
 
 def shop(
@@ -119,7 +58,7 @@ def feed(
     asyncio.run(follower.apply(records))
 
 
-def ask(model: ResponderModel, index: KnowledgeIndex, text: str, tenant: str = SHOP) -> object:
+def ask(model: ResponderModel, index: KnowledgeIndex, text: str, tenant: str = FAQ_SHOP) -> object:
     [draft] = model.predict_batch([(Question(tenant, text), index.snapshot(tenant))])
     return draft
 
@@ -175,7 +114,7 @@ def test_coverage_off_in_the_settings_hands_nothing_off_as_not_covered() -> None
 
 
 def test_rehearsals_hold_out_headings_and_articles_and_learn_both_labels() -> None:
-    snapshot = INDEX.snapshot(SHOP)
+    snapshot = INDEX.snapshot(FAQ_SHOP)
     assert snapshot is not None
     encoder = BlendedEncoder(HashingEmbedder(), None, english_weight=0.5, batch_size=8)
     model = train_coverage(snapshot, hashing_settings().answering, encoder.heading_questions)
@@ -185,6 +124,19 @@ def test_rehearsals_hold_out_headings_and_articles_and_learn_both_labels() -> No
     assert model.rehearsals == 2 * headings
     assert model.weights.shape == (4,)
     assert model.weights[0] > 0, "closer questions are likelier covered"
+
+
+def test_a_big_faq_rehearses_with_a_bounded_share_of_its_headings() -> None:
+    snapshot = INDEX.snapshot(FAQ_SHOP)
+    assert snapshot is not None
+    encoder = BlendedEncoder(HashingEmbedder(), None, english_weight=0.5, batch_size=8)
+    answering = hashing_settings().answering
+    bounded = answering.model_copy(
+        update={"coverage": answering.coverage.model_copy(update={"max_rehearsals": 10})}
+    )
+    model = train_coverage(snapshot, bounded, encoder.heading_questions)
+    assert model is not None
+    assert 0 < model.rehearsals <= 2 * 10
 
 
 def test_stored_heading_vectors_are_exactly_the_question_vectors_of_their_text() -> None:
@@ -217,11 +169,11 @@ async def test_a_not_covered_question_publishes_a_knowledge_gap_next_to_its_hand
     )
     events = [
         QuestionAsked(
-            tenant_id=SHOP,
+            tenant_id=FAQ_SHOP,
             payload={"conversation_id": "c-1", "text": "How can I return an item I bought?"},
         ),
         QuestionAsked(
-            tenant_id=SHOP,
+            tenant_id=FAQ_SHOP,
             payload={"conversation_id": "c-2", "text": "Do you offer gift wrapping for a present?"},
         ),
     ]
@@ -235,12 +187,12 @@ async def test_a_not_covered_question_publishes_a_knowledge_gap_next_to_its_hand
     assert answers[1].payload.handoff.reason is HandoffReason.NOT_COVERED
     [gap] = gaps
     assert isinstance(gap, KnowledgeGapFound)
-    assert gap.tenant_id == SHOP
+    assert gap.tenant_id == FAQ_SHOP
     assert gap.causation_id == events[1].event_id
     assert gap.payload.question == "Do you offer gift wrapping for a present?"
     assert gap.payload.nearest is not None
     assert gap.event_id != answers[1].event_id
-    assert gap.message_key() == f"{SHOP}:c-2"
+    assert gap.message_key() == f"{FAQ_SHOP}:c-2"
     again = await handle(events)
     assert [p.event.event_id for p in again] == [p.event.event_id for p in publications]
     assert service.responder_metrics.knowledge_gaps._value.get() == 2

@@ -122,6 +122,9 @@ class CoverageConfig(BaseModel):
     learned; with fewer, nothing is handed off as ``not_covered``."""
     folds: int = Field(default=5, ge=2, le=50)
     """Rehearsal folds of each kind; each retrains the article classifier once."""
+    max_rehearsals: int = Field(default=400, ge=10, le=100_000)
+    """Headings rehearsed with at most (each twice, covered and not); a shop with more
+    rehearses with an evenly spaced share, so a knowledge change costs a bounded time."""
     l2: float = Field(default=0.1, gt=0.0, le=100.0)
     """L2 penalty of the logistic regression (on standardised evidence)."""
 

@@ -64,9 +64,8 @@ class CoverageEvidence:
     def __init__(self, snapshot: TenantSnapshot, config: AnsweringConfig) -> None:
         self.snapshot = snapshot
         self.config = config
-        self._row_terms = [
-            overlap_terms(f"{passage.heading} {passage.text}") for passage in snapshot.passages
-        ]
+        self._row_terms: dict[int, frozenset[str]] = {}
+        """Content terms of each passage with its heading, filled as documents are used."""
         self._starts = snapshot.document_starts
         self._document_of_row = (
             np.searchsorted(self._starts, np.arange(len(snapshot)), side="right") - 1
@@ -98,7 +97,7 @@ class CoverageEvidence:
         document_terms: set[str] = set()
         for row in range(int(self._starts[document]), int(end)):
             if allowed is None or allowed[row]:
-                document_terms |= self._row_terms[row]
+                document_terms |= self._terms(row)
         terms = overlap_terms(text)
         overlap = len(terms & document_terms) / len(terms) if terms else 0.0
         return np.asarray(
@@ -109,6 +108,15 @@ class CoverageEvidence:
                 _certainty(articles),
             ]
         )
+
+    def _terms(self, row: int) -> frozenset[str]:
+        terms = self._row_terms.get(row)
+        if terms is None:
+            passage = self.snapshot.passages[row]
+            terms = self._row_terms[row] = frozenset(
+                overlap_terms(f"{passage.heading} {passage.text}")
+            )
+        return terms
 
 
 def _certainty(articles: Mapping[int, float] | None) -> float:
@@ -169,11 +177,15 @@ def train_coverage(
     )
     features: list[FloatVector] = []
     labels: list[bool] = []
+    # Every rehearsal scores the question against the whole snapshot; a big FAQ rehearses with
+    # an evenly spaced share of its headings, so training stays bounded.
+    chosen = set(rows[:: max(1, math.ceil(len(rows) / coverage.max_rehearsals))])
     for fold in range(folds):
-        for rehearsals, held_out in (
+        for planned, held_out in (
             _covered_fold(snapshot, articles, fold, folds),
             _uncovered_fold(snapshot, articles, fold, folds),
         ):
+            rehearsals = [rehearsal for rehearsal in planned if rehearsal.row in chosen]
             if not rehearsals:
                 continue
             classifier = train(snapshot, config.rerank, excluded=frozenset(held_out))

@@ -242,9 +242,11 @@ class TextGenerator:
                 input_ids, attention_mask = pad_batch(
                     [prompt_ids[i] for i in batch], int(pad_id), side="left"
                 )
-                logits = model(
-                    input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
-                ).logits[:, -1].float()
+                logits = (
+                    model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device))
+                    .logits[:, -1]
+                    .float()
+                )
                 log_probs = torch.log_softmax(logits, dim=-1)
                 verdicts = torch.logsumexp(log_probs[:, yes_ids], dim=-1) - torch.logsumexp(
                     log_probs[:, no_ids], dim=-1
