@@ -4,6 +4,8 @@ questions the knowledge does not cover off as ``not_covered``; torch-free encode
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -92,6 +94,37 @@ def test_coverage_is_relearned_when_the_knowledge_changes() -> None:
     after = ask(model, index, "Do you offer gift wrapping for a present?")
     assert after.handoff is None, after
     assert after.citations[0].passage.doc_id == "gift-wrap"
+
+
+def test_coverage_is_learned_per_tenant_from_that_tenant_alone() -> None:
+    """Two shops on one replica: the one with a gift-wrapping article answers the question,
+    the one without hands it off; neither's coverage model sees the other's knowledge."""
+    other = "wrapping-shop"
+    events = [faq_event(doc_id) for doc_id in FAQ]
+    events += [faq_event(doc_id, tenant=other) for doc_id in [*FAQ, "gift-wrap"]]
+    model, index, _ = shop(events)
+    text = "Do you offer gift wrapping for a present?"
+    without = ask(model, index, text)
+    with_article = ask(model, index, text, tenant=other)
+    assert without.handoff is HandoffReason.NOT_COVERED
+    assert with_article.handoff is None, with_article
+    assert with_article.citations[0].passage.doc_id == "gift-wrap"
+    assert ask(model, index, text).handoff is HandoffReason.NOT_COVERED, "asked again, same"
+
+
+def test_a_replaced_snapshot_is_freed_even_before_the_next_question() -> None:
+    """The cached models must not keep an old snapshot's vectors alive: a shop that changes
+    its knowledge and then gets no question would hold two copies of its vectors."""
+    model, index, follower = shop([faq_event(doc_id) for doc_id in FAQ])
+    old = index.snapshot(FAQ_SHOP)
+    assert old is not None
+    ask(model, index, "How can I return an item I bought?")
+    gone = weakref.ref(old)
+    del old
+    feed(follower, hashing_settings(), [faq_event("gift-wrap")])
+    assert index.snapshot(FAQ_SHOP) is not None, "the index builds the new snapshot"
+    gc.collect()
+    assert gone() is None
 
 
 def test_a_shop_with_too_few_articles_learns_no_coverage_and_hands_nothing_off_for_it() -> None:

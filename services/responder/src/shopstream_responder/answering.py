@@ -367,6 +367,7 @@ class Answerer:
         return models
 
     def article_classifier(self, snapshot: TenantSnapshot) -> ArticleClassifier | None:
+        """The tenant's article classifier (see ``tenant_models``)."""
         return self.tenant_models(snapshot).articles
 
     def answer(

@@ -30,6 +30,7 @@ busy cores, once per knowledge change.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -59,10 +60,13 @@ def score_range(config: AnsweringConfig, *, language: str, blended: bool) -> tup
 
 
 class CoverageEvidence:
-    """Computes ``EVIDENCE`` for questions against one snapshot (rows may be held out)."""
+    """Computes ``EVIDENCE`` for questions against one snapshot (rows may be held out).
+
+    It holds the snapshot weakly: a tenant's models are cached next to the snapshot they were
+    learned from, and must not keep a replaced snapshot's vectors alive."""
 
     def __init__(self, snapshot: TenantSnapshot, config: AnsweringConfig) -> None:
-        self.snapshot = snapshot
+        self._snapshot = weakref.ref(snapshot)
         self.config = config
         self._row_terms: dict[int, frozenset[str]] = {}
         """Content terms of each passage with its heading, filled as documents are used."""
@@ -108,6 +112,13 @@ class CoverageEvidence:
                 _certainty(articles),
             ]
         )
+
+    @property
+    def snapshot(self) -> TenantSnapshot:
+        snapshot = self._snapshot()
+        if snapshot is None:
+            raise RuntimeError("the snapshot this coverage evidence was built for is gone")
+        return snapshot
 
     def _terms(self, row: int) -> frozenset[str]:
         terms = self._row_terms.get(row)
