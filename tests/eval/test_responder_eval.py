@@ -68,15 +68,16 @@ ZH_FAQ = Path(__file__).parent / "data" / "responder_faq_zh.json"
 
 
 def test_the_chinese_faq_is_answered_from_the_right_article() -> None:
-    """10 help articles and 40 questions written for this repository, plus 40 questions no
-    article covers; measured 90% answered, 94.4% correct among answered, 19 of 40 uncovered
-    questions answered anyway. The articles are titles over prose, no FAQ headings, so no
-    coverage is learned for them (see the README): the confidence threshold alone decides."""
+    """10 help articles (a title over prose each) and 40 questions written for this
+    repository, plus 40 questions no article covers; measured 77.5 % answered at 100 % correct
+    and 6 of 40 uncovered questions answered anyway (15.0 %; 47.5 % with coverage off)."""
     report = evaluate_file(ZH_FAQ, "squad", ResponderSettings())
     summary = report["summary"]
     assert summary["questions"] == 40
     assert summary["uncovered_questions"] == 40
-    assert not report["coverage_learned"]
-    assert summary["answered_share"] >= 0.8, summary
+    assert report["coverage_learned"], "titled articles rehearse with their titles"
+    assert summary["answered_share"] >= 0.72, summary
     assert summary["accuracy_among_answered"] >= 0.9, summary
-    assert summary["uncovered_answered_share"] <= 0.55, summary
+    assert summary["uncovered_answered_share"] <= 0.22, summary
+    without = report["coverage"][0]
+    assert without["uncovered_answered_share"] - summary["uncovered_answered_share"] >= 0.2

@@ -118,8 +118,8 @@ class CoverageConfig(BaseModel):
     it keeps 81.1 % answered at 91.2 % correct (85.1 % at 90.7 % without). 0.4 would answer
     21.1 % of the uncovered but break the 80 % answered bar with full knowledge (76.7 %)."""
     min_articles: int = Field(default=4, ge=2, le=10_000)
-    """FAQ articles (``rerank.min_headings`` headings each) a shop needs before coverage is
-    learned; with fewer, nothing is handed off as ``not_covered``."""
+    """General documents (FAQ articles or titled policies; product facts do not count) a shop
+    needs before coverage is learned; with fewer, nothing is handed off as ``not_covered``."""
     folds: int = Field(default=5, ge=2, le=50)
     """Rehearsal folds of each kind; each retrains the article classifier once."""
     max_rehearsals: int = Field(default=400, ge=10, le=100_000)
