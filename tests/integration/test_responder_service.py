@@ -11,11 +11,14 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from typer.testing import CliRunner
 
+from shopstream.cli import app
 from shopstream.events import (
     Event,
     KnowledgeDeleted,
@@ -195,7 +198,7 @@ async def test_knowledge_then_questions_get_grounded_answers_and_no_shop_leaks(
 
 
 async def test_a_question_no_article_covers_is_handed_off_and_published_as_a_knowledge_gap(
-    kafka_bootstrap: str, hashing_model: SharedModel
+    kafka_bootstrap: str, hashing_model: SharedModel, tmp_path: Path
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     topics = topics_for(unique("it.responder-gaps"))
@@ -221,6 +224,22 @@ async def test_a_question_no_article_covers_is_handed_off_and_published_as_a_kno
     assert gap["payload"]["conversation_id"] == uncovered.payload.conversation_id
     assert 0.0 <= gap["payload"]["coverage"] < 0.3
     assert gap["payload"]["nearest"]["doc_id"] in FAQ
+    # What the help-centre editor runs: the gaps summarised from the topic.
+    summary = tmp_path / "gaps.json"
+    result = CliRunner().invoke(
+        app,
+        ["responder", "gaps", "--tenant", FAQ_SHOP, "--json", str(summary)],
+        env={
+            "RESPONDER_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "RESPONDER_TOPICS__KNOWLEDGE_GAPS": topics.knowledge_gaps,
+        },
+    )
+    assert result.exit_code == 0, result.output
+    assert "Do you offer gift wrapping for a present?" in result.output
+    [shop] = json.loads(summary.read_text("utf-8"))
+    assert shop["tenant_id"] == FAQ_SHOP
+    assert shop["questions"] == 1
+    assert shop["groups"][0]["nearest_doc"] == gap["payload"]["nearest"]["doc_id"]
 
 
 async def test_updates_and_deletions_reach_the_next_question_within_seconds(

@@ -133,6 +133,9 @@ POLICIES = {
     "payment": "We accept credit cards, PayPal and bank transfer as payment methods.",
     "warranty": "Electronics carry a two-year warranty against manufacturing defects.",
     "password": "Reset a forgotten password with the link on the sign-in page.",
+    "vouchers": "Enter one voucher code per order in the basket before you pay.",
+    "invoices": "Download the invoice of every order as a PDF under My orders.",
+    "stores": "Our shops in Berlin and Munich open from 10 am to 8 pm.",
 }
 
 
@@ -154,6 +157,23 @@ def test_a_help_centre_of_titled_prose_articles_learns_coverage_from_its_titles(
     assert covered.handoff is None, covered
     assert covered.citations[0].passage.doc_id == "returns"
     assert uncovered.handoff is HandoffReason.NOT_COVERED, uncovered
+
+
+def test_too_few_rehearsals_learn_no_coverage() -> None:
+    """Four documents, but three covered rehearsals (one per titled policy; a lone FAQ
+    article has no other article to fold against): no model from a coin toss."""
+    events = [faq_event("returns")]
+    events += [
+        KnowledgeUpserted(
+            tenant_id=FAQ_SHOP,
+            payload={"doc_id": doc_id, "title": doc_id.title(), "body": POLICIES[doc_id]},
+        )
+        for doc_id in ("stores", "invoices", "vouchers")
+    ]
+    model, index, _ = shop(events)
+    draft = ask(model, index, "Do you offer gift wrapping for a present?")
+    assert draft.coverage is None
+    assert draft.handoff is not HandoffReason.NOT_COVERED
 
 
 def test_a_shop_with_too_few_articles_learns_no_coverage_and_hands_nothing_off_for_it() -> None:

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from shopstream.events import KnowledgeGapFound
 from shopstream_responder.config import ResponderSettings
 
 console = Console()
@@ -163,8 +165,77 @@ def print_report(report: dict[str, Any]) -> None:
     )
 
 
+def gaps(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's gaps.")] = None,
+    examples: Annotated[int, typer.Option(help="Latest questions shown per article.")] = 3,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary as JSON here.")
+    ] = None,
+) -> None:
+    """Questions the shop's knowledge does not cover (hand-off not_covered), read from the
+    knowledge-gaps topic and grouped per tenant by the article they came closest to: what
+    to write next."""
+    import asyncio  # noqa: PLC0415 - only this command needs it
+
+    from shopstream.kafka_io import read_topic  # noqa: PLC0415
+    from shopstream_responder.gaps import summarise_gaps  # noqa: PLC0415
+
+    settings = ResponderSettings()
+    topic = settings.topics.knowledge_gaps
+
+    async def read() -> list[KnowledgeGapFound]:
+        found = []
+        async for _key, value, _headers in read_topic(settings.kafka, topic):
+            try:
+                found.append(KnowledgeGapFound.model_validate_json(value))
+            except ValidationError:
+                continue  # another event type on a shared topic is not a gap
+        return found
+
+    try:
+        events = asyncio.run(read())
+    except LookupError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    summary = summarise_gaps(events, examples=examples, tenant_id=tenant)
+    if not summary:
+        console.print(f"no knowledge gaps on {topic}" + (f" for {tenant}" if tenant else ""))
+    for shop in summary:
+        table = Table(
+            "closest article", "questions", "intents", "latest questions",
+            title=f"{shop.tenant_id}: {shop.questions} questions no article covers ({topic})",
+        )  # fmt: skip
+        for group in shop.ranked():
+            table.add_row(
+                group.nearest_doc,
+                str(group.questions),
+                ", ".join(f"{intent} {count}" for intent, count in group.intents.most_common()),
+                "\n".join(group.latest),
+            )
+        console.print(table)
+    if json_out is not None:
+        document = [
+            {
+                "tenant_id": shop.tenant_id,
+                "questions": shop.questions,
+                "groups": [
+                    {
+                        "nearest_doc": group.nearest_doc,
+                        "questions": group.questions,
+                        "intents": dict(group.intents),
+                        "latest": group.latest,
+                    }
+                    for group in shop.ranked()
+                ],
+            }
+            for shop in summary
+        ]
+        json_out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
 app = typer.Typer(help="Evaluate the responder.", no_args_is_help=True)
 app.command("evaluate")(evaluate)
+app.command("gaps")(gaps)
 
 if __name__ == "__main__":
     app()

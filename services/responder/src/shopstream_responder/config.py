@@ -120,6 +120,9 @@ class CoverageConfig(BaseModel):
     min_articles: int = Field(default=4, ge=2, le=10_000)
     """General documents (FAQ articles or titled policies; product facts do not count) a shop
     needs before coverage is learned; with fewer, nothing is handed off as ``not_covered``."""
+    min_rehearsals: int = Field(default=8, ge=1, le=10_000)
+    """Rehearsals of each label (covered, not covered) needed before the model is trusted;
+    a few examples make a coin toss of every question."""
     folds: int = Field(default=5, ge=2, le=50)
     """Rehearsal folds of each kind; each retrains the article classifier once."""
     max_rehearsals: int = Field(default=400, ge=10, le=100_000)

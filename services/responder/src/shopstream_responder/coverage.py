@@ -258,7 +258,8 @@ def train_coverage(
                     )
                 )
                 labels.append(covered)
-    if len(set(labels)) < 2:
+    covered = sum(labels)
+    if min(covered, len(labels) - covered) < coverage.min_rehearsals:
         return None
     matrix = np.vstack(features)
     mean = matrix.mean(axis=0)

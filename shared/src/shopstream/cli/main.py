@@ -35,6 +35,7 @@ SERVICE_COMMANDS = (
     ("recommender", "train", "shopstream_recommender.cli:train"),
     ("eval", "recommender", "shopstream_recommender.cli:evaluate"),
     ("eval", "responder", "shopstream_responder.cli:evaluate"),
+    ("responder", "gaps", "shopstream_responder.cli:gaps"),
     ("eval", "describer", "shopstream_describer.cli:evaluate"),
 )
 service_groups: dict[str, typer.Typer] = {"eval": eval_app}
