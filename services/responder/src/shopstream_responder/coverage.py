@@ -258,8 +258,8 @@ def train_coverage(
                     )
                 )
                 labels.append(covered)
-    covered = sum(labels)
-    if min(covered, len(labels) - covered) < coverage.min_rehearsals:
+    positives = sum(labels)
+    if min(positives, len(labels) - positives) < coverage.min_rehearsals:
         return None
     matrix = np.vstack(features)
     mean = matrix.mean(axis=0)
