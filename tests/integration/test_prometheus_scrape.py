@@ -93,6 +93,22 @@ class PrometheusApi:
         raise AssertionError(f"{expr} did not reach {minimum} within {DEADLINE_SECONDS} s")
 
 
+def wait_until_ready(port: int, process: subprocess.Popen, log_path) -> None:
+    """Prometheus answers its API with 503 and a plain-text body until its storage is open;
+    a busy machine takes seconds to get there."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"prometheus exited with {process.returncode}: {log_path.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"prometheus not ready within {DEADLINE_SECONDS} s: {log_path.read_text()}")
+
+
 @pytest.fixture
 def prometheus(tmp_path):
     binary = shutil.which("prometheus")
@@ -114,6 +130,7 @@ def prometheus(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
+        wait_until_ready(ports["prometheus"], process, tmp_path / "prometheus.log")
         yield ports, process
     finally:
         process.terminate()
