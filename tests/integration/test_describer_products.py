@@ -13,6 +13,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from shopstream.events import CopyRequested, ProductDeleted, ProductUpserted
 from shopstream.kafka_io import publish_events
+from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
 from shopstream_describer.app import DescriberService, build_service
@@ -80,6 +81,9 @@ async def test_every_replica_holds_every_product_and_forgets_deleted_ones(
     # not consume the product's partition, so only the product table can know the product.
     assert partition_of(f"{TENANT}:p0") != partition_of(f"{TENANT}:c2")
     assert partition_of(f"{TENANT}:p2") != partition_of(f"{TENANT}:p0")
+    # Topics first: a table follower that starts while its topic's partitions still have no
+    # leader waits for a metadata refresh (a CI run timed out on that).
+    await ensure_topics(kafka, topics.specs())
     replicas: list[DescriberService] = [build_service(settings), build_service(settings)]
     for replica in replicas:
         await replica.start()
