@@ -197,33 +197,24 @@ def test_prometheus_scrapes_every_service(project):
     assert "kafka-exporter" in project["services"]
 
 
-def test_prometheus_config_is_valid():
-    promtool = shutil.which("promtool")
-    if promtool is None:
+def promtool(*arguments: str) -> None:
+    """Run promtool and fail with its output unless it succeeds."""
+    binary = shutil.which("promtool")
+    if binary is None:
         pytest.fail("promtool missing: scripts/bootstrap.sh installs the prometheus package")
     completed = subprocess.run(
-        [promtool, "check", "config", str(ROOT / "deploy/prometheus/prometheus.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+        [binary, *arguments], capture_output=True, text=True, check=False, timeout=60
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_prometheus_config_is_valid():
+    promtool("check", "config", str(ROOT / "deploy/prometheus/prometheus.yml"))
 
 
 def test_alert_rules_pass_their_promtool_tests_and_name_real_metrics(project):
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool missing: scripts/bootstrap.sh installs the prometheus package")
     rules = ROOT / "deploy/prometheus"
-    completed = subprocess.run(
-        [promtool, "test", "rules", str(rules / "alerts.test.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    promtool("test", "rules", str(rules / "alerts.test.yml"))
     from prometheus_client import CollectorRegistry  # noqa: PLC0415 - only this test
 
     from shopstream_responder.metrics import ResponderMetrics  # noqa: PLC0415

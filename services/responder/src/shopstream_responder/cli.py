@@ -115,54 +115,49 @@ def print_report(report: dict[str, Any]) -> None:
             f"{summary['uncovered_handoff_reasons']}"
         )
     if report["coverage_learned"]:
-        coverage = Table(
-            title=f"by coverage threshold (at handoff_below {report['handoff_below']:.2f}; "
+        title = (
+            f"by coverage threshold (at handoff_below {report['handoff_below']:.2f}; "
             f"service default {report['min_coverage']:.2f})"
         )
-        for column in (
-            "min coverage",
-            "covered answered",
-            "accuracy among answered",
-            "uncovered answered",
-        ):
-            coverage.add_column(column, justify="right")
-        for row in report["coverage"]:
-            coverage.add_row(
-                f"{row['min_coverage']:.2f}",
-                _percent(row["covered_answered_share"]),
-                _percent(row["accuracy_among_answered"]),
-                _percent(row["uncovered_answered_share"]),
-            )
-        console.print(coverage)
+        columns = {
+            "covered answered": "covered_answered_share",
+            "accuracy among answered": "accuracy_among_answered",
+            "uncovered answered": "uncovered_answered_share",
+        }
+        console.print(_curve(title, "min coverage", "min_coverage", columns, report["coverage"]))
     else:
-        console.print("coverage not learned: too few FAQ articles to rehearse with")
+        console.print("coverage not learned: too few documents or rehearsals to learn it from")
     if "gold_answer_in_correct_answers" in report:
         console.print(
             "gold answer inside correct answers: "
             f"{_percent(report['gold_answer_in_correct_answers'])}"
         )
-    table = Table(title=f"by confidence threshold ({report['split']} questions)")
-    for column in (
-        "threshold",
-        "answered (no rule hand-off)",
-        "answered (all covered)",
-        "accuracy among answered",
-    ):
-        table.add_column(column, justify="right")
-    for row in report["thresholds"]:
-        table.add_row(
-            f"{row['threshold']:.2f}",
-            _percent(row["answered_share"]),
-            _percent(row["answered_share_all"]),
-            _percent(row["accuracy_among_answered"]),
-        )
-    console.print(table)
+    columns = {
+        "answered (no rule hand-off)": "answered_share",
+        "answered (all covered)": "answered_share_all",
+        "accuracy among answered": "accuracy_among_answered",
+    }
+    title = f"by confidence threshold ({report['split']} questions)"
+    console.print(_curve(title, "threshold", "threshold", columns, report["thresholds"]))
     timing = report["timing"]
     console.print(
         f"model {report['model_id']} ({report['model_revision']}); load "
         f"{timing['model_load_seconds']:.1f} s, index {timing['index_seconds']:.1f} s, "
         f"{timing['questions_per_second']:.1f} questions/s"
     )
+
+
+def _curve(
+    title: str, header: str, key: str, columns: dict[str, str], rows: list[dict[str, Any]]
+) -> Table:
+    """A table of shares per threshold: ``key`` in the first column, then each column's
+    field as a percentage."""
+    table = Table(title=title)
+    for column in (header, *columns):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(f"{row[key]:.2f}", *(_percent(row[field]) for field in columns.values()))
+    return table
 
 
 def gaps(

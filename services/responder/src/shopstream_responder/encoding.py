@@ -111,16 +111,7 @@ class BlendedEncoder:
             return [QuestionVectors(row, row, row, blended=False) for row in main]
         english = self._encode(self.english, texts, "query")
         features = np.hstack([main * self._main_scale, english * self._english_scale])
-        alone = np.hstack([main / self._main_scale, np.zeros_like(english)])
-        return [
-            QuestionVectors(
-                intent=main[row],
-                retrieval=features[row] if blended else alone[row],
-                features=features[row],
-                blended=blended,
-            )
-            for row, blended in enumerate(language == BLENDED_LANGUAGE for language in languages)
-        ]
+        return self._as_questions(main, features, languages)
 
     def heading_questions(
         self, headings: FloatMatrix, languages: Sequence[str]
@@ -132,14 +123,20 @@ class BlendedEncoder:
         if self.english is None:
             return [QuestionVectors(row, row, row, blended=False) for row in headings]
         width = headings.shape[1] - self._english_width(headings)
-        alone = np.zeros_like(headings)
-        alone[:, :width] = headings[:, :width] / (self._main_scale * self._main_scale)
-        main = headings[:, :width] / self._main_scale
+        return self._as_questions(headings[:, :width] / self._main_scale, headings, languages)
+
+    def _as_questions(
+        self, main: FloatMatrix, features: FloatMatrix, languages: Sequence[str]
+    ) -> list[QuestionVectors]:
+        """Per question: its multilingual vector ``main`` and blended ``features``; retrieval
+        uses the blend for English and the multilingual encoder alone otherwise."""
+        alone = np.zeros_like(features)
+        alone[:, : main.shape[1]] = main / self._main_scale
         return [
             QuestionVectors(
                 intent=main[row],
-                retrieval=headings[row] if blended else alone[row],
-                features=headings[row],
+                retrieval=features[row] if blended else alone[row],
+                features=features[row],
                 blended=blended,
             )
             for row, blended in enumerate(language == BLENDED_LANGUAGE for language in languages)

@@ -9,7 +9,7 @@ before the batch goes to the inference thread; nothing else decides which knowle
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from shopstream.events import (
     AnswerProduced,
@@ -105,29 +105,26 @@ def build_question_handler(  # noqa: PLR0917 - the handler's collaborators
         if len(drafts) != len(events):
             raise RuntimeError(f"model returned {len(drafts)} drafts for {len(events)} questions")
         lineage = Lineage(model_id=model.model_id, model_revision=model.model_revision)
+
+        def envelope(event: QuestionAsked, kind: str = "") -> dict[str, Any]:
+            """The result fields both event types share; ``kind`` keeps their ids apart."""
+            return {
+                "event_id": result_event_id(context.name, event.event_id, lineage, kind),
+                "tenant_id": event.tenant_id,
+                "correlation_id": event.correlation_id or str(event.event_id),
+                "causation_id": event.event_id,
+                "producer": context.producer,
+                "lineage": lineage,
+            }
+
+        pairs = list(zip(events, drafts, strict=True))
         answers = [
-            AnswerProduced(
-                event_id=result_event_id(context.name, event.event_id, lineage),
-                tenant_id=event.tenant_id,
-                correlation_id=event.correlation_id or str(event.event_id),
-                causation_id=event.event_id,
-                producer=context.producer,
-                lineage=lineage,
-                payload=answer_payload(event, draft),
-            )
-            for event, draft in zip(events, drafts, strict=True)
+            AnswerProduced(**envelope(event), payload=answer_payload(event, draft))
+            for event, draft in pairs
         ]
         gaps = [
-            KnowledgeGapFound(
-                event_id=result_event_id(context.name, event.event_id, lineage, "gap"),
-                tenant_id=event.tenant_id,
-                correlation_id=event.correlation_id or str(event.event_id),
-                causation_id=event.event_id,
-                producer=context.producer,
-                lineage=lineage,
-                payload=gap_payload(event, draft),
-            )
-            for event, draft in zip(events, drafts, strict=True)
+            KnowledgeGapFound(**envelope(event, "gap"), payload=gap_payload(event, draft))
+            for event, draft in pairs
             if draft.handoff is HandoffReason.NOT_COVERED
         ]
         metrics.knowledge_gaps.inc(len(gaps))
