@@ -65,7 +65,7 @@ def test_an_attribute_supports_a_property_in_its_own_words() -> None:
     assert not unsupported("这款上衣面料透气。", product("上衣", "zh", 面料="莫代尔 透气"))
     leggings = product("Leggings", fabric="92% nylon, 8% spandex", care="Machine wash cold")
     assert not unsupported("Stretchy, machine-washable leggings.", leggings)
-    assert not unsupported("弹力修身。", product("裤", "zh", 材质="棉、氨纶"))
+    assert not unsupported("弹力十足。", product("裤", "zh", 材质="棉、氨纶"))
     assert not unsupported(
         "It is quick dry and anti bacterial.", product("Tee", finish="quick-dry, antibacterial")
     )
@@ -105,3 +105,20 @@ def test_a_price_the_product_does_not_have_is_an_unsupported_claim() -> None:
     assert [claim.kind for claim in invented.unsupported] == ["price"]
     assert [claim.text for claim in ground("Now only $25!", index).unsupported] == ["$25"]
     assert ground("售价￥99，也就是99元。", index).unsupported == []
+
+
+def test_garment_details_borrowed_from_other_products_are_unsupported() -> None:
+    skirt = product("裙", "zh", 裙袖长="长袖", 裙领型="立领", 版型="显瘦", 裙长="半身裙")
+    assert unsupported("这款立领长袖半身裙，显瘦有型。", skirt) == set()
+    assert unsupported("短袖设计，圆领，宽松的剪裁，还有拉链。", skirt) == {
+        ("detail", "短袖"),
+        ("detail", "圆领"),
+        ("detail", "宽松"),
+        ("detail", "拉链"),
+    }
+    cufflinks = product("Gold-Toned Square Cufflinks", gender="Men", colour="Gold")
+    assert unsupported(
+        "Gold-toned square cufflinks, has a spread collar, long sleeves, curved hem.", cufflinks
+    ) == {("detail", "spread collar"), ("detail", "long sleeves"), ("detail", "curved hem")}
+    shirt = product("Men Blue Slim Fit Checked Casual Shirt", sleeves="long sleeves")
+    assert not unsupported("Blue checked slim fit shirt with long sleeves.", shirt)

@@ -117,7 +117,16 @@ _NOT_NAMES = {
     "collection",
     "ok",
 }
-_TERM_KINDS = ("material", "colour", "feature", "property", "origin", "certification", "warranty")
+_TERM_KINDS = (
+    "material",
+    "colour",
+    "feature",
+    "property",
+    "detail",
+    "origin",
+    "certification",
+    "warranty",
+)
 # A fact that negates a term does not support it: `不可机洗` is no ground for "机洗".
 _NEGATIONS = (
     *("不", "非", "无", "没有", "勿", "不可", "不能"),
