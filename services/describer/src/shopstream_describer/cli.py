@@ -15,8 +15,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from shopstream_describer.compliance import Lexicons
-from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig
-from shopstream_describer.evaluation import evaluate_rows, read_rows
+from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig, packaged_adapter
+from shopstream_describer.evaluation import evaluate_rows, read_rows, select_split
 from shopstream_describer.pipeline import DescriberPipeline, Generator, PipelineOptions
 
 console = Console()
@@ -32,15 +32,22 @@ def evaluate(
     generator: Annotated[
         str, typer.Option(help="Generator (registry name, dir, Hub id); '' = composer only.")
     ] = DEFAULT_GENERATOR,
+    adapter: Annotated[
+        str, typer.Option(help="LoRA adapter directory, 'default' (packaged) or 'none'.")
+    ] = "default",
+    split: Annotated[
+        str, typer.Option(help="all, or test (held out from tuning) / train rows only.")
+    ] = "all",
     languages: Annotated[str, typer.Option(help="Comma-separated generator languages.")] = "en,zh",
     max_attempts: Annotated[int, typer.Option(help="Generations before repair/compose.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Products per pipeline batch.")] = 16,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
 ) -> None:
     """Describe each product and report grounding, compliance, coverage, paths and speed."""
-    rows = list(read_rows(data, limit))
+    rows = select_split(list(read_rows(data)), split)[:limit]
     config = GeneratorConfig(
         generator=generator or None,
+        adapter=adapter,
         languages=[item.strip() for item in languages.split(",") if item.strip()],
         threads=threads,
         batch_size=batch_size,
@@ -75,7 +82,7 @@ def evaluate(
         "data": str(data),
         "generator": ",".join(str(item.generator) for item in used) or None,
     }
-    table = Table(title=f"describer on {data.name} ({result['rows']} products)")
+    table = Table(title=f"describer on {data.name}, {split} split ({result['rows']} products)")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("bar", justify="right")
@@ -122,3 +129,63 @@ def evaluate(
     console.print(table)
     if json_out is not None:
         json_out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def tune(
+    *,
+    data: Annotated[
+        list[Path], typer.Option("--data", help="JSONL file of products with references.")
+    ],
+    out: Annotated[Path, typer.Option(help="Directory to write the adapter to.")],
+    generator: Annotated[
+        str, typer.Option(help="Base generator (registry name, dir, Hub id).")
+    ] = DEFAULT_GENERATOR,
+    epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 1,
+    english_rows: Annotated[int, typer.Option(help="At most this many English rows.")] = 120,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Train a LoRA adapter on the shop's own copy (held-out rows excluded); seeds fixed."""
+    from shopstream.models import configure_threads  # noqa: PLC0415  torch
+    from shopstream_describer.tuning import TuningSettings  # noqa: PLC0415  torch
+    from shopstream_describer.tuning import tune as run_tuning  # noqa: PLC0415  torch
+
+    if threads:
+        configure_threads(threads)
+    settings = TuningSettings(epochs=epochs, rows_per_language={"en": english_rows})
+    with Progress(console=console) as progress:
+        task = progress.add_task("tuning", total=None)
+
+        def advance(step: int, steps: int, loss: float) -> None:
+            progress.update(task, completed=step, total=steps, description=f"loss {loss:.3f}")
+
+        metadata = run_tuning(
+            data,
+            out,
+            generator=generator,
+            lexicon=Lexicons().default,
+            settings=settings,
+            device_name=device,
+            progress=advance,
+        )
+    console.print(
+        f"adapter written to {out}: {metadata['examples']} examples "
+        f"{metadata['examples_by_language']}, loss {metadata['first_loss']} -> "
+        f"{metadata['final_loss']}, {metadata['wall_seconds']} s on {metadata['device']}"
+    )
+
+
+def export_adapter(
+    *,
+    out: Annotated[Path, typer.Option(help="Directory for the PEFT-layout adapter.")],
+    adapter: Annotated[
+        str, typer.Option(help="Adapter directory, or 'default' (the packaged one).")
+    ] = "default",
+) -> None:
+    """Write an adapter in PEFT's layout for a serving engine (vLLM, TGI) to load."""
+    from shopstream.models import lora  # noqa: PLC0415  torch
+
+    source = packaged_adapter() if adapter == "default" else Path(adapter)
+    lora.export_peft(source, out)
+    base = lora.read_metadata(source)["base_model"]
+    console.print(f"PEFT adapter for {base} written to {out}")

@@ -8,6 +8,7 @@ model), ``DESCRIBER_MODEL__GENERATOR=Qwen/Qwen2.5-7B-Instruct`` on a GPU pod wit
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +21,13 @@ from shopstream_describer.serving import OpenAIServerConfig
 
 # The registry's generator name; repeated here because importing the registry imports torch.
 DEFAULT_GENERATOR = "qwen2.5-coder-0.5b-instruct"
+DEFAULT_ADAPTER = "shop-copy-0.5b"
+"""The packaged adapter (``adapters/<name>``), tuned by ``shopstream describer tune`` on the
+development copy for `DEFAULT_GENERATOR`."""
+
+
+def packaged_adapter(name: str = DEFAULT_ADAPTER) -> Path:
+    return Path(str(resources.files("shopstream_describer").joinpath("adapters", name)))
 
 
 class GeneratorConfig(BaseModel):
@@ -34,12 +42,26 @@ class GeneratorConfig(BaseModel):
     revision: str | None = None
     """Hub branch, tag or commit of ``generator``."""
 
-    @field_validator("generator", mode="before")
+    @field_validator("generator", "adapter", mode="before")
     @classmethod
     def _none_means_off(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
             return None
         return value
+
+    adapter: str | None = "default"
+    """LoRA adapter merged into the generator's weights once at load (so it costs nothing per
+    token): a directory written by ``shopstream describer tune``, ``default`` (the packaged
+    adapter, used only when ``generator`` is the default Qwen 0.5B it was trained on), or
+    ``none``. Its digest becomes part of the model revision in lineage."""
+
+    def adapter_path(self) -> Path | None:
+        """The adapter directory to merge, if any."""
+        if self.adapter is None or self.backend != "transformers":
+            return None
+        if self.adapter == "default":
+            return packaged_adapter() if self.generator == DEFAULT_GENERATOR else None
+        return Path(self.adapter)
 
     languages: list[str] = Field(default_factory=lambda: ["en", "zh"])
     """Languages the generator writes; other locales are composed. Set ``["en"]`` for an

@@ -12,6 +12,7 @@ kinds of claim the model invents.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import statistics
 import time
@@ -63,6 +64,28 @@ def read_rows(path: Path, limit: int | None = None) -> Iterator[EvalRow]:
                 return
             if line.strip():
                 yield row_to_payload(json.loads(line), number)
+
+
+def held_out(row: EvalRow, share: int = 5) -> bool:
+    """Whether `row` is in the held-out split (1 in `share`), by a hash of its content.
+
+    Tuning trains on the other rows, so a description of a held-out row is measured on copy
+    the model never saw; the same rule wherever a row sits in its file.
+    """
+    content = json.dumps(
+        [row.payload.title, sorted(row.payload.attributes.items()), row.reference],
+        ensure_ascii=False,
+    )
+    return int(hashlib.sha256(content.encode("utf-8")).hexdigest()[:8], 16) % share == 0
+
+
+def select_split(rows: Sequence[EvalRow], split: str) -> list[EvalRow]:
+    """``all``, ``train`` (not held out) or ``test`` (held out)."""
+    if split == "all":
+        return list(rows)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be all, train or test, not {split!r}")
+    return [row for row in rows if held_out(row) == (split == "test")]
 
 
 def row_to_payload(row: dict[str, Any], number: int) -> EvalRow:

@@ -17,7 +17,10 @@ class DescriberModel:
             raise ValueError("DescriberModel needs a generator; leave it out to compose only")
         self.config = config
         self._generator = TextGenerator(
-            config.generator, device=config.device, revision=config.revision
+            config.generator,
+            device=config.device,
+            revision=config.revision,
+            adapter=config.adapter_path(),
         )
 
     @property

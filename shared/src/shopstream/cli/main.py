@@ -37,6 +37,8 @@ SERVICE_COMMANDS = (
     ("eval", "responder", "shopstream_responder.cli:evaluate"),
     ("responder", "gaps", "shopstream_responder.cli:gaps"),
     ("eval", "describer", "shopstream_describer.cli:evaluate"),
+    ("describer", "tune", "shopstream_describer.cli:tune"),
+    ("describer", "export-adapter", "shopstream_describer.cli:export_adapter"),
 )
 service_groups: dict[str, typer.Typer] = {"eval": eval_app}
 for group, command, target in SERVICE_COMMANDS:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol, cast
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, PretrainedConfig
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from shopstream.models import lora
 from shopstream.models.batching import length_sorted_batches, pad_batch
 from shopstream.models.device import inference_dtype, resolve_device
 from shopstream.models.loading import (
@@ -74,8 +76,11 @@ class TextGenerator:
         max_input_tokens: int = 2048,
         revision: str | None = None,
         half_on_gpu: bool = True,
+        adapter: Path | None = None,
     ) -> None:
+        """`adapter`: a LoRA adapter directory (`shopstream.models.lora`) merged at load."""
         self.model_id = model
+        self.adapter = adapter
         self.revision = revision or ""
         self.max_input_tokens = max_input_tokens
         self.load_seconds = 0.0
@@ -109,9 +114,17 @@ class TextGenerator:
                 resolved.location, dtype=dtype, device_map=device, **options
             ),
         )
+        revision = loaded_revision(resolved, model.config)
+        if self.adapter is not None:
+            lora.merge(
+                cast("torch.nn.Module", model),
+                self.adapter,
+                expected_base=(self.model_id, resolved.model_id),
+            )
+            revision = f"{revision}+lora-{lora.digest(self.adapter)}"
 
         self._model, self._tokenizer, self._device = model, tokenizer, device
-        self.revision = loaded_revision(resolved, model.config)
+        self.revision = revision
         self.converted = resolved.converted
         self.report = finish_load(
             "generator",
