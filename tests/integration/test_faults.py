@@ -117,11 +117,12 @@ async def run_scenario(
     replicas: int = 1,
     load_seconds: float = LOAD_SECONDS,
     extra_env: dict[str, str] | None = None,
+    events_scale: int = 1,
 ) -> dict[str, float]:
     kafka = KafkaSettings(bootstrap_servers=config.bootstrap_servers)
     prefix = unique(f"fault.{profile.name}.{scenario}")
     await create_topics(kafka, profile, prefix, PARTITIONS)
-    events = list(profile.make_events(profile.events * SCALE))
+    events = list(profile.make_events(profile.events * SCALE * events_scale))
     wanted = {str(event.event_id) for event in events}
     half = len(events) // 2
     source, results_topic = profile.input_topic(prefix), profile.result_topic(prefix)
@@ -264,6 +265,9 @@ async def test_model_slower_than_the_poll_interval(
         tmp_path,
         load_seconds=0.5,
         extra_env={**profile.slow_model, "BATCH__MAX_POLL_INTERVAL_MS": str(poll_interval_ms)},
+        # Three times the inputs: on a fast CPU the responder answered a burst of 100 questions
+        # in 0.8 s, inside the poll interval, and the scenario did not happen.
+        events_scale=3,
     )
     assert figures["longest_batch_seconds"] > poll_interval_ms / 1000, (
         f"no model call outlasted the poll interval, so the scenario did not happen: {figures}"
