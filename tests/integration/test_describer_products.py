@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from shopstream.events import CopyRequested, ProductDeleted, ProductUpserted
-from shopstream.kafka_io import publish_events
+from shopstream.kafka_io import end_offsets, publish_events
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
@@ -71,6 +72,20 @@ async def eventually(condition: Callable[[], bool], within: float = 60.0) -> Non
         await asyncio.sleep(0.2)
 
 
+async def partitions_led(kafka: KafkaSettings, topic: str, within: float = 30.0) -> None:
+    """Wait until every partition of a new topic answers a ListOffsets: a table follower
+    started before that met NotLeaderForPartitionError and missed a product (clean-clone CI)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await end_offsets(kafka, [topic])
+        except KafkaError:
+            assert time.monotonic() < deadline, f"{topic} has partitions without a leader"
+            await asyncio.sleep(0.2)
+        else:
+            return
+
+
 async def test_every_replica_holds_every_product_and_forgets_deleted_ones(
     kafka_bootstrap: str,
 ) -> None:
@@ -84,6 +99,7 @@ async def test_every_replica_holds_every_product_and_forgets_deleted_ones(
     # Topics first: a table follower that starts while its topic's partitions still have no
     # leader waits for a metadata refresh (a CI run timed out on that).
     await ensure_topics(kafka, topics.specs())
+    await partitions_led(kafka, topics.products)
     replicas: list[DescriberService] = [build_service(settings), build_service(settings)]
     for replica in replicas:
         await replica.start()
