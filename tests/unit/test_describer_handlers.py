@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from shopstream_describer.app import build_service
 from shopstream_describer.compliance import Lexicons
 from shopstream_describer.config import DescriberSettings, GeneratorConfig
 from shopstream_describer.handlers import DescriberState, build_describer_handler
-from shopstream_describer.pipeline import DescriberPipeline
+from shopstream_describer.pipeline import DescriberPipeline, DescriptionJob, DescriptionResult
 
 pytestmark = pytest.mark.unit
 
@@ -150,6 +151,28 @@ async def test_copy_requests_wait_for_the_product_table_first() -> None:
     (published,) = await handle([request])
     assert refreshes == [1]
     assert published.topic == TOPICS.copies
+
+
+async def test_a_batch_keeps_products_the_table_applied_while_it_ran() -> None:
+    """The table's follower writes `state.products` while the batch awaits the model; the
+    batch must change only its own products (it once wrote a stale copy of the whole table)."""
+    service = build_service(DescriberSettings(model=GeneratorConfig(generator=None)))
+    state = DescriberState()
+    other = ProductUpserted(
+        tenant_id="shop", payload={"product_id": "p9", "title": "Linen Apron", "attributes": {}}
+    )
+
+    class FollowerMidBatch(DescriberPipeline):
+        def describe(self, jobs: Sequence[DescriptionJob]) -> list[DescriptionResult]:
+            # What the follower does on another task while inference runs.
+            state.load_product(b"shop:p9", other.to_json())
+            return super().describe(jobs)
+
+    handle = build_describer_handler(
+        service.context, FollowerMidBatch(None), state, Lexicons(), TOPICS
+    )
+    assert len(await handle([product()])) == 2
+    assert set(state.products) == {("shop", "p1"), ("shop", "p9")}
 
 
 def test_the_product_table_applies_upserts_deletions_and_tombstones() -> None:

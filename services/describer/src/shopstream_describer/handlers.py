@@ -187,11 +187,16 @@ def build_describer_handler(
             for tenant_id, product_id in withdrawn
             for locale in sorted(state.published.get((tenant_id, product_id), ()))
         ]
+        # Only this batch's own keys change: the product table's follower writes the same
+        # dict while inference runs, and a snapshot written back would drop what it added
+        # (a clean-clone CI run lost another partition's product that way).
         for tenant_id, product_id in deleted:
             state.forget_product(tenant_id, product_id)
         for key in withdrawn:
             state.published.pop(key, None)
-        state.products = products
+        for key, event in latest.items():
+            if isinstance(event, ProductUpserted):
+                state.products[key] = products[key]
         for item in planned:
             written = (item.event.tenant_id, item.facts.product_id, item.locale)
             state.hashes[written] = item.content_hash
