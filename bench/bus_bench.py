@@ -31,10 +31,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
-from shopstream import local_broker
+from shopstream.devbroker import LocalBrokerConfig
+from shopstream.devbroker import broker as local_broker
 from shopstream.echo import EchoSettings, build_echo_service
 from shopstream.events import ReviewSubmitted
-from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import BatchSettings, KafkaSettings
 from shopstream.topics import TopicSettings

@@ -63,9 +63,9 @@ from rich.console import Console
 from rich.table import Table
 from sentiment_bench import ResultReader, ServiceProcess, free_port, send
 
-from shopstream import local_broker
+from shopstream.devbroker import LocalBrokerConfig
+from shopstream.devbroker import broker as local_broker
 from shopstream.events import ProductUpserted
-from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings

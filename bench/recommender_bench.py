@@ -38,10 +38,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
-from shopstream import local_broker
+from shopstream.devbroker import LocalBrokerConfig
+from shopstream.devbroker import broker as local_broker
 from shopstream.events import ActivityRecorded, RecommendationsRequested
 from shopstream.kafka_io import topic_partitions
-from shopstream.local_broker import LocalBrokerConfig
 from shopstream.topics import TopicSettings
 
 TENANT = "bench"

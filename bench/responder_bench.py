@@ -54,9 +54,9 @@ from sentiment_bench import (
     steady_latencies_ms,
 )
 
-from shopstream import local_broker
+from shopstream.devbroker import LocalBrokerConfig
+from shopstream.devbroker import broker as local_broker
 from shopstream.events import KnowledgeKind, KnowledgeUpserted, QuestionAsked
-from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings

@@ -41,9 +41,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
-from shopstream import local_broker
+from shopstream.devbroker import LocalBrokerConfig
+from shopstream.devbroker import broker as local_broker
 from shopstream.events import Event, ReviewSubmitted
-from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings

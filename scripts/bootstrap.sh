@@ -14,7 +14,7 @@ if ! command -v uv >/dev/null 2>&1; then
   export PATH="$HOME/.local/bin:$PATH"
 fi
 uv sync --all-packages --frozen --quiet
-uv run --frozen python -c "from shopstream import local_broker as b; b.ensure_jars(b.LocalBrokerConfig())"
+uv run --frozen python -c "from shopstream.devbroker import LocalBrokerConfig, ensure_jars; ensure_jars(LocalBrokerConfig())"
 
 # Prometheus (a real scrape in the integration tests, promtool for the config) and kcat (a
 # third-party Kafka client) come from Debian's packages.

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from shopstream import local_broker
+from shopstream.devbroker import LocalBrokerConfig
+from shopstream.devbroker import broker as local_broker
 from shopstream.kafka_io import publish_events, publish_paced
-from shopstream.local_broker import LocalBrokerConfig
 from shopstream.settings import KafkaSettings
 from support.figures import record
 from support.groups import watching

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shopstream import local_broker as lb
+from shopstream.devbroker import broker as lb
 from support.ports import broker_port
 
 pytestmark = pytest.mark.integration

@@ -71,8 +71,8 @@ def grams(text: str) -> list[str]:
 class LexicalHasher:
     """Turn texts into sparse rows (CSR parts) of hashed, normalised n-gram counts.
 
-    The naive-Bayes scale is applied by training (``train.SparseRows``) and folded into the
-    saved weights, so serving only needs the unscaled rows.
+    The naive-Bayes scale is applied by training (``shopstream_sentiment.logistic.SparseRows``)
+    and folded into the saved weights, so serving only needs the unscaled rows.
     """
 
     def __init__(self, bits: int) -> None:

@@ -24,8 +24,8 @@ from pathlib import Path
 import platformdirs
 from pydantic import SecretStr
 
-from shopstream import broker_security
-from shopstream.broker_security import BrokerSecurity, ScramUser
+from shopstream.devbroker import security as broker_security
+from shopstream.devbroker.security import BrokerSecurity, ScramUser
 from shopstream.settings import KafkaSettings
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"

@@ -129,7 +129,9 @@ def replace_listener_settings(template: str, security_lines: str) -> str:
     )
     kept = [line for line in template.splitlines() if not line.startswith(replaced)]
     return (
-        "\n".join(kept) + "\n# SASL/SCRAM and ACLs (shopstream.broker_security)\n" + security_lines
+        "\n".join(kept)
+        + "\n# SASL/SCRAM and ACLs (shopstream.devbroker.security)\n"
+        + security_lines
     )
 
 
