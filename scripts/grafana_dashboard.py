@@ -3,7 +3,8 @@
     uv run python scripts/grafana_dashboard.py          # rewrite the committed JSON files
     uv run python scripts/grafana_dashboard.py --check  # exit 1 when they are out of date
 
-A new service adds its name to SERVICES and reruns the script. The panels read the metrics every
+Its rows are the installed services' specs (`shopstream.services`) that ship an image; after
+adding a service, rerun the script. The panels read the metrics every
 service exports (`shopstream.runtime.metrics.ServiceMetrics`) and the consumer-group lag that
 kafka-exporter (docker-compose) or Strimzi's Kafka Exporter (Kubernetes) publishes.
 """
@@ -17,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shopstream.services import discover
+
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = (
     ROOT / "deploy/grafana/dashboards/shopstream.json",
     ROOT / "deploy/k8s/base/monitoring/shopstream.json",
 )
-SERVICES = ("sentiment", "describer", "responder", "recommender")
+SERVICES = tuple(name for name, spec in discover().items() if spec.image)
 RATE = "$__rate_interval"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
+from shopstream.services import service_spec
 from support.deploy import (
     IMAGES,
     K8S,
     OVERLAYS,
     SERVICE_SETTINGS,
+    deploy_gaps,
     effective_settings,
     env_problems,
     kustomize_build,
@@ -30,12 +32,6 @@ CUSTOM_GROUPS = ("keda.sh", "monitoring.coreos.com")
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 # Where each service's input topics live in its settings, in the order of its KEDA triggers
 # (one trigger per topic its consumer group reads).
-INPUT_TOPICS = {
-    "sentiment": lambda settings: (settings.topics.reviews,),
-    "describer": lambda settings: (settings.topics.products, settings.topics.copy_requests),
-    "responder": lambda settings: (settings.topics.questions,),
-    "recommender": lambda settings: (settings.topics.activity, settings.topics.recs_requests),
-}
 # Where each service's model settings (device, threads) live, when not under `model`.
 MODEL_SETTINGS = {"recommender": lambda settings: settings.embedder}
 # Services the gpu overlay leaves on CPU nodes (no model on their request path).
@@ -223,8 +219,9 @@ def test_scaled_objects_follow_the_service_settings_and_the_topic_layout(rendere
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
         assert spec["maxReplicaCount"] <= topics.topics.partitions
         triggers = spec["triggers"]
+        # One KEDA trigger per topic the service consumes in its group, as its spec says.
         assert [trigger["metadata"].get("topic") for trigger in triggers] == list(
-            INPUT_TOPICS[name](settings)
+            service_spec(name).topic_use(settings).consumes
         )
         for trigger in triggers:
             assert trigger["type"] == "kafka"
@@ -289,3 +286,7 @@ def test_overlays_place_pods_on_cpu_or_gpu_nodes(rendered):
             threads = getattr(model, "threads", None) or env.get("OMP_NUM_THREADS")
             assert threads is not None
             assert int(threads) <= float(limits["cpu"])
+
+
+def test_every_installed_service_that_ships_an_image_has_its_deploy_files() -> None:
+    assert deploy_gaps() == []

@@ -17,7 +17,7 @@ from shopstream.kafka_io import end_offsets, publish_events
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
-from shopstream_describer.app import DescriberService, build_service
+from shopstream_describer.app import ProductTable, build_service
 from shopstream_describer.config import DescriberSettings, GeneratorConfig
 from support.kafka import collect, unique
 
@@ -100,14 +100,14 @@ async def test_every_replica_holds_every_product_and_forgets_deleted_ones(
     # leader waits for a metadata refresh (a CI run timed out on that).
     await ensure_topics(kafka, topics.specs())
     await partitions_led(kafka, topics.products)
-    replicas: list[DescriberService] = [build_service(settings), build_service(settings)]
+    replicas = [build_service(settings), build_service(settings)]
     for replica in replicas:
         await replica.start()
     try:
         await publish_events(kafka, topics.products, [tote("p0"), tote("p2")])
         await collect(kafka, topics.descriptions, 2, within=60)
         for replica in replicas:
-            await eventually(lambda r=replica: len(r.table.state.products) == 2)  # type: ignore[misc]
+            await eventually(lambda r=replica: len(r.component(ProductTable).state.products) == 2)  # type: ignore[misc]
         await publish_events(kafka, topics.copy_requests, [copy_request("c2", "p0")])
         copies = await collect(kafka, topics.copies, 1, within=60)
         assert copies[0]["payload"]["campaign_id"] == "c2"
@@ -125,7 +125,7 @@ async def test_every_replica_holds_every_product_and_forgets_deleted_ones(
         finally:
             await producer.stop()
         for replica in replicas:
-            state = replica.table.state
+            state = replica.component(ProductTable).state
             await eventually(lambda s=state: not s.products and not s.hashes)  # type: ignore[misc]
         await publish_events(kafka, topics.copy_requests, [copy_request("c1", "p0")])
         dead = await collect(kafka, dead_letter_topic(topics.copy_requests), 1, within=60)
@@ -151,7 +151,7 @@ async def test_every_replica_holds_every_product_and_forgets_deleted_ones(
     restarted = build_service(settings)
     await restarted.start()
     try:
-        assert restarted.table.state.hashes == {}
+        assert restarted.component(ProductTable).state.hashes == {}
         await publish_events(kafka, topics.products, [tote("p0")])
         described = await collect(kafka, topics.descriptions, 3, within=60)
     finally:

@@ -13,10 +13,12 @@ from aiokafka import AIOKafkaProducer
 
 from shopstream.kafka_io import publish_events
 from shopstream.runtime.admin import ensure_topics
+from shopstream.runtime.service import BatchService
 from shopstream.settings import BatchSettings, KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
-from shopstream_recommender.app import RecommenderService, build_service
+from shopstream_recommender.app import RecommenderCore, build_service
 from shopstream_recommender.config import RecommenderSettings
+from shopstream_recommender.handlers import RecommenderInput
 from support.kafka import collect, unique
 from support.recommender import FakeEmbedder, activity, request, upsert
 
@@ -35,7 +37,11 @@ def topics_for(prefix: str) -> TopicSettings:
     )
 
 
-def service_for(kafka: KafkaSettings, topics: TopicSettings) -> RecommenderService:
+def core(service: BatchService[RecommenderInput]) -> RecommenderCore:
+    return service.component(RecommenderCore)
+
+
+def service_for(kafka: KafkaSettings, topics: TopicSettings) -> BatchService[RecommenderInput]:
     settings = RecommenderSettings(
         kafka=kafka,
         topics=topics,
@@ -80,9 +86,9 @@ async def test_two_replicas_answer_each_shopper_from_their_own_activity(
         events = browsing("shop-a", 24) + browsing("shop-b", 6)
         await publish_events(kafka, topics.activity, events)
         await wait_until(
-            lambda: sum(r.state.interactions for r in replicas) == len(events), 30, "activity"
+            lambda: sum(core(r).state.interactions for r in replicas) == len(events), 30, "activity"
         )
-        assert all(r.state.interactions > 0 for r in replicas), "both replicas own partitions"
+        assert all(core(r).state.interactions > 0 for r in replicas), "both replicas own partitions"
         # A new shopper per taste views a base item; its request must land on the replica that
         # saw that view: requests and activity are keyed alike on co-partitioned topics.
         fresh = [activity(f"new{i}", f"base{i}", tenant="shop-a") for i in range(3)]
@@ -134,7 +140,7 @@ async def test_poison_records_are_dead_lettered_and_the_rest_answered(
         finally:
             await producer.stop()
         await publish_events(kafka, topics.activity, events)
-        await wait_until(lambda: service.state.interactions == len(events), 30, "activity")
+        await wait_until(lambda: core(service).state.interactions == len(events), 30, "activity")
         ask = request("user0")
         await publish_events(kafka, topics.recs_requests, [ask])
         answers = await collect(kafka, topics.recs_results, 1, within=30)
@@ -162,8 +168,8 @@ async def test_a_restarted_replica_rebuilds_its_state_by_replaying_activity(
     try:
         await publish_events(kafka, topics.products, [upsert("next1", "Kettle 1.7 l")])
         await publish_events(kafka, topics.activity, events)
-        await wait_until(lambda: first.state.interactions == len(events), 60, "activity")
-        before = first.state.memory()
+        await wait_until(lambda: core(first).state.interactions == len(events), 60, "activity")
+        before = core(first).state.memory()
     finally:
         await first.stop()
 
@@ -172,30 +178,33 @@ async def test_a_restarted_replica_rebuilds_its_state_by_replaying_activity(
     await second.start()
     ready_seconds = time.perf_counter() - started
     try:
-        assert second.replay is not None
-        assert second.replay.applied == len(events), "everything committed was replayed"
-        after = second.state.memory()
+        replay = core(second).replay
+        assert replay is not None
+        assert replay.applied == len(events), "everything committed was replayed"
+        after = core(second).state.memory()
         assert (after.users, after.history_entries, after.neighbour_edges) == (
             before.users,
             before.history_entries,
             before.neighbour_edges,
         ), "the same state, not an approximation"
-        assert second.state.tenant("shop-a").catalogue["next1"].title == "Kettle 1.7 l"
+        assert core(second).state.tenant("shop-a").catalogue["next1"].title == "Kettle 1.7 l"
         late = [activity("user1", "base2")]
         await publish_events(kafka, topics.activity, late)
-        await wait_until(lambda: second.state.interactions == len(events) + 1, 30, "new event")
+        await wait_until(
+            lambda: core(second).state.interactions == len(events) + 1, 30, "new event"
+        )
         ask = request("user1", count=5)
         await publish_events(kafka, topics.recs_requests, [ask])
         (answer,) = await collect(kafka, topics.recs_results, 1, within=30)
     finally:
         await second.stop()
-    assert second.state.interactions == len(events) + 1, "nothing applied twice"
+    assert core(second).state.interactions == len(events) + 1, "nothing applied twice"
     items = [item["product_id"] for item in answer["payload"]["items"]]
     assert items[0] == "next2", "the new view counts, on top of the replayed history"
     reasons = {item["reason"] for item in answer["payload"]["items"]}
     assert "viewed together with Kettle 1.7 l" in reasons, "titles from the restored catalogue"
     print(
-        f"\nrecovery: replayed {second.replay.applied} events in {second.replay.seconds:.2f} s;"
+        f"\nrecovery: replayed {replay.applied} events in {replay.seconds:.2f} s;"
         f" start to ready {ready_seconds:.2f} s"
     )
 
@@ -211,7 +220,7 @@ async def test_partitions_handed_back_by_a_rebalance_arrive_with_their_recent_ac
     await first.start()
     try:
         await publish_events(kafka, topics.activity, early)
-        await wait_until(lambda: first.state.interactions == len(early), 30, "early activity")
+        await wait_until(lambda: core(first).state.interactions == len(early), 30, "early activity")
         second = service_for(kafka, topics)
         await second.start()
         try:
@@ -229,12 +238,13 @@ async def test_partitions_handed_back_by_a_rebalance_arrive_with_their_recent_ac
             total = len(early) + len(late)
             await wait_until(
                 lambda: (
-                    first.state.interactions + second.state.interactions == total + len(early)
+                    core(first).state.interactions + core(second).state.interactions
+                    == total + len(early)
                 ),  # the second replayed the early ones at start
                 30,
                 "late activity on both replicas",
             )
-            missed = total - first.state.interactions
+            missed = total - core(first).state.interactions
             assert missed > 0, "the second replica served some shoppers"
         finally:
             await second.stop()
@@ -244,10 +254,11 @@ async def test_partitions_handed_back_by_a_rebalance_arrive_with_their_recent_ac
             30,
             "the partitions to come back",
         )
-        assert first.state.interactions == total, "caught up, nothing applied twice"
-        assert first.catch_up is not None
-        assert first.catch_up.last is not None
-        assert first.catch_up.last.applied == missed
+        assert core(first).state.interactions == total, "caught up, nothing applied twice"
+        catch_up = core(first).catch_up
+        assert catch_up is not None
+        assert catch_up.last is not None
+        assert catch_up.last.applied == missed
         asks = [request(f"user{user}", count=5) for user in range(40)]
         await publish_events(kafka, topics.recs_requests, asks)
         answers = await collect(kafka, topics.recs_results, len(asks), within=30)

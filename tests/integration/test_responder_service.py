@@ -31,7 +31,7 @@ from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
 from shopstream_responder.answering import Draft, Question
-from shopstream_responder.app import build_service
+from shopstream_responder.app import KnowledgeSync, build_service
 from shopstream_responder.config import ResponderSettings
 from shopstream_responder.intents import IntentRules
 from shopstream_responder.knowledge import Document, PassageVectors, TenantSnapshot
@@ -376,7 +376,7 @@ async def test_a_restarted_replica_rebuilds_the_knowledge_before_answering(
     second = build_service(settings, model=hashing_model)
     await second.start()
     try:
-        stats = second.index.stats()
+        stats = second.component(KnowledgeSync).index.stats()
         answers = await ask_and_wait(
             kafka,
             topics,
@@ -392,7 +392,7 @@ async def test_a_restarted_replica_rebuilds_the_knowledge_before_answering(
     assert passages is not None
     assert passages > 0
     assert stats.tenants == 2
-    assert second.index.snapshot(NORTH) is not None
+    assert second.component(KnowledgeSync).index.snapshot(NORTH) is not None
     returns, kettle, shipping, lounge = answers
     assert "30 days" in returns["payload"]["answer"], "rebuilt before the first question"
     assert kettle["payload"]["citations"][0]["doc_id"] == "product:kettle"

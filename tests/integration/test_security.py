@@ -27,18 +27,18 @@ from aiokafka.errors import (
 )
 from pydantic import SecretStr
 
-from shopstream import local_broker
 from shopstream.acls import acl_bindings, service_access
-from shopstream.broker_security import BrokerSecurity, ScramUser
+from shopstream.devbroker import BrokerSecurity, LocalBrokerConfig, ScramUser
+from shopstream.devbroker import broker as local_broker
 from shopstream.echo import EchoSettings, build_echo_service
 from shopstream.events import CopyRequested, QuestionAsked, ReviewSubmitted
 from shopstream.kafka_io import publish_events
-from shopstream.local_broker import LocalBrokerConfig
 from shopstream.runtime.acl_admin import create_acls
 from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings, ShopstreamSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream_describer.app import ProductTable
 from shopstream_describer.app import build_service as build_describer
 from shopstream_describer.config import DescriberSettings
 from shopstream_recommender.app import build_service as build_recommender
@@ -568,7 +568,7 @@ async def test_describer_follows_its_product_table_under_least_privilege(
     restarted = build_describer(settings)
     await restarted.start()
     try:
-        hashes = dict(restarted.table.state.hashes)
+        hashes = dict(restarted.component(ProductTable).state.hashes)
     finally:
         await restarted.stop()
     assert ("acme", "bag-0", "en") in hashes, hashes

@@ -24,31 +24,44 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings
 
-from shopstream.echo import EchoSettings
+from shopstream.services import discover
 from shopstream.settings import ShopstreamSettings
-from shopstream_describer.config import DescriberSettings
-from shopstream_recommender.config import RecommenderSettings
-from shopstream_responder.config import ResponderSettings
-from shopstream_sentiment.config import SentimentSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("cpu", "gpu")
 
-# Program a container runs -> the settings class that reads its environment. A new service adds
-# itself here (and its Dockerfile to IMAGES).
-SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
-    "sentiment": SentimentSettings,
-    "describer": DescriberSettings,
-    "responder": ResponderSettings,
-    "recommender": RecommenderSettings,
-    "echo": EchoSettings,
-}
+
+def service_settings() -> dict[str, type[BaseSettings]]:
+    """Program a container runs -> the settings class that reads its environment, for every
+    installed service (its spec names both)."""
+    return {name: spec.settings for name, spec in discover().items()}
+
+
+def images() -> dict[str, Path]:
+    """Image name -> Dockerfile, for every installed service whose spec says it ships one."""
+    return {
+        f"shopstream/{name}": ROOT / "services" / name / "Dockerfile"
+        for name, spec in discover().items()
+        if spec.image
+    }
+
+
+def deploy_gaps() -> list[str]:
+    """What an installed service that ships an image still lacks: its Dockerfile and its
+    Kubernetes base (the overlays and compose then name it; their checks test the rest)."""
+    gaps = [f"{path} is missing" for path in images().values() if not path.is_file()]
+    gaps += [
+        f"{K8S / 'base' / name} is missing"
+        for name, spec in discover().items()
+        if spec.image and not (K8S / "base" / name / "kustomization.yaml").is_file()
+    ]
+    return gaps
+
+
+SERVICE_SETTINGS: dict[str, type[BaseSettings]] = service_settings()
 CLI_SETTINGS: type[BaseSettings] = ShopstreamSettings
-IMAGES = {
-    f"shopstream/{service}": ROOT / "services" / service / "Dockerfile"
-    for service in ("sentiment", "describer", "responder", "recommender")
-}
+IMAGES = images()
 # As in shopstream.models.cache, which is not imported here because that package imports torch.
 CACHE_ENV = "SHOPSTREAM_CACHE"
 

@@ -7,7 +7,11 @@ import time
 import uuid
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
 from shopstream.kafka_io import read_topic
+from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings
 
 
@@ -45,3 +49,46 @@ async def collect(
         if len(documents) >= expected:
             break
     return documents
+
+
+async def records_to_end(kafka: KafkaSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topic` up to its end offsets as of now, in partition and offset order.
+
+    Stops at the end offsets instead of waiting for the topic to go idle, so a test reads what
+    has been published without paying an idle timeout."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(kafka))
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = sorted(
+        TopicPartition(topic, partition["partition"]) for partition in description["partitions"]
+    )
+    if not partitions:
+        return []
+    consumer = AIOKafkaConsumer(**aiokafka_options(kafka), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        for partition in partitions:
+            while await consumer.position(partition) < ends[partition]:
+                fetched = await consumer.getmany(partition, timeout_ms=1_000)
+                records += fetched.get(partition, [])
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def committed_offsets(kafka: KafkaSettings, group: str, topic: str) -> dict[int, int]:
+    """The consumer group's committed next offset per partition of `topic` (absent: none)."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(kafka))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}

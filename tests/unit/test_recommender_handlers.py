@@ -26,11 +26,17 @@ from shopstream.events import (
     ReviewSubmitted,
 )
 from shopstream.runtime.batch import Publication
+from shopstream.runtime.service import BatchService
 from shopstream.topics import TopicSettings, dead_letter_topic
-from shopstream_recommender.app import RecommenderService, build_service, lineage_for
+from shopstream_recommender.app import RecommenderCore, build_service, lineage_for
 from shopstream_recommender.catalogue import CatalogueFollower, item_text
 from shopstream_recommender.config import RecommenderSettings
-from shopstream_recommender.handlers import MAX_CLOCK_SKEW_SECONDS, build_handler, interaction_of
+from shopstream_recommender.handlers import (
+    MAX_CLOCK_SKEW_SECONDS,
+    RecommenderInput,
+    build_handler,
+    interaction_of,
+)
 from shopstream_recommender.state import Item
 from support.recommender import FakeEmbedder, activity, request, upsert
 
@@ -44,15 +50,19 @@ def settings(**overrides: Any) -> RecommenderSettings:
     return RecommenderSettings(**(values | overrides))
 
 
-def make_service(**overrides: Any) -> RecommenderService:
+def core(service: BatchService[RecommenderInput]) -> RecommenderCore:
+    return service.component(RecommenderCore)
+
+
+def make_service(**overrides: Any) -> BatchService[RecommenderInput]:
     return build_service(settings(**overrides), embedder=FakeEmbedder())
 
 
-def handler_for(service: RecommenderService, **options: Any) -> Any:
+def handler_for(service: BatchService[RecommenderInput], **options: Any) -> Any:
     return build_handler(
         service.context,
-        service.state,
-        service.ranker,
+        core(service).state,
+        core(service).ranker,
         lineage=lineage_for(FakeEmbedder()),
         results_topic=TOPICS.recs_results,
         **options,
@@ -110,7 +120,7 @@ async def test_a_batch_is_answered_in_event_time_order_whatever_the_record_order
     (answer,) = results(await handle(batch))
     assert answer.payload.items[0].product_id == "teapot"
     assert all("dress" not in item.reason for item in answer.payload.items)
-    user = service.state.user("shop-a", "me")
+    user = core(service).state.user("shop-a", "me")
     assert user is not None
     assert [visit.product_id for visit in user.history] == ["kettle", "dress"]
 
@@ -120,10 +130,10 @@ async def test_a_redelivered_batch_counts_nothing_twice_and_keeps_result_ids() -
     handle = handler_for(service)
     batch = [*shoppers_go_from_kettle_to_teapot(), request("me")]
     first = results(await handle(batch))
-    interactions = service.state.interactions
+    interactions = core(service).state.interactions
     second = results(await handle(batch))
-    assert service.state.interactions == interactions
-    assert service.state.duplicates == 8
+    assert core(service).state.interactions == interactions
+    assert core(service).state.duplicates == 8
     assert [e.event_id for e in second] == [e.event_id for e in first]
 
 
@@ -159,7 +169,7 @@ async def test_fresh_recommendations_after_a_purchase_only_when_configured() -> 
 async def test_a_long_title_is_cut_to_fit_the_reason_field() -> None:
     service = make_service()
     title = "K" * 512
-    service.state.upsert_product("shop-a", "kettle", Item(title=title))
+    core(service).state.upsert_product("shop-a", "kettle", Item(title=title))
     batch = [*shoppers_go_from_kettle_to_teapot(), activity("me", "kettle"), request("me")]
     (answer,) = results(await handler_for(service)(batch))
     assert len(answer.payload.items[0].reason) == 512
@@ -191,9 +201,9 @@ async def test_the_catalogue_table_applies_upserts_deletes_tombstones_and_embeds
         return embedder.predict_batch(texts)
 
     follower = CatalogueFollower(
-        service.recommender_settings.kafka,
+        core(service).settings.kafka,
         TOPICS.products,
-        service.state,
+        core(service).state,
         embed_batch=2,
         embed=embed,
     )
@@ -208,7 +218,7 @@ async def test_the_catalogue_table_applies_upserts_deletes_tombstones_and_embeds
     follower.apply([product_record(None, "shop-a:p3"), product_record(None, "garbage")])
     broken = dataclasses.replace(product_record(upsert("p9", "x"), "shop-a:p9"), value=b"{}")
     follower.apply([broken])
-    tenant = service.state.tenant("shop-a")
+    tenant = core(service).state.tenant("shop-a")
     assert set(tenant.catalogue) == {"p1"}
     assert tenant.deleted == {"p2", "p3"}
     assert follower.stats.rejected == 1

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from shopstream.events import HandoffReason, KnowledgeGapFound, KnowledgeUpserted, QuestionAsked
 from shopstream_responder.answering import Question
-from shopstream_responder.app import ResponderService
+from shopstream_responder.app import KnowledgeSync, responder_service
 from shopstream_responder.config import CoverageConfig, ResponderSettings
 from shopstream_responder.coverage import train_coverage
 from shopstream_responder.encoding import BlendedEncoder
@@ -240,13 +240,14 @@ def test_stored_heading_vectors_are_exactly_the_question_vectors_of_their_text()
 async def test_a_not_covered_question_publishes_a_knowledge_gap_next_to_its_hand_off() -> None:
     settings = ResponderSettings(create_topics=False, http_port=0)
     topics = settings.topics
-    service = ResponderService(settings, MODEL, INDEX, CollectorRegistry())
+    service = responder_service(settings, MODEL, INDEX, CollectorRegistry())
+    metrics = service.component(KnowledgeSync).metrics
     handle = build_question_handler(
         service.context,
         MODEL,
         INDEX,
         topics.answers,
-        service.responder_metrics,
+        metrics,
         topics.knowledge_gaps,
     )
     events = [
@@ -277,5 +278,5 @@ async def test_a_not_covered_question_publishes_a_knowledge_gap_next_to_its_hand
     assert gap.message_key() == f"{FAQ_SHOP}:c-2"
     again = await handle(events)
     assert [p.event.event_id for p in again] == [p.event.event_id for p in publications]
-    assert service.responder_metrics.knowledge_gaps._value.get() == 2
-    assert service.responder_metrics.answers.labels("other", "not_covered")._value.get() >= 1
+    assert metrics.knowledge_gaps._value.get() == 2
+    assert metrics.answers.labels("other", "not_covered")._value.get() >= 1

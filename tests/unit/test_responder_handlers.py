@@ -12,8 +12,9 @@ from faststream.kafka import TestKafkaBroker
 from prometheus_client import CollectorRegistry
 
 from shopstream.events import AnswerProduced, HandoffReason, Intent, QuestionAsked
+from shopstream.runtime.service import BatchService
 from shopstream.topics import TopicSettings, dead_letter_topic
-from shopstream_responder.app import ResponderService
+from shopstream_responder.app import KnowledgeSync, responder_service
 from shopstream_responder.config import ResponderSettings
 from shopstream_responder.handlers import build_question_handler
 from shopstream_responder.knowledge import KnowledgeIndex
@@ -57,11 +58,11 @@ def loaded() -> tuple[ResponderModel, KnowledgeIndex]:
 
 def service_for(
     loaded: tuple[ResponderModel, KnowledgeIndex],
-) -> tuple[ResponderService, ExplodingModel]:
+) -> tuple[BatchService[QuestionAsked], ExplodingModel]:
     """The service over knowledge already loaded (its follower never starts in memory)."""
     model = ExplodingModel(loaded[0])
     settings = ResponderSettings(create_topics=False, http_port=0)
-    return ResponderService(settings, model, loaded[1], CollectorRegistry()), model
+    return responder_service(settings, model, loaded[1], CollectorRegistry()), model
 
 
 def question(text: str, tenant: str = NORTH, **payload: Any) -> QuestionAsked:
@@ -77,9 +78,9 @@ async def test_each_question_gets_one_answer_with_lineage_and_a_deterministic_id
     handle = build_question_handler(
         service.context,
         model,
-        service.index,
+        service.component(KnowledgeSync).index,
         TOPICS.answers,
-        service.responder_metrics,
+        service.component(KnowledgeSync).metrics,
         TOPICS.knowledge_gaps,
     )
     events = [
@@ -118,7 +119,7 @@ async def test_each_question_gets_one_answer_with_lineage_and_a_deterministic_id
 
     again = await handle(events)
     assert [p.event.event_id for p in again] == [a.event_id for a in answers], "replay keeps ids"
-    metrics = service.responder_metrics
+    metrics = service.component(KnowledgeSync).metrics
     assert metrics.answers.labels("human_request", "customer_asked")._value.get() == 2
     assert metrics.injection_attempts._value.get() == 2
     # Two rounds of two answers with text (the hand-off has none); no generator is configured.
@@ -134,9 +135,9 @@ async def test_a_model_that_drops_answers_fails_the_batch(
     handle = build_question_handler(
         service.context,
         model,
-        service.index,
+        service.component(KnowledgeSync).index,
         TOPICS.answers,
-        service.responder_metrics,
+        service.component(KnowledgeSync).metrics,
         TOPICS.knowledge_gaps,
     )
     with pytest.raises(RuntimeError, match="0 drafts for 1 questions"):

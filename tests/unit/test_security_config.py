@@ -13,7 +13,6 @@ import pytest
 from pydantic import SecretStr
 
 from shopstream.acls import (
-    SERVICES,
     Operation,
     PatternType,
     ResourceType,
@@ -21,11 +20,12 @@ from shopstream.acls import (
     load_settings,
     service_access,
 )
-from shopstream.broker_security import BrokerSecurity, ScramUser, format_arguments
-from shopstream.broker_security import server_properties as secured_properties
+from shopstream.devbroker.security import BrokerSecurity, ScramUser, format_arguments
+from shopstream.devbroker.security import server_properties as secured_properties
 from shopstream.echo import EchoSettings, build_echo_service
 from shopstream.logs import JsonFormatter
 from shopstream.runtime.security import aiokafka_options, faststream_security, ssl_context
+from shopstream.services import discover
 from shopstream.settings import BatchSettings, KafkaSettings
 from shopstream.topics import dead_letter_topic
 from shopstream_sentiment.app import build_service as build_sentiment
@@ -52,7 +52,7 @@ def test_sentiment_reads_its_input_group_and_state_and_writes_outputs_and_dlq() 
 
 
 def test_every_service_gets_only_literal_topic_and_group_grants_without_create() -> None:
-    for service in SERVICES:
+    for service in discover():
         settings = load_settings(service)
         bindings = acl_bindings(service_access(service, settings))
         assert bindings, service

@@ -1,4 +1,4 @@
-"""Least-privilege Kafka ACLs per service, derived from the settings the service runs with.
+"""Least-privilege Kafka ACLs per service, derived from its spec and the settings it runs with.
 
 A service principal (`User:<service>`) may read the topics it consumes and its consumer group,
 read the compacted topics it loads outside the group, write its outputs and the dead-letter topic
@@ -10,13 +10,12 @@ idempotent producer), no wildcard topics.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
+from shopstream.services import TopicUse, service_spec
 from shopstream.settings import ServiceSettings
-from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream.topics import dead_letter_topic
 
 
 class ResourceType(IntEnum):
@@ -64,15 +63,6 @@ class AclBinding:
 
 
 @dataclass(frozen=True)
-class TopicUse:
-    consumes: tuple[str, ...]
-    """Read in the consumer group; each also gets a dead-letter topic to write."""
-    produces: tuple[str, ...]
-    loads: tuple[str, ...] = ()
-    """Read in full outside the group (compacted reference data, the service's own state)."""
-
-
-@dataclass(frozen=True)
 class ServiceAccess:
     service: str
     principal: str
@@ -84,67 +74,14 @@ class ServiceAccess:
     """The id is a prefix: the runtime appends each replica's hostname."""
 
 
-def _sentiment(topics: TopicSettings) -> TopicUse:
-    # Rebuilds its rolling insight windows from its own compacted output on start.
-    return TopicUse((topics.reviews,), (topics.sentiment, topics.insights), (topics.insights,))
-
-
-def _describer(topics: TopicSettings) -> TopicUse:
-    # Reads its own descriptions on start to skip products whose text did not change.
-    return TopicUse(
-        (topics.products, topics.copy_requests),
-        (topics.descriptions, topics.copies),
-        (topics.products, topics.descriptions),
-    )
-
-
-def _responder(topics: TopicSettings, *, product_facts: bool = True) -> TopicUse:
-    loads = (topics.knowledge, topics.products) if product_facts else (topics.knowledge,)
-    return TopicUse((topics.questions,), (topics.answers, topics.knowledge_gaps), loads)
-
-
-def _recommender(topics: TopicSettings) -> TopicUse:
-    return TopicUse(
-        (topics.activity, topics.recs_requests), (topics.recs_results,), (topics.products,)
-    )
-
-
-TOPIC_USE: dict[str, Callable[[TopicSettings], TopicUse]] = {
-    "sentiment": _sentiment,
-    "describer": _describer,
-    "responder": _responder,
-    "recommender": _recommender,
-}
-"""What each model service reads and writes, in terms of the shared topic registry; kept next to
-the ACLs so a reviewer sees a new topic in a service also needs a grant here."""
-
-SETTINGS_CLASSES = {
-    "sentiment": "shopstream_sentiment.config:SentimentSettings",
-    "describer": "shopstream_describer.config:DescriberSettings",
-    "responder": "shopstream_responder.config:ResponderSettings",
-    "recommender": "shopstream_recommender.config:RecommenderSettings",
-    "echo": "shopstream.echo:EchoSettings",
-}
-SERVICES = tuple(SETTINGS_CLASSES)
-
-
 def load_settings(service: str) -> ServiceSettings:
     """The service's settings from its own environment (`SENTIMENT_...`), as it would read them."""
-    module_name, class_name = SETTINGS_CLASSES[service].split(":")
-    settings_class = getattr(importlib.import_module(module_name), class_name)
-    settings: ServiceSettings = settings_class()
-    return settings
+    return service_spec(service).load_settings()
 
 
 def topic_use(service: str, settings: ServiceSettings) -> TopicUse:
-    if service == "echo":
-        # The echo service names its two topics directly rather than through the registry.
-        source, target = getattr(settings, "input_topic"), getattr(settings, "output_topic")  # noqa: B009
-        return TopicUse((source,), (target,))
-    if service == "responder":
-        # Product facts in answers are optional; without them the catalogue is not read.
-        return _responder(settings.topics, product_facts=getattr(settings, "product_facts", True))
-    return TOPIC_USE[service](settings.topics)
+    """What the service reads and writes with these settings, as its spec declares."""
+    return service_spec(service).topic_use(settings)
 
 
 def service_access(

@@ -16,6 +16,7 @@ from shopstream import __version__
 from shopstream.events import RESULT_ID_NAMESPACE, ReviewSubmitted
 from shopstream.runtime.batch import BatchHandler, Publication
 from shopstream.runtime.service import BatchService, ServiceContext
+from shopstream.services import ServiceSpec, TopicUse
 from shopstream.settings import ServiceSettings
 
 SERVICE_NAME = "echo"
@@ -86,3 +87,19 @@ def build_echo_service(settings: EchoSettings | None = None) -> BatchService[Rev
         build_handler=build_handler,
         model=model,
     )
+
+
+def _topic_use(settings: EchoSettings) -> TopicUse:
+    return TopicUse(consumes=(settings.input_topic,), produces=(settings.output_topic,))
+
+
+SPEC = ServiceSpec(
+    name=SERVICE_NAME,
+    settings=EchoSettings,
+    topics=_topic_use,
+    factory="shopstream.echo:build_echo_service",
+    # Its two topics are its own settings, not the shared registry, and it ships no image:
+    # it measures the bus path (demo step 1, the runtime's tests, the bus benchmark).
+    shares_registry=False,
+    image=False,
+)

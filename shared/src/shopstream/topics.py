@@ -1,4 +1,8 @@
-"""The topic registry: every topic's default name, cleanup policy and key, all configurable."""
+"""The topic registry: every shared topic's default name and layout, all configurable.
+
+Which topics exist, and which are compacted, comes from the installed services' specs
+(`shopstream.services`): a topic no service reads or writes is not created.
+"""
 
 from __future__ import annotations
 
@@ -61,35 +65,17 @@ class TopicSettings(BaseModel):
         )
 
     def specs(self, extra: tuple[str, ...] = ()) -> list[TopicSpec]:
-        """Every topic, with the dead-letter topic of each topic a service consumes."""
-        compacted = {self.products, self.knowledge, self.descriptions, self.insights}
-        consumed = {
-            self.products,
-            self.copy_requests,
-            self.knowledge,
-            self.questions,
-            self.activity,
-            self.recs_requests,
-            self.reviews,
-        }
-        names = [
-            self.products,
-            self.copy_requests,
-            self.knowledge,
-            self.questions,
-            self.activity,
-            self.recs_requests,
-            self.reviews,
-            self.descriptions,
-            self.copies,
-            self.answers,
-            self.knowledge_gaps,
-            self.recs_results,
-            self.sentiment,
-            self.insights,
-        ]
-        names += sorted(dead_letter_topic(name) for name in consumed)
+        """Every topic the installed services use of this registry (inputs, then outputs), the
+        dead-letter topic of each consumed one, then `extra`; each service's spec says which."""
+        # Imported here: the service specs import this module for `TopicSettings`.
+        from shopstream.services import discover  # noqa: PLC0415
+
+        uses = [spec.registry_use(self) for spec in discover().values() if spec.shares_registry]
+        names = [name for use in uses for name in (*use.consumes, *use.loads)]
+        names += [name for use in uses for name in use.produces]
+        names += sorted({dead_letter_topic(name) for use in uses for name in use.consumes})
         names += extra
+        compacted = {name for use in uses for name in use.compacted}
         # Two settings may name one topic (a single ordered stream read as two inputs).
         return [self.spec(name, compacted=name in compacted) for name in dict.fromkeys(names)]
 

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from shopstream.logs import configure_logging
-from shopstream_describer.app import build_service
-from shopstream_describer.config import DescriberSettings
+from shopstream.services import serve
 
 
 def main() -> None:
-    settings = DescriberSettings()
-    configure_logging(settings.log_level, settings.log_json)
-    asyncio.run(build_service(settings).run())
+    serve("describer")
 
 
 if __name__ == "__main__":

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from aiokafka import ConsumerRecord
 from prometheus_client import CollectorRegistry, Gauge
 
 from shopstream.events import Event
-from shopstream.kafka_io import read_to_end
-from shopstream.runtime.follower import TopicFollower
-from shopstream.runtime.service import BatchService, ModelLifecycle, ServiceContext
+from shopstream.runtime.service import BatchService, ModelLifecycle
+from shopstream.runtime.tables import TopicFollower, read_to_end
 from shopstream_describer import __version__
 from shopstream_describer.compliance import Lexicons
 from shopstream_describer.config import DescriberSettings, GeneratorConfig
@@ -45,7 +44,9 @@ class GeneratorGroup:
 
 
 class ProductTable:
-    """Every tenant's products, followed from the compacted products topic (global table).
+    """Every tenant's products, followed from the compacted products topic (global table); a
+    service component, read to its end before the first batch and followed until the service
+    stops.
 
     The consumer group gives a replica only some product partitions, but a copy request may
     name any product, and a deletion must reach every replica's skip-unchanged hashes.
@@ -68,7 +69,7 @@ class ProductTable:
                     extra={"topic": record.topic, "offset": record.offset},
                 )
 
-    async def restore(self) -> None:
+    async def start(self) -> None:
         """Read the products to their end, then the hashes of the published descriptions."""
         settings = self._settings
         started = time.perf_counter()
@@ -91,21 +92,14 @@ class ProductTable:
             },
         )
 
+    async def stop(self) -> None:
+        await self.follower.stop()
+
     async def refresh(self) -> bool:
         synced = await self.follower.sync(self._settings.product_sync_seconds)
         if not synced:
             logger.warning("product table behind; copy requests use what it holds")
         return synced
-
-
-class DescriberService(BatchService[Event]):
-    """The batch service plus the product table, which stops following before the model unloads."""
-
-    table: ProductTable
-
-    async def stop(self) -> None:
-        await self.table.follower.stop()
-        await super().stop()
 
 
 def _generator(config: GeneratorConfig) -> GeneratorModel:
@@ -119,7 +113,7 @@ def _generator(config: GeneratorConfig) -> GeneratorModel:
 
 def build_service(
     settings: DescriberSettings | None = None, *, generator: GeneratorModel | None = None
-) -> DescriberService:
+) -> BatchService[Event]:
     """The describer; `generator` replaces the configured model (tests pass fakes)."""
     settings = settings or DescriberSettings()
     generators: list[GeneratorModel] = [generator] if generator is not None else []
@@ -136,11 +130,7 @@ def build_service(
         "Products in this replica's product table.",
         registry=registry,
     ).set_function(lambda: len(state.products))
-
-    def restore_hook(_: ServiceContext) -> Callable[[], Awaitable[None]]:
-        return table.restore
-
-    service = DescriberService(
+    return BatchService(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
@@ -151,8 +141,6 @@ def build_service(
             context, pipeline, state, lexicons, settings.topics, refresh_products=table.refresh
         ),
         model=GeneratorGroup(generators) if generators else None,
-        startup_hooks=[restore_hook],
+        components=[table],
         registry=registry,
     )
-    service.table = table
-    return service

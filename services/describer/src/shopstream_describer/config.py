@@ -12,15 +12,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shopstream.models.names import DEFAULT_GENERATOR
+from shopstream.models.settings import ModelRuntimeSettings
 from shopstream.settings import ServiceSettings
 from shopstream_describer.pipeline import PipelineOptions
 from shopstream_describer.serving import OpenAIServerConfig
 
-# The registry's generator name; repeated here because importing the registry imports torch.
-DEFAULT_GENERATOR = "qwen2.5-coder-0.5b-instruct"
+__all__ = [
+    "DEFAULT_ADAPTER",
+    "DEFAULT_GENERATOR",
+    "DescriberSettings",
+    "GeneratorConfig",
+    "packaged_adapter",
+]
+
 DEFAULT_ADAPTER = "shop-copy-0.5b"
 """The packaged adapter (``adapters/<name>``), tuned by ``shopstream describer tune`` on the
 development copy for `DEFAULT_GENERATOR`."""
@@ -30,10 +38,9 @@ def packaged_adapter(name: str = DEFAULT_ADAPTER) -> Path:
     return Path(str(resources.files("shopstream_describer").joinpath("adapters", name)))
 
 
-class GeneratorConfig(BaseModel):
-    """The text generator and how it decodes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class GeneratorConfig(ModelRuntimeSettings):
+    """The text generator and how it decodes; ``device`` and ``threads`` from
+    ``ModelRuntimeSettings``."""
 
     generator: str | None = DEFAULT_GENERATOR
     """Registry name, local directory or Hugging Face id of a causal LM; ``none`` turns
@@ -66,9 +73,6 @@ class GeneratorConfig(BaseModel):
     languages: list[str] = Field(default_factory=lambda: ["en", "zh"])
     """Languages the generator writes; other locales are composed. Set ``["en"]`` for an
     English-only model such as ``smollm2-135m-instruct``."""
-    device: str = "auto"
-    threads: int | None = Field(default=None, ge=1, le=256)
-    """torch intra-op CPU threads; unset uses every core."""
     batch_size: int = Field(default=8, ge=1, le=512)
     """Prompts per forward pass; prompts are length-sorted and left-padded."""
     max_attempts: int = Field(default=2, ge=1, le=10)

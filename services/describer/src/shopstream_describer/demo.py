@@ -29,10 +29,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from shopstream.events import CopyRequested, Event, ProductUpserted
+from shopstream.events import CopyRequested, Event, ProductUpserted, parse_key
 from shopstream.kafka_io import end_offsets, publish_events, read_to_end
 from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.service import BatchService
+from shopstream.services import DemoOptions
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings
 from shopstream_describer.app import SERVICE_NAME, build_service
@@ -344,7 +345,7 @@ async def _latest_descriptions(
     found: dict[DescriptionKey, dict[str, Any]] = {}
     async for key, value in read_to_end(kafka, topic, max_seconds=60):
         if value is None:  # withdrawn: `tenant:product:locale`
-            owner, _, rest = (key or b"").decode("utf-8", "replace").partition(":")
+            owner, rest = parse_key(key) or ("", "")
             product_id, _, locale = rest.rpartition(":")
             if owner == tenant:
                 found.pop((product_id, locale), None)
@@ -367,3 +368,11 @@ async def _copies_for(
         if document.get("causation_id") in request_ids:
             found[document["payload"]["campaign_id"]] = document
     return found
+
+
+async def demo_step(options: DemoOptions) -> bool:
+    """`shopstream demo`'s describer step: every description and copy variant published."""
+    outcome = await run_describer_demo(options.console, options.kafka)
+    return (
+        outcome.descriptions == outcome.expected and outcome.variants == outcome.expected_variants
+    )

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, cast
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, ValidationError
 
 from shopstream.events import (
     CopyGenerated,
@@ -23,7 +23,8 @@ from shopstream.events import (
     Event,
     ProductDeleted,
     ProductUpserted,
-    result_event_id,
+    parse_key,
+    parse_product_record,
 )
 from shopstream.runtime.batch import BatchHandler, Publication
 from shopstream.runtime.service import ServiceContext
@@ -43,9 +44,6 @@ DescriberInput = Annotated[
 ]
 ACCEPTED = cast("type[Event]", DescriberInput)
 """What the describer consumes, in the form `BatchService(accepts=...)` takes."""
-_product_event: TypeAdapter[ProductUpserted | ProductDeleted] = TypeAdapter(
-    Annotated[ProductUpserted | ProductDeleted, Field(discriminator="event_type")]
-)
 
 ProductKey = tuple[str, str]
 DescriptionKey = tuple[str, str, str]
@@ -79,7 +77,7 @@ class DescriberState:
         """Remember a published description's hash; read after the product table is complete.
         A tombstone (`key` `<tenant>:<product>:<locale>`) means that text was withdrawn."""
         if value is None:
-            tenant, _, rest = (key or b"").decode("utf-8", "replace").partition(":")
+            tenant, rest = parse_key(key) or ("", "")
             product_id, _, locale = rest.rpartition(":")
             self.published.get((tenant, product_id), set()).discard(locale)
             return False
@@ -96,22 +94,14 @@ class DescriberState:
 
     def load_product(self, key: bytes | None, value: bytes | None) -> bool:
         """Apply one record of the products topic; False when it cannot be used."""
-        if value is None:
-            # Compaction's tombstones carry only the key, `<tenant>:<product>`.
-            tenant, _, product_id = (key or b"").decode("utf-8", "replace").partition(":")
-            if not tenant or not product_id:
-                return False
-            self.forget_product(tenant, product_id)
-            return True
-        try:
-            event = _product_event.validate_json(value)
-        except ValidationError:
+        change = parse_product_record(key, value)
+        if change is None:
             return False
-        if isinstance(event, ProductDeleted):
-            self.forget_product(event.tenant_id, event.payload.product_id)
+        if change.product is None:
+            self.forget_product(change.tenant_id, change.product_id)
         else:
-            key_of = (event.tenant_id, event.payload.product_id)
-            self.products[key_of] = ProductFacts.from_payload(event.payload)
+            key_of = (change.tenant_id, change.product_id)
+            self.products[key_of] = ProductFacts.from_payload(change.product)
         return True
 
 
@@ -258,15 +248,11 @@ def _copy_job(
 def _description_event(
     context: ServiceContext, item: _Planned, result: DescriptionResult
 ) -> DescriptionGenerated:
-    event = item.event
-    return DescriptionGenerated(
-        event_id=result_event_id(context.name, event.event_id, result.lineage, extra=item.locale),
-        tenant_id=event.tenant_id,
-        correlation_id=event.correlation_id or str(event.event_id),
-        causation_id=event.event_id,
-        producer=context.producer,
-        lineage=result.lineage,
-        payload=DescriptionGeneratedPayload(
+    return context.result(
+        DescriptionGenerated,
+        item.event,
+        result.lineage,
+        DescriptionGeneratedPayload(
             product_id=item.facts.product_id,
             locale=item.locale,
             description=result.description,
@@ -275,6 +261,7 @@ def _description_event(
             content_hash=item.content_hash,
             quality=result.quality,
         ),
+        extra=item.locale,
     )
 
 
@@ -282,14 +269,11 @@ def _copy_event(
     context: ServiceContext, request: CopyRequested, result: CopyResult
 ) -> CopyGenerated:
     payload = request.payload
-    return CopyGenerated(
-        event_id=result_event_id(context.name, request.event_id, result.lineage, extra="copy"),
-        tenant_id=request.tenant_id,
-        correlation_id=request.correlation_id or str(request.event_id),
-        causation_id=request.event_id,
-        producer=context.producer,
-        lineage=result.lineage,
-        payload=CopyGeneratedPayload(
+    return context.result(
+        CopyGenerated,
+        request,
+        result.lineage,
+        CopyGeneratedPayload(
             campaign_id=payload.campaign_id,
             channel=payload.channel,
             locale=payload.locale,
@@ -297,4 +281,5 @@ def _copy_event(
             request_event_id=str(request.event_id),
             review_required=result.review_required,
         ),
+        extra="copy",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shopstream.models import LoadReport, TextGenerator, configure_threads
+from shopstream.models import LoadReport, TextGenerator
 from shopstream_describer.config import GeneratorConfig
 from shopstream_describer.prompts import ChatPrompt
 
@@ -18,9 +18,9 @@ class DescriberModel:
         self.config = config
         self._generator = TextGenerator(
             config.generator,
-            device=config.device,
             revision=config.revision,
             adapter=config.adapter_path(),
+            **config.runtime_options(),
         )
 
     @property
@@ -35,8 +35,6 @@ class DescriberModel:
         return locale.split("-", 1)[0] in self.config.languages
 
     def load(self) -> LoadReport:
-        if self.config.threads:
-            configure_threads(self.config.threads)
         return self._generator.load()
 
     def generate(

@@ -19,6 +19,7 @@ from shopstream.events import (
     Lineage,
     QualityReport,
 )
+from shopstream.runtime.results import ServedModel
 from shopstream_describer.claims import FactIndex, ground, unsupported_terms
 from shopstream_describer.compliance import Lexicon
 from shopstream_describer.composer import (
@@ -47,14 +48,8 @@ _CHATTER = re.compile(
 _MARKUP = re.compile(r"[*#`_>]+|^\s*[-•]\s*", re.MULTILINE)
 
 
-class Generator(Protocol):
+class Generator(ServedModel, Protocol):
     """A text generator as the pipeline sees it; see `shopstream_describer.model`."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def model_revision(self) -> str: ...
 
     def supports(self, locale: str) -> bool: ...
 

@@ -21,13 +21,12 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from shopstream.models import lora
-from shopstream.models.device import inference_dtype, resolve_device
-from shopstream.models.loading import hub_options, prepare_transformers
-from shopstream.models.registry import resolve
+from shopstream.models.device import inference_dtype
+from shopstream.models.pretrained import load_pretrained
 from shopstream_describer.claims import FactIndex, ground
 from shopstream_describer.compliance import Lexicon
 from shopstream_describer.evaluation import EvalRow, held_out, read_rows
@@ -159,6 +158,14 @@ def _collate(
     }
 
 
+def training_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 where the hardware has it (a CUDA GPU or a CPU with bf16 instructions), else
+    float32; never float16, whose range overflows in the gradients."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return inference_dtype(device, half_on_gpu=False, bf16_on_cpu=True)
+
+
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -188,17 +195,10 @@ def tune(
     if not pairs:
         raise ValueError("no training rows: the files need references outside the held-out split")
 
-    prepare_transformers()
-    resolved = resolve(generator)
-    device = resolve_device(device_name)
-    dtype = inference_dtype(device, half_on_gpu=False, bf16_on_cpu=True)
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        dtype = torch.bfloat16
-    options = hub_options(resolved)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.location, **options)
-    model = AutoModelForCausalLM.from_pretrained(
-        resolved.location, dtype=dtype, device_map=device, **options
+    loaded = load_pretrained(
+        AutoModelForCausalLM, generator, device=device_name, dtype=training_dtype
     )
+    tokenizer, model, device, dtype = loaded.tokenizer, loaded.model, loaded.device, loaded.dtype
     layers = lora.attach(model, settings.adapter)
     examples = [
         encode(tokenizer, pipeline, job, copy, settings.max_target_tokens) for job, copy in pairs
@@ -233,7 +233,7 @@ def tune(
     metadata: dict[str, Any] = {
         "trained_for": "describe",
         "prompt_versions": {"zh": prompt_version("zh"), "en": prompt_version("en")},
-        "base_revision": resolved.revision,
+        "base_revision": loaded.resolved.revision,
         "settings": asdict(settings),
         "data": [{"file": path.name, "sha256": _file_digest(path)} for path in data],
         "split": "rows with evaluation.held_out(row) false (4 in 5, by content hash)",

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from shopstream.logs import configure_logging
-from shopstream_recommender.app import build_service
-from shopstream_recommender.config import RecommenderSettings
+from shopstream.services import serve
 
 
 def main() -> None:
-    settings = RecommenderSettings()
-    configure_logging(settings.log_level, settings.log_json)
-    asyncio.run(build_service(settings).run())
+    serve("recommender")
 
 
 if __name__ == "__main__":

@@ -9,20 +9,22 @@ partitions catches the state up the same way (`ActivityCatchUp`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from shopstream.events import Lineage
-from shopstream.kafka_io import topic_partitions
 from shopstream.runtime.metrics import SECONDS_BUCKETS
+from shopstream.runtime.partitions import PartitionTracker
+from shopstream.runtime.results import ServedModel
 from shopstream.runtime.security import aiokafka_options
-from shopstream.runtime.service import BatchService, ModelLifecycle, ServiceContext
+from shopstream.runtime.service import BatchService, ModelLifecycle
+from shopstream.runtime.tables import topic_partitions
 from shopstream_recommender import __version__
 from shopstream_recommender.catalogue import CatalogueFollower
 from shopstream_recommender.config import RecommenderSettings
@@ -37,29 +39,63 @@ RANKING_VERSION = "blend-1"
 logger = logging.getLogger("shopstream.recommender")
 
 
-class ItemEmbedderLike(ModelLifecycle, Protocol):
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def model_revision(self) -> str: ...
-
+class ItemEmbedderLike(ServedModel, ModelLifecycle, Protocol):
     def predict_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
-class RecommenderService(BatchService[RecommenderInput]):
-    """The runtime's batch service plus what lives beside the consumer group."""
+class RecommenderCore:
+    """The in-memory state and its ranker, with what fills the state (the catalogue follower)
+    and rebuilds it (the activity replay at start, the catch-up on each later assignment); a
+    service component, started after the item encoder loads and stopped before it unloads."""
 
-    recommender_settings: RecommenderSettings
-    state: RecommenderState
-    ranker: Ranker
-    catalogue: CatalogueFollower
-    replay: ReplayReport | None = None
-    catch_up: ActivityCatchUp | None = None
+    def __init__(
+        self,
+        settings: RecommenderSettings,
+        state: RecommenderState,
+        ranker: Ranker,
+        catalogue: CatalogueFollower,
+        gauges: dict[str, Gauge],
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.ranker = ranker
+        self.catalogue = catalogue
+        self._gauges = gauges
+        self._group_id = settings.group_id or f"shopstream-{SERVICE_NAME}"
+        self.replay: ReplayReport | None = None
+        self.catch_up: ActivityCatchUp | None = None
+        if settings.replay_activity:
+            # Partitions handed over by a rebalance catch up like a restart does.
+            self.catch_up = ActivityCatchUp(
+                settings.kafka, settings.topics.activity, self._group_id, state
+            )
+
+    async def start(self) -> None:
+        settings = self.settings
+        await self.catalogue.start()
+        self._gauges["catalogue_restore_seconds"].set(self.catalogue.stats.restore_seconds)
+        await check_co_partitioning(settings)
+        if self.catch_up is None:
+            return
+        self.replay = await replay_activity(
+            settings.kafka,
+            settings.topics.activity,
+            self._group_id,
+            self.state,
+            missing_means_end=settings.batch.auto_offset_reset == "latest",
+        )
+        self._gauges["replay_seconds"].set(self.replay.seconds)
+        self._gauges["replayed_events"].set(self.replay.applied)
+        self.catch_up.seen.update(self.replay.until)
+
+    async def on_assigned(
+        self, assigned: frozenset[TopicPartition], tracker: PartitionTracker
+    ) -> None:
+        if self.catch_up is not None:
+            await self.catch_up.on_assigned(assigned, tracker)
 
     async def stop(self) -> None:
         await self.catalogue.stop()
-        await super().stop()
 
 
 def lineage_for(embedder: ItemEmbedderLike | None) -> Lineage:
@@ -92,7 +128,7 @@ def build_service(
     settings: RecommenderSettings | None = None,
     *,
     embedder: ItemEmbedderLike | None = None,
-) -> RecommenderService:
+) -> BatchService[RecommenderInput]:
     """The recommender; `embedder` replaces the configured item encoder (tests pass fakes)."""
     settings = settings or RecommenderSettings()
     if embedder is None and settings.embedder.enabled:
@@ -104,11 +140,18 @@ def build_service(
     registry = CollectorRegistry(auto_describe=True)
     state = RecommenderState(settings.limits, settings.ranking.kind_weights)
     ranker = Ranker(state, settings.ranking)
+
+    async def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        assert chosen is not None, "only set with an item encoder"
+        # Called once the service has started, on the service's one inference thread.
+        return await service.context.inference.run(chosen.predict_batch, texts)
+
     catalogue = CatalogueFollower(
         settings.kafka,
         settings.topics.products,
         state,
         embed_batch=settings.embedder.embed_batch,
+        embed=embed if chosen is not None else None,
     )
     gauges = _state_metrics(registry, state, catalogue)
     ranking_seconds = Histogram(
@@ -119,34 +162,7 @@ def build_service(
     )
     lineage = lineage_for(chosen)
 
-    def restore_hook(context: ServiceContext) -> Callable[[], Awaitable[None]]:
-        if chosen is not None:
-
-            async def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
-                return await context.inference.run(chosen.predict_batch, texts)
-
-            catalogue.embed = embed
-
-        async def restore() -> None:
-            await catalogue.start()
-            gauges["catalogue_restore_seconds"].set(catalogue.stats.restore_seconds)
-            await check_co_partitioning(settings)
-            if settings.replay_activity:
-                service.replay = await replay_activity(
-                    settings.kafka,
-                    settings.topics.activity,
-                    settings.group_id or f"shopstream-{SERVICE_NAME}",
-                    state,
-                    missing_means_end=settings.batch.auto_offset_reset == "latest",
-                )
-                gauges["replay_seconds"].set(service.replay.seconds)
-                gauges["replayed_events"].set(service.replay.applied)
-                if service.catch_up is not None:
-                    service.catch_up.seen.update(service.replay.until)
-
-        return restore
-
-    service = RecommenderService(
+    service: BatchService[RecommenderInput] = BatchService(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
@@ -164,22 +180,9 @@ def build_service(
             ranking_seconds=ranking_seconds,
         ),
         model=chosen,
-        startup_hooks=[restore_hook],
+        components=[RecommenderCore(settings, state, ranker, catalogue, gauges)],
         registry=registry,
     )
-    service.recommender_settings = settings
-    service.state = state
-    service.ranker = ranker
-    service.catalogue = catalogue
-    if settings.replay_activity:
-        # Partitions handed over by a rebalance catch up like a restart does.
-        service.catch_up = ActivityCatchUp(
-            settings.kafka,
-            settings.topics.activity,
-            settings.group_id or f"shopstream-{SERVICE_NAME}",
-            state,
-        )
-        service.context.partitions.add_listener(service.catch_up)
     return service
 
 

@@ -14,23 +14,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
 from aiokafka import ConsumerRecord
-from pydantic import Field, TypeAdapter, ValidationError
 
-from shopstream.events import ProductDeleted, ProductUpserted, ProductUpsertedPayload
-from shopstream.runtime.follower import TopicFollower
+from shopstream.events import ProductUpsertedPayload, parse_product_record
+from shopstream.runtime.tables import TopicFollower
 from shopstream.settings import KafkaSettings
 from shopstream_recommender.state import Item, RecommenderState
 
 logger = logging.getLogger("shopstream.recommender")
 
 Embed = Callable[[Sequence[str]], Awaitable[npt.NDArray[np.float32]]]
-CatalogueEvent = Annotated[ProductUpserted | ProductDeleted, Field(discriminator="event_type")]
-catalogue_adapter: TypeAdapter[ProductUpserted | ProductDeleted] = TypeAdapter(CatalogueEvent)
 MAX_ATTRIBUTES_EMBEDDED = 20
 MAX_TEXT_CHARS = 1_000
 
@@ -138,36 +134,26 @@ class CatalogueFollower:
 
     def apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         for record in records:
-            if record.value is None:
-                self._apply_tombstone(record.key)
-                continue
-            try:
-                event = catalogue_adapter.validate_json(record.value)
-            except ValidationError:
-                self.stats.rejected += 1
+            change = parse_product_record(record.key, record.value)
+            if record.value is not None:  # the stats count events; a tombstone is none
+                self.stats.applied += change is not None
+                self.stats.rejected += change is None
+            if change is None:
                 logger.warning(
                     "unusable product record skipped",
                     extra={"topic": record.topic, "offset": record.offset},
                 )
                 continue
-            self.stats.applied += 1
-            key = (event.tenant_id, event.payload.product_id)
-            if isinstance(event, ProductDeleted):
+            key = (change.tenant_id, change.product_id)
+            if change.product is None:
                 self._state.delete_product(*key)
                 self._pending.pop(key, None)
                 self._embedded_texts.pop(key, None)
                 continue
-            self._state.upsert_product(*key, item_of(event.payload))
-            text = item_text(event.payload)
+            self._state.upsert_product(*key, item_of(change.product))
+            text = item_text(change.product)
             if self.embed is not None and self._embedded_texts.get(key) != hash(text):
                 self._pending[key] = text
-
-    def _apply_tombstone(self, key: bytes | None) -> None:
-        tenant, _, product = (key or b"").decode("utf-8", errors="replace").partition(":")
-        if tenant and product:
-            self._state.delete_product(tenant, product)
-            self._pending.pop((tenant, product), None)
-            self._embedded_texts.pop((tenant, product), None)
 
     async def embed_pending(self) -> None:
         """Embed up to one batch of new or changed product texts."""

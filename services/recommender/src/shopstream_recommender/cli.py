@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from shopstream.settings import ShopstreamSettings
@@ -76,9 +77,17 @@ def evaluate(
         cut = int(len(clicks) * warmup_fraction)
         history, test = clicks[:cut], clicks[cut:]
     settings = RecommenderSettings()
-    with console.status("replaying clicks ..."):
+    with Progress(console=console, transient=True) as bar:
+        # The replay skips re-clicks, so the number of predictions is known only at the end.
+        task = bar.add_task("replaying clicks", total=limit)
         report = evaluation.evaluate(
-            history, test, config=settings.ranking, limits=settings.limits, k=k, limit=limit
+            history,
+            test,
+            config=settings.ranking,
+            limits=settings.limits,
+            k=k,
+            limit=limit,
+            progress=lambda done: bar.update(task, completed=done),
         )
     wire: KafkaEvalReport | None = None
     if through_kafka:

@@ -18,10 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
 from shopstream.events import ActivityKind
+from shopstream.models.names import DEFAULT_ENCODER
+from shopstream.models.settings import ModelPlacementSettings
 from shopstream.settings import ServiceSettings
-
-DEFAULT_ENCODER = "multilingual-e5-small"
-"""The registry's multilingual default (named here: importing the registry imports torch)."""
 
 
 class RankingConfig(BaseModel):
@@ -117,10 +116,9 @@ class StateLimits(BaseModel):
     prior_refresh_seconds: float = Field(default=5.0, gt=0)
 
 
-class EmbedderConfig(BaseModel):
-    """The item encoder behind content similarity (title, brand, category, attributes)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class EmbedderConfig(ModelPlacementSettings):
+    """The item encoder behind content similarity (title, brand, category, attributes); its
+    ``device`` from ``ModelPlacementSettings``, its CPU threads from ``OMP_NUM_THREADS``."""
 
     enabled: bool = True
     """False turns content similarity off and loads no model (ranking then rests on the
@@ -128,8 +126,6 @@ class EmbedderConfig(BaseModel):
     encoder: str = DEFAULT_ENCODER
     """Registry name, local directory or Hugging Face id."""
     revision: str | None = None
-    device: str = "auto"
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     max_length: int = Field(default=128, ge=16, le=512)
     batch_size: int = Field(default=64, ge=1, le=4_096)
     """Items per encoder forward pass."""

@@ -21,9 +21,12 @@ from rich.table import Table
 
 from shopstream.events import RecommendationsRequested
 from shopstream.kafka_io import publish_events, read_topic
+from shopstream.runtime.service import BatchService
+from shopstream.services import DemoOptions
 from shopstream.settings import KafkaSettings
-from shopstream_recommender.app import RecommenderService, build_service
+from shopstream_recommender.app import RecommenderCore, build_service
 from shopstream_recommender.config import RecommenderSettings
+from shopstream_recommender.handlers import RecommenderInput
 from shopstream_recommender.samples import (
     SAMPLE_TENANT,
     new_product,
@@ -100,12 +103,13 @@ async def run_recommender_demo(
 
 async def _feed_the_shop(
     console: Console,
-    service: RecommenderService,
+    service: BatchService[RecommenderInput],
     kafka: KafkaSettings,
     tenant: str,
     deadline: float,
 ) -> None:
-    topics = service.recommender_settings.topics
+    core = service.component(RecommenderCore)
+    topics = core.settings.topics
     catalogue = sample_catalogue(tenant)
     await publish_events(kafka, topics.products, catalogue)
     sessions = sample_sessions(tenant)
@@ -118,18 +122,22 @@ async def _feed_the_shop(
     # The new product arrives after all browsing: only its text can place it.
     await publish_events(kafka, topics.products, [new_product(tenant)])
     await _wait(
-        lambda: "kettle-gooseneck" in service.state.tenant(tenant).vectors,
+        lambda: "kettle-gooseneck" in core.state.tenant(tenant).vectors,
         deadline,
         "the new product's embedding",
     )
 
 
 async def _apply(
-    service: RecommenderService, kafka: KafkaSettings, events: list[Any], deadline: float
+    service: BatchService[RecommenderInput],
+    kafka: KafkaSettings,
+    events: list[Any],
+    deadline: float,
 ) -> None:
-    target = service.state.interactions + len(events)
-    await publish_events(kafka, service.recommender_settings.topics.activity, events)
-    await _wait(lambda: service.state.interactions >= target, deadline, "the activity")
+    core = service.component(RecommenderCore)
+    target = core.state.interactions + len(events)
+    await publish_events(kafka, core.settings.topics.activity, events)
+    await _wait(lambda: core.state.interactions >= target, deadline, "the activity")
 
 
 async def _wait(condition: Callable[[], bool], deadline: float, what: str) -> None:
@@ -141,7 +149,7 @@ async def _wait(condition: Callable[[], bool], deadline: float, what: str) -> No
 
 async def _ask(
     console: Console,
-    service: RecommenderService,
+    service: BatchService[RecommenderInput],
     kafka: KafkaSettings,
     *,
     tenant: str,
@@ -149,7 +157,7 @@ async def _ask(
     deadline: float,
     outcome: RecommenderDemoOutcome,
 ) -> dict[str, dict[str, Any]]:
-    topics = service.recommender_settings.topics
+    topics = service.component(RecommenderCore).settings.topics
     requests = [
         RecommendationsRequested(
             tenant_id=tenant,
@@ -192,3 +200,11 @@ def _show(console: Console, title: str, answers: dict[str, dict[str, Any]]) -> N
             )
         table.add_section()
     console.print(table)
+
+
+async def demo_step(options: DemoOptions) -> bool:
+    """`shopstream demo`'s recommender step: every shopper's request answered."""
+    outcome = await run_recommender_demo(
+        options.console, options.kafka, metrics_port=options.metrics_port
+    )
+    return outcome.answered == outcome.requests

@@ -24,7 +24,6 @@ from shopstream.events import (
     RecommendationsProducedPayload,
     RecommendationsRequested,
     RecommendedItem,
-    result_event_id,
 )
 from shopstream.runtime.batch import BatchHandler, Publication
 from shopstream.runtime.service import ServiceContext
@@ -91,19 +90,15 @@ def build_handler(
     def answer(
         cause: RecommenderInput, user_id: str, request_id: str | None, ranking: Ranking
     ) -> Publication:
-        extra = "" if request_id is not None else UNASKED
-        return Publication(
-            results_topic,
-            RecommendationsProduced(
-                event_id=result_event_id(context.name, cause.event_id, lineage, extra=extra),
-                tenant_id=cause.tenant_id,
-                correlation_id=cause.correlation_id or request_id or str(cause.event_id),
-                causation_id=cause.event_id,
-                producer=context.producer,
-                lineage=lineage,
-                payload=produced_payload(user_id, request_id, ranking),
-            ),
+        result = context.result(
+            RecommendationsProduced,
+            cause,
+            lineage,
+            produced_payload(user_id, request_id, ranking),
+            extra="" if request_id is not None else UNASKED,
+            correlation_fallback=request_id,
         )
+        return Publication(results_topic, result)
 
     def rank(tenant_id: str, user_id: str, count: int, context_product_id: str | None) -> Ranking:
         started = time.perf_counter()

@@ -25,9 +25,9 @@ class ItemEmbedder:
         self._config = config
         self._encoder = TextEncoder(
             config.encoder,
-            device=config.device,
             max_length=config.max_length,
             revision=config.revision,
+            **config.runtime_options(),
         )
 
     @property

@@ -14,28 +14,22 @@ batch until the catch-up is done, and redelivered events are recognised by their
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
 from shopstream.events import ActivityRecorded
-from shopstream.kafka_io import topic_partitions
+from shopstream.runtime import tables
 from shopstream.runtime.partitions import PartitionTracker
-from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings
 from shopstream_recommender.handlers import interaction_of
 from shopstream_recommender.state import RecommenderState
 
 logger = logging.getLogger("shopstream.recommender")
 activity_adapter: TypeAdapter[ActivityRecorded] = TypeAdapter(ActivityRecorded)
-COORDINATOR_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -54,46 +48,13 @@ async def replay_targets(
     """Offset up to which each partition is replayed: the group's committed offset; for a
     partition without one, 0 (the group reads it from the start) or, when the group would
     start it at the end (`missing_means_end`), its end offset."""
-    admin = AIOKafkaAdminClient(
-        **aiokafka_options(kafka), client_id="shopstream-recommender-replay"
+    ends = await tables.end_offsets(kafka, [topic])
+    committed = await tables.committed_offsets(
+        kafka, group_id, sorted(ends), client_id="shopstream-recommender-replay"
     )
-    consumer = AIOKafkaConsumer(**aiokafka_options(kafka), enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(consumer, topic)
-        committed = await _committed_offsets(admin, group_id, partitions)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        targets: dict[TopicPartition, int] = {}
-        for tp in partitions:
-            offset = committed[tp].offset if tp in committed else -1
-            if offset >= 0:
-                targets[tp] = offset
-            else:
-                targets[tp] = ends[tp] if missing_means_end else 0
-        return targets
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-async def _committed_offsets(
-    admin: AIOKafkaAdminClient, group_id: str, partitions: list[TopicPartition]
-) -> dict[TopicPartition, OffsetAndMetadata]:
-    # A fresh cluster creates its offsets topic on the first coordinator lookup and answers
-    # "coordinator not available" meanwhile: retry retriable errors for a while.
-    deadline = time.monotonic() + COORDINATOR_WAIT_SECONDS
-    while True:
-        try:
-            offsets: dict[
-                TopicPartition, OffsetAndMetadata
-            ] = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
-        except KafkaError as error:
-            if not error.retriable or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-        else:
-            return offsets
+    return {
+        tp: committed.get(tp, end if missing_means_end else 0) for tp, end in sorted(ends.items())
+    }
 
 
 async def replay_activity(
@@ -125,43 +86,17 @@ async def replay_ranges(
 ) -> ReplayReport:
     """Apply the activity at offsets [start, end) of each partition to `state`."""
     started = time.perf_counter()
-    pending = {tp for tp, (start, end) in ranges.items() if end > start}
     records = applied = unusable = 0
-    if not pending:
-        return ReplayReport(0, 0, 0, time.perf_counter() - started)
-    consumer = AIOKafkaConsumer(
-        **aiokafka_options(kafka), enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(pending))
-        for tp in pending:
-            consumer.seek(tp, ranges[tp][0])
-        deadline = time.monotonic() + max_seconds
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"replaying {sorted(map(str, pending))} took over {max_seconds} s"
-                )
-            batches = await consumer.getmany(*pending, timeout_ms=500, max_records=5_000)
-            for tp, batch in batches.items():
-                end = ranges[tp][1]
-                for record in batch:
-                    if record.offset >= end:
-                        break
-                    records += 1
-                    try:
-                        event = activity_adapter.validate_json(record.value or b"")
-                    except ValidationError:
-                        unusable += 1  # dead-lettered when it was first consumed
-                        continue
-                    applied += state.record(interaction_of(event))
-            for tp in list(pending):
-                if await consumer.position(tp) >= ranges[tp][1]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
-    until = {tp: end for tp, (_, end) in ranges.items()}
+    async for record in tables.replay_ranges(kafka, ranges, max_seconds=max_seconds):
+        records += 1
+        try:
+            event = activity_adapter.validate_json(record.value or b"")
+        except ValidationError:
+            unusable += 1  # dead-lettered when it was first consumed
+            continue
+        applied += state.record(interaction_of(event))
+    replayed = any(end > start for start, end in ranges.values())
+    until = {tp: end for tp, (_, end) in ranges.items()} if replayed else {}
     return ReplayReport(records, applied, unusable, time.perf_counter() - started, until)
 
 
@@ -193,7 +128,9 @@ class ActivityCatchUp:
         if not mine:
             return
         known = {tp: max(self.seen.get(tp, 0), tracker.processed.get(tp, 0)) for tp in mine}
-        committed = await _group_offsets(self._kafka, self._group_id, mine)
+        committed = await tables.committed_offsets(
+            self._kafka, self._group_id, mine, client_id="shopstream-recommender-catch-up"
+        )
         ranges = {tp: (known[tp], committed[tp]) for tp in mine if committed.get(tp, 0) > known[tp]}
         if not ranges:
             return
@@ -211,20 +148,6 @@ class ActivityCatchUp:
                 "seconds": round(report.seconds, 3),
             },
         )
-
-
-async def _group_offsets(
-    kafka: KafkaSettings, group_id: str, partitions: list[TopicPartition]
-) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(
-        **aiokafka_options(kafka), client_id="shopstream-recommender-catch-up"
-    )
-    await admin.start()
-    try:
-        committed = await _committed_offsets(admin, group_id, partitions)
-    finally:
-        await admin.close()
-    return {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
 
 
 def _reported(report: ReplayReport) -> ReplayReport:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from shopstream.logs import configure_logging
-from shopstream_responder.app import build_service
-from shopstream_responder.config import ResponderSettings
+from shopstream.services import serve
 
 
 def main() -> None:
-    settings = ResponderSettings()
-    configure_logging(settings.log_level, settings.log_json)
-    asyncio.run(build_service(settings).run())
+    serve("responder")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,14 @@ full by every replica (see ``follower``), before the first question and then con
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
 from shopstream.events import QuestionAsked
+from shopstream.runtime.lifecycle import Component
 from shopstream.runtime.service import BatchService, ModelLifecycle, ServiceContext
 from shopstream_responder import __version__
 from shopstream_responder.config import ResponderSettings
@@ -32,59 +33,70 @@ class ResponderModelLike(ResponderPredictor, ModelLifecycle, Protocol):
     def embed_documents(self, documents: Sequence[Document]) -> list[PassageVectors]: ...
 
 
-class ResponderService(BatchService[QuestionAsked]):
-    """The batch service plus the knowledge follower, which stops before the model unloads."""
+class KnowledgeSync:
+    """The knowledge index every replica holds in full (a service component): caught up with
+    the knowledge and catalogue topics before the first question, then followed until the
+    service stops. `metrics` are the responder's own, which the handler counts into too."""
 
     def __init__(
         self,
         settings: ResponderSettings,
-        model: ResponderModelLike,
+        embed: Callable[[Sequence[Document]], Awaitable[list[PassageVectors]]],
         index: KnowledgeIndex,
-        registry: CollectorRegistry,
+        metrics: ResponderMetrics,
     ) -> None:
         self.index = index
-        self.responder_metrics = ResponderMetrics(registry)
+        self.metrics = metrics
+        self._catch_up_timeout_seconds = settings.catch_up_timeout_seconds
+        self.follower = KnowledgeFollower(settings, index, embed, metrics)
 
-        async def embed(documents: Sequence[Document]) -> list[PassageVectors]:
-            return await asyncio.to_thread(model.embed_documents, documents)
-
-        self.follower = KnowledgeFollower(settings, index, embed, self.responder_metrics)
-
-        def catch_up_hook(_: ServiceContext) -> Callable[[], Awaitable[None]]:
-            async def catch_up() -> None:
-                await self.follower.start()
-                await self.follower.wait_caught_up(settings.catch_up_timeout_seconds)
-
-            return catch_up
-
-        super().__init__(
-            name=SERVICE_NAME,
-            version=__version__,
-            settings=settings,
-            input_topics=[settings.topics.questions],
-            output_topics=[settings.topics.answers, settings.topics.knowledge_gaps],
-            accepts=QuestionAsked,
-            build_handler=lambda context: build_question_handler(
-                context,
-                model,
-                index,
-                settings.topics.answers,
-                self.responder_metrics,
-                settings.topics.knowledge_gaps,
-            ),
-            model=model,
-            startup_hooks=[catch_up_hook],
-            registry=registry,
-        )
+    async def start(self) -> None:
+        await self.follower.start()
+        await self.follower.wait_caught_up(self._catch_up_timeout_seconds)
 
     async def stop(self) -> None:
         await self.follower.stop()
-        await super().stop()
+
+
+def responder_service(
+    settings: ResponderSettings,
+    model: ResponderModelLike,
+    index: KnowledgeIndex,
+    registry: CollectorRegistry,
+) -> BatchService[QuestionAsked]:
+    """The responder over a given knowledge index (tests pass one already loaded)."""
+    metrics = ResponderMetrics(registry)
+
+    def components(context: ServiceContext) -> list[Component]:
+        # Passages are embedded on the service's one inference thread, timed with every other
+        # model call.
+        embed = functools.partial(context.inference.run, model.embed_documents)
+        return [KnowledgeSync(settings, embed, index, metrics)]
+
+    return BatchService(
+        name=SERVICE_NAME,
+        version=__version__,
+        settings=settings,
+        input_topics=[settings.topics.questions],
+        output_topics=[settings.topics.answers, settings.topics.knowledge_gaps],
+        accepts=QuestionAsked,
+        build_handler=lambda context: build_question_handler(
+            context,
+            model,
+            index,
+            settings.topics.answers,
+            metrics,
+            settings.topics.knowledge_gaps,
+        ),
+        model=model,
+        components=components,
+        registry=registry,
+    )
 
 
 def build_service(
     settings: ResponderSettings | None = None, *, model: ResponderModelLike | None = None
-) -> ResponderService:
+) -> BatchService[QuestionAsked]:
     """The responder service; `model` replaces the configured model (tests pass fakes)."""
     settings = settings or ResponderSettings()
     rules = IntentRules.from_file(settings.intent_rules)
@@ -92,4 +104,4 @@ def build_service(
         settings.model, settings.answering, rules, rephrase=settings.rephrase
     )
     index = KnowledgeIndex(topic_of=IntentClassifier(rules).rule_intent)
-    return ResponderService(settings, chosen, index, CollectorRegistry(auto_describe=True))
+    return responder_service(settings, chosen, index, CollectorRegistry(auto_describe=True))

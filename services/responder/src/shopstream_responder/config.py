@@ -14,22 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import SettingsConfigDict
 
 from shopstream.events import Intent
+from shopstream.models.names import DEFAULT_ENCODER, DEFAULT_GENERATOR, ENGLISH_ENCODER
+from shopstream.models.settings import ModelPlacementSettings, ModelRuntimeSettings
 from shopstream.settings import ServiceSettings
 
-DEFAULT_ENCODER = "multilingual-e5-small"
-DEFAULT_ENGLISH_ENCODER = "all-minilm-l6-v2"
-# The registry's default generator (Qwen2.5-Coder-0.5B-Instruct, Chinese and English); named
-# here because importing the registry imports torch.
-DEFAULT_GENERATOR = "qwen2.5-coder-0.5b-instruct"
 DEFAULT_INTENT_RULES = Path(
     str(resources.files("shopstream_responder").joinpath("data", "intents.json"))
 )
 
 
-class EncoderConfig(BaseModel):
-    """The sentence encoders that embed passages and questions into one space."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class EncoderConfig(ModelRuntimeSettings):
+    """The sentence encoders that embed passages and questions into one space; ``device``,
+    ``threads`` and ``batch_size`` (texts per encoder forward pass) from
+    ``ModelRuntimeSettings``."""
 
     @field_validator("english_encoder", mode="before")
     @classmethod
@@ -40,19 +37,13 @@ class EncoderConfig(BaseModel):
     encoder: str = DEFAULT_ENCODER
     """Registry name, local directory or Hub id; it must embed the customers' languages (the
     default covers Chinese and English, and Chinese questions find English passages)."""
-    device: str = "auto"
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    threads: int | None = Field(default=None, ge=1, le=256)
-    """torch intra-op CPU threads; unset uses every core. Give each replica its share."""
     max_length: int = Field(default=256, ge=16, le=512)
     """Longest tokenised text handed to the encoder; passages are chunked well below it."""
-    english_encoder: str | None = DEFAULT_ENGLISH_ENCODER
+    english_encoder: str | None = ENGLISH_ENCODER
     """A second, English encoder blended into the scores of English questions
     (``shopstream_responder.encoding``); ``none`` turns it off."""
     english_weight: float = Field(default=0.5, gt=0.0, lt=1.0)
     """Share of the English encoder's cosine in an English question's scores."""
-    batch_size: int = Field(default=32, ge=1, le=4_096)
-    """Texts per encoder forward pass."""
 
 
 class ChunkingConfig(BaseModel):
@@ -208,11 +199,10 @@ class AnsweringConfig(BaseModel):
         return self
 
 
-class RephraseConfig(BaseModel):
+class RephraseConfig(ModelPlacementSettings):
     """A generator that may rephrase the extractive answer; its reply is used only when every
-    sentence is supported by the retrieved passages (``shopstream_responder.rephrase``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    sentence is supported by the retrieved passages (``shopstream_responder.rephrase``). It
+    runs on ``device`` in the encoder's thread pool (``model.threads``)."""
 
     enabled: bool = False
     """Off by default: the extractive answer is already grounded, and a CPU cannot keep up.
@@ -226,12 +216,12 @@ class RephraseConfig(BaseModel):
     generator: str = DEFAULT_GENERATOR
     """Registry name, local directory or Hub id of an instruction-tuned causal LM
     (``smollm2-135m-instruct``: English only, with ``languages=["en"]``)."""
-    device: str = "auto"
     languages: frozenset[str] = frozenset({"en", "zh"})
     """Languages the generator writes well (prompts exist for ``en`` and ``zh``); an answer
     whose question or text is in another language stays extractive."""
     max_new_tokens: int = Field(default=96, ge=8, le=1_024)
     batch_size: int = Field(default=8, ge=1, le=256)
+    """Prompts per forward pass."""
     min_term_share: float = Field(default=0.8, ge=0.0, le=1.0)
     """Share of a generated sentence's content terms that must occur in the passages (its
     numbers must all occur); below it the sentence is unsupported and the reply discarded."""

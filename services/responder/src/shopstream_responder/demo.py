@@ -21,8 +21,9 @@ from rich.text import Text
 from shopstream.events import KnowledgeUpserted, ProductUpserted, QuestionAsked
 from shopstream.kafka_io import publish_events, read_topic
 from shopstream.runtime.admin import ensure_topics
+from shopstream.services import DemoOptions
 from shopstream.settings import KafkaSettings
-from shopstream_responder.app import build_service
+from shopstream_responder.app import KnowledgeSync, build_service
 from shopstream_responder.config import ResponderSettings
 
 SHOWN_ANSWER_CHARS = 90
@@ -97,7 +98,7 @@ async def run_responder_demo(
     with console.status("responder: loading the encoder and reading the knowledge topic..."):
         await service.start()
     load_seconds = time.perf_counter() - began
-    stats = service.index.stats()
+    stats = service.component(KnowledgeSync).index.stats()
     console.print(
         f"responder ready in {load_seconds:.1f} s: {stats.passages} passages of "
         f"{stats.documents} documents for {stats.tenants} shops"
@@ -156,3 +157,9 @@ async def _read_answers(
         if len(found) == len(wanted):
             break
     return found
+
+
+async def demo_step(options: DemoOptions) -> bool:
+    """`shopstream demo`'s responder step: every question answered or handed off."""
+    outcome = await run_responder_demo(options.console, options.kafka)
+    return outcome.answered + outcome.handed_off == outcome.asked

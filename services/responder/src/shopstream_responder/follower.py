@@ -1,6 +1,6 @@
 """Keeps every replica's knowledge index in step with the compacted knowledge and catalogue topics.
 
-The topics are read like global tables (``shopstream.runtime.follower``): all partitions,
+The topics are read like global tables (``shopstream.runtime.tables``): all partitions,
 outside the consumer group, from the beginning, and then followed for as long as the service
 runs, so an upsert or a deletion reaches the next question within a poll and an embedding pass.
 Start-up waits until the end offsets seen on entry are reached, so a restarted replica answers
@@ -23,10 +23,10 @@ from pydantic import Field, TypeAdapter, ValidationError
 from shopstream.events import (
     KnowledgeDeleted,
     KnowledgeUpserted,
-    ProductDeleted,
-    ProductUpserted,
+    parse_key,
+    parse_product_record,
 )
-from shopstream.runtime.follower import TopicFollower
+from shopstream.runtime.tables import TopicFollower
 from shopstream_responder.config import ResponderSettings
 from shopstream_responder.knowledge import (
     Document,
@@ -41,11 +41,8 @@ from shopstream_responder.metrics import ResponderMetrics
 
 logger = logging.getLogger("shopstream.responder.knowledge")
 
-TableEvent = Annotated[
-    KnowledgeUpserted | KnowledgeDeleted | ProductUpserted | ProductDeleted,
-    Field(discriminator="event_type"),
-]
-_table_event: TypeAdapter[TableEvent] = TypeAdapter(TableEvent)
+KnowledgeEvent = Annotated[KnowledgeUpserted | KnowledgeDeleted, Field(discriminator="event_type")]
+_knowledge_event: TypeAdapter[KnowledgeUpserted | KnowledgeDeleted] = TypeAdapter(KnowledgeEvent)
 
 EmbedDocuments = Callable[[Sequence[Document]], Awaitable[list[PassageVectors]]]
 
@@ -56,6 +53,10 @@ class Deletion:
 
 
 Change = Document | Deletion
+
+
+def _shown(key: bytes | None) -> str:
+    return (key or b"").decode("utf-8", errors="replace")[:64]
 
 
 class KnowledgeChanges:
@@ -74,46 +75,45 @@ class KnowledgeChanges:
 
     def change_of(self, topic: str, key: bytes | None, value: bytes | None) -> Change | None:
         source = self._sources[topic]
+        if source is Source.CATALOG:
+            return self._product_change(key, value)
         if value is None:
-            return self._tombstone(source, key)
+            return self._tombstone(key)
         try:
-            event = _table_event.validate_json(value)
+            event = _knowledge_event.validate_json(value)
         except ValidationError as error:
             self._reject("invalid_event", topic, type(error).__name__)
             return None
-        if isinstance(event, KnowledgeUpserted | KnowledgeDeleted) is not (
-            source is Source.KNOWLEDGE
-        ):
-            self._reject("wrong_topic", topic, event.event_type)
-            return None
-        return self._change_of_event(event, source)
-
-    def _change_of_event(self, event: TableEvent, source: Source) -> Change:
-        chunking = self._settings.chunking
-        if isinstance(event, KnowledgeUpserted):
-            payload = event.payload
-            return Document(
-                key=DocumentKey(event.tenant_id, source, payload.doc_id),
-                title=payload.title,
-                passages=chunk_document(payload.title, payload.body, chunking),
-                kind=payload.kind,
-                locale=payload.locale,
-                product_id=payload.product_id,
-            )
-        if isinstance(event, ProductUpserted):
-            return product_document(event.tenant_id, event.payload, chunking)
+        document_key = DocumentKey(event.tenant_id, source, event.payload.doc_id)
         if isinstance(event, KnowledgeDeleted):
-            return Deletion(DocumentKey(event.tenant_id, source, event.payload.doc_id))
-        return Deletion(DocumentKey(event.tenant_id, source, event.payload.product_id))
+            return Deletion(document_key)
+        payload = event.payload
+        return Document(
+            key=document_key,
+            title=payload.title,
+            passages=chunk_document(payload.title, payload.body, self._settings.chunking),
+            kind=payload.kind,
+            locale=payload.locale,
+            product_id=payload.product_id,
+        )
 
-    def _tombstone(self, source: Source, key: bytes | None) -> Change | None:
-        # Compaction's tombstones carry only the key, `<tenant>:<id>`; tenant ids hold no colon.
-        text = (key or b"").decode("utf-8", errors="replace")
-        tenant_id, _, doc_id = text.partition(":")
-        if not tenant_id or not doc_id:
-            self._reject("bad_tombstone_key", source.value, text[:64])
+    def _product_change(self, key: bytes | None, value: bytes | None) -> Change | None:
+        change = parse_product_record(key, value)
+        if change is None:
+            reason = "invalid_event" if value is not None else "bad_tombstone_key"
+            self._reject(reason, self._settings.topics.products, _shown(key))
             return None
-        return Deletion(DocumentKey(tenant_id, source, doc_id))
+        if change.product is None:
+            return Deletion(DocumentKey(change.tenant_id, Source.CATALOG, change.product_id))
+        return product_document(change.tenant_id, change.product, self._settings.chunking)
+
+    def _tombstone(self, key: bytes | None) -> Change | None:
+        parsed = parse_key(key)
+        if parsed is None:
+            self._reject("bad_tombstone_key", Source.KNOWLEDGE.value, _shown(key))
+            return None
+        tenant_id, doc_id = parsed
+        return Deletion(DocumentKey(tenant_id, Source.KNOWLEDGE, doc_id))
 
     def _reject(self, reason: str, topic: str, detail: str) -> None:
         self._metrics.knowledge_records.labels("rejected").inc()
@@ -125,7 +125,7 @@ class KnowledgeChanges:
 
 class KnowledgeFollower:
     """Reads the knowledge (and catalogue) topics into the index and keeps following them, on
-    the shared ``runtime.follower.TopicFollower`` (which re-reads a batch whose apply failed)."""
+    the shared ``runtime.tables.TopicFollower`` (which re-reads a batch whose apply failed)."""
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ before the batch goes to the inference thread; nothing else decides which knowle
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from shopstream.events import (
     AnswerProduced,
@@ -19,11 +19,10 @@ from shopstream.events import (
     HandoffReason,
     KnowledgeGapFound,
     KnowledgeGapFoundPayload,
-    Lineage,
     QuestionAsked,
-    result_event_id,
 )
 from shopstream.runtime.batch import BatchHandler, Publication
+from shopstream.runtime.results import ServedModel, lineage_of
 from shopstream.runtime.service import ServiceContext
 from shopstream_responder.answering import Draft, Question
 from shopstream_responder.knowledge import KnowledgeIndex, TenantSnapshot
@@ -32,14 +31,8 @@ from shopstream_responder.metrics import ResponderMetrics
 MAX_ANSWER_CHARS = 4_000
 
 
-class ResponderPredictor(Protocol):
+class ResponderPredictor(ServedModel, Protocol):
     """The part of the model the handler uses; lineage is read per batch, after `load()`."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def model_revision(self) -> str: ...
 
     def predict_batch(
         self, inputs: Sequence[tuple[Question, TenantSnapshot | None]]
@@ -104,26 +97,17 @@ def build_question_handler(  # noqa: PLR0917 - the handler's collaborators
         drafts = await context.inference.run(model.predict_batch, inputs)
         if len(drafts) != len(events):
             raise RuntimeError(f"model returned {len(drafts)} drafts for {len(events)} questions")
-        lineage = Lineage(model_id=model.model_id, model_revision=model.model_revision)
-
-        def envelope(event: QuestionAsked, kind: str = "") -> dict[str, Any]:
-            """The result fields both event types share; ``kind`` keeps their ids apart."""
-            return {
-                "event_id": result_event_id(context.name, event.event_id, lineage, kind),
-                "tenant_id": event.tenant_id,
-                "correlation_id": event.correlation_id or str(event.event_id),
-                "causation_id": event.event_id,
-                "producer": context.producer,
-                "lineage": lineage,
-            }
-
+        lineage = lineage_of(model)
         pairs = list(zip(events, drafts, strict=True))
         answers = [
-            AnswerProduced(**envelope(event), payload=answer_payload(event, draft))
+            context.result(AnswerProduced, event, lineage, answer_payload(event, draft))
             for event, draft in pairs
         ]
+        # "gap" keeps a gap's id apart from its question's answer.
         gaps = [
-            KnowledgeGapFound(**envelope(event, "gap"), payload=gap_payload(event, draft))
+            context.result(
+                KnowledgeGapFound, event, lineage, gap_payload(event, draft), extra="gap"
+            )
             for event, draft in pairs
             if draft.handoff is HandoffReason.NOT_COVERED
         ]

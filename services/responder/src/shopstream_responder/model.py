@@ -208,7 +208,6 @@ class ResponderModel:
 
 def _registry_encoder(name: str, config: EncoderConfig) -> Embedder:
     # torch is imported only here, so the service module stays importable without it.
-    from shopstream.models import TextEncoder, configure_threads  # noqa: PLC0415
+    from shopstream.models import TextEncoder  # noqa: PLC0415
 
-    configure_threads(config.threads)
-    return TextEncoder(name, device=config.device, max_length=config.max_length)
+    return TextEncoder(name, max_length=config.max_length, **config.runtime_options())

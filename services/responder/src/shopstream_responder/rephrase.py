@@ -261,7 +261,7 @@ class Rephraser:
         if self._generator is None:
             from shopstream.models import TextGenerator  # noqa: PLC0415 - torch
 
-            self._generator = TextGenerator(self.config.generator, device=self.config.device)
+            self._generator = TextGenerator(self.config.generator, **self.config.runtime_options())
         self._generator.load()
         self.revision = f"{self._generator.model_id}@{self._generator.revision}"
 

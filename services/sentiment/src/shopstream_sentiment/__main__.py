@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from shopstream.logs import configure_logging
-from shopstream_sentiment.app import build_service
-from shopstream_sentiment.config import SentimentSettings
+from shopstream.services import serve
 
 
 def main() -> None:
-    settings = SentimentSettings()
-    configure_logging(settings.log_level, settings.log_json)
-    asyncio.run(build_service(settings).run())
+    serve("sentiment")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 from aiokafka import TopicPartition
@@ -12,9 +12,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry, Gauge
 
 from shopstream.events import ReviewSubmitted
-from shopstream.kafka_io import TopicTail, partition_count
 from shopstream.runtime.partitions import PartitionTracker
-from shopstream.runtime.service import BatchService, ModelLifecycle, ServiceContext
+from shopstream.runtime.service import BatchService, ModelLifecycle
+from shopstream.runtime.tables import TopicTail, partition_count
 from shopstream_sentiment import __version__
 from shopstream_sentiment.config import SentimentSettings
 from shopstream_sentiment.handlers import SentimentPredictor, build_review_handler
@@ -37,9 +37,9 @@ def insight_rules(settings: SentimentSettings) -> InsightRules:
 
 
 class InsightsFollower:
-    """The insights state's link to the compacted insights topic.
+    """The insights state's link to the compacted insights topic (a service component).
 
-    At start every product's insights are read from the topic (`restore`), so a replica holds
+    At start every product's insights are read from the topic (`start`), so a replica holds
     them whichever partitions it gets. Later, a rebalance can hand this replica review
     partitions another replica worked on meanwhile: on each assignment (`on_assigned`), the
     records added to the topic since the last read are applied for the products of the review
@@ -57,7 +57,7 @@ class InsightsFollower:
         self.reloaded = 0
         """Insights records applied by catch-ups after rebalances (a figure for tests)."""
 
-    async def restore(self) -> None:
+    async def start(self) -> None:
         started = time.perf_counter()
         applied, unusable = await self._apply(lambda _key: True)
         seconds = time.perf_counter() - started
@@ -71,6 +71,9 @@ class InsightsFollower:
                 "seconds": round(seconds, 3),
             },
         )
+
+    async def stop(self) -> None:
+        return None  # each read opens and closes its own consumer
 
     async def on_assigned(
         self, assigned: frozenset[TopicPartition], tracker: PartitionTracker
@@ -138,12 +141,7 @@ def build_service(
         registry=registry,
     )
 
-    follower = InsightsFollower(settings, book, restore_seconds)
-
-    def restore_hook(_: ServiceContext) -> Callable[[], Awaitable[None]]:
-        return follower.restore
-
-    service = BatchService(
+    return BatchService(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
@@ -152,8 +150,6 @@ def build_service(
         accepts=ReviewSubmitted,
         build_handler=lambda context: build_review_handler(context, chosen, book, settings.topics),
         model=chosen,
-        startup_hooks=[restore_hook],
+        components=[InsightsFollower(settings, book, restore_seconds)],
         registry=registry,
     )
-    service.context.partitions.add_listener(follower)
-    return service

@@ -1,59 +1,31 @@
-"""The torch side of the sentiment model: the encoder+head backend and the HF classifier backend.
+"""The torch side of the sentiment model: the encoder+head backend and the classifier backend.
 
 Imported by ``SentimentModel.load()`` only, so importing the service's other modules (and the
-unit tests) never pulls in torch.
+unit tests) never pulls in torch. Both backends load through ``shopstream.models``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import numpy.typing as npt
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
-from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from shopstream.models import (
-    LoadReport,
-    TextEncoder,
-    configure_threads,
-    inference_dtype,
-    resolve,
-    resolve_device,
-)
-from shopstream.models.batching import length_sorted_batches, pad_batch
-from shopstream.models.loading import (
-    finish_load,
-    hub_options,
-    loaded_revision,
-    prepare_transformers,
-    release_memory,
-)
+from shopstream.models import LoadReport, TextClassifier, TextEncoder
 from shopstream_sentiment.config import SentimentModelConfig
 from shopstream_sentiment.head import Chunking, SentimentHead, encoder_record, pool_passages
-from shopstream_sentiment.model import DEFAULT_SEQUENCE_CLASSIFIER_BAND, ScoringBackend, ScoringUnit
 from shopstream_sentiment.predictions import PolarityName
+from shopstream_sentiment.scoring import (
+    DEFAULT_SEQUENCE_CLASSIFIER_BAND,
+    FloatArray,
+    ScoringBackend,
+    ScoringUnit,
+    unique_passages,
+)
 
 logger = logging.getLogger("shopstream.sentiment")
-
-FloatArray = npt.NDArray[np.float32]
-
-
-def unique_passages(units: Sequence[ScoringUnit]) -> tuple[list[str], list[list[int]]]:
-    """Distinct passages in first-seen order, and each unit's passage indices into them.
-
-    A short review is one chunk and one clause with the same text; encoding it once instead of
-    twice roughly halves the encoder's work on typical short reviews.
-    """
-    position: dict[str, int] = {}
-    groups = [
-        [position.setdefault(passage, len(position)) for passage in unit.passages] for unit in units
-    ]
-    return list(position), groups
 
 
 class EncoderHeadBackend:
@@ -71,7 +43,7 @@ class EncoderHeadBackend:
             )
         self._trained_revision = trained_revision
         self.encoder = TextEncoder(
-            config.encoder, device=config.device, max_length=config.max_length
+            config.encoder, max_length=config.max_length, **config.runtime_options()
         )
         self.model_id = f"{config.encoder}+sentiment-head"
         self.revision = ""
@@ -157,12 +129,20 @@ def polarity_weights(
 
 
 class SequenceClassificationBackend:
-    """Any Hugging Face sequence classifier; chunks of long reviews average their logits."""
+    """A ``shopstream.models.TextClassifier`` whose classes are weighed into P(positive);
+    chunks of long reviews average their logits."""
 
     def __init__(self, config: SentimentModelConfig) -> None:
         if config.hf_model is None:
             raise ValueError("the sequence_classification backend needs model.hf_model")
         self.config = config
+        self.classifier = TextClassifier(
+            config.hf_model,
+            revision=config.hf_revision,
+            max_length=config.max_length,
+            role="sentiment classifier",
+            **config.runtime_options(),
+        )
         self.model_id = config.hf_model
         self.revision = ""
         self.chunking = Chunking(
@@ -170,58 +150,14 @@ class SequenceClassificationBackend:
             max_chunks=config.max_chunks,
         )
         self.neutral_band = DEFAULT_SEQUENCE_CLASSIFIER_BAND
-        self._device: torch.device | None = None
-        self._model: PreTrainedModel | None = None
-        self._tokenizer: PreTrainedTokenizerBase | None = None
         self._weights: torch.Tensor | None = None
 
     def load(self) -> LoadReport:
-        started = time.perf_counter()
-        prepare_transformers()
-        resolved = resolve(self.model_id, revision=self.config.hf_revision)
-        device = resolve_device(self.config.device)
-        dtype = inference_dtype(device)
-        options = hub_options(resolved)
-        tokenizer = AutoTokenizer.from_pretrained(resolved.location, **options)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            resolved.location, dtype=dtype, **options
-        )
-        model.to(device).eval()
-        id2label = {int(k): str(v) for k, v in (model.config.id2label or {}).items()}
-        weights = polarity_weights(id2label, self.config.label_map)
-        self._weights = torch.from_numpy(weights).to(device)
-        self._model, self._tokenizer, self._device = model, tokenizer, device
-        self.revision = loaded_revision(resolved, model.config)
-        return finish_load(
-            "sentiment classifier",
-            resolved,
-            revision=self.revision,
-            device=device,
-            dtype=dtype,
-            started=started,
-        )
-
-    def _logits(self, passages: Sequence[str]) -> torch.Tensor:
-        if self._model is None or self._tokenizer is None or self._device is None:
-            raise RuntimeError("classifier is not loaded")
-        token_ids: list[list[int]] = self._tokenizer(
-            list(passages), truncation=True, max_length=self.config.max_length
-        )["input_ids"]
-        pad_id = int(self._tokenizer.pad_token_id or 0)
-        logits = torch.zeros((len(passages), len(self._model.config.id2label or {})))
-        with torch.inference_mode():
-            for batch in length_sorted_batches(
-                [len(ids) for ids in token_ids], self.config.batch_size
-            ):
-                input_ids, attention_mask = pad_batch(
-                    [token_ids[i] for i in batch], pad_id, side="right"
-                )
-                output = self._model(
-                    input_ids=input_ids.to(self._device),
-                    attention_mask=attention_mask.to(self._device),
-                ).logits
-                logits[batch] = output.float().cpu()
-        return logits
+        report = self.classifier.load()
+        weights = polarity_weights(self.classifier.id2label, self.config.label_map)
+        self._weights = torch.from_numpy(weights)
+        self.revision = self.classifier.revision
+        return report
 
     def embed(self, texts: Sequence[str]) -> FloatArray | None:
         return None
@@ -230,22 +166,18 @@ class SequenceClassificationBackend:
         if self._weights is None:
             raise RuntimeError("classifier is not loaded")
         passages, groups = unique_passages(units)
-        logits = self._logits(passages)
+        logits = self.classifier.logits(passages, batch_size=self.config.batch_size)
         pooled = torch.stack([logits[group].mean(dim=0) for group in groups])
-        probabilities = torch.softmax(pooled, dim=-1) @ self._weights.cpu()
+        probabilities = torch.softmax(pooled, dim=-1) @ self._weights
         return probabilities.numpy().astype(np.float32), None
 
     def unload(self) -> None:
-        device = self._device
-        self._model = None
-        self._tokenizer = None
-        self._device = None
-        release_memory(device)
+        self.classifier.unload()
+        self._weights = None
 
 
 def load_backend(config: SentimentModelConfig) -> tuple[ScoringBackend, LoadReport]:
-    """Build and load the configured backend, with the thread count applied first."""
-    configure_threads(config.threads)
+    """Build and load the configured backend (which sets the thread count as it loads)."""
     if config.backend == "sequence_classification":
         classifier = SequenceClassificationBackend(config)
         return classifier, classifier.load()

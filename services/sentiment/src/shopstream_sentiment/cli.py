@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from shopstream_sentiment.config import DEFAULT_HEAD, SentimentModelConfig
@@ -23,7 +24,10 @@ console = Console()
 
 def _command_line(data: list[Path], out: Path, options: dict[str, object]) -> str:
     """The exact command that reproduces a head, for its metadata."""
-    words = ["uv", "run", "shopstream", "sentiment", "train", *map(str, data), "--out", str(out)]
+    words = ["uv", "run", "shopstream", "sentiment", "train"]
+    for path in data:
+        words += ["--data", str(path)]
+    words += ["--out", str(out)]
     for name, value in options.items():
         if value is not None:
             words += [f"--{name.replace('_', '-')}", str(value)]
@@ -31,7 +35,10 @@ def _command_line(data: list[Path], out: Path, options: dict[str, object]) -> st
 
 
 def train(
-    data: Annotated[list[Path], typer.Argument(help="CSV files with label,text[,rating,title].")],
+    data: Annotated[
+        list[Path],
+        typer.Option("--data", help="CSV file with label,text[,rating,title]; repeat for more."),
+    ],
     out: Annotated[Path, typer.Option(help="Directory to write the head to.")] = DEFAULT_HEAD,
     *,
     encoder: Annotated[str, typer.Option(help="Frozen encoder (registry name, dir, Hub id).")] = (
@@ -115,7 +122,7 @@ def train(
 
 
 def evaluate(
-    data: Annotated[Path, typer.Argument(help="CSV file with label,text[,rating,title].")],
+    data: Annotated[Path, typer.Option("--data", help="CSV file with label,text[,rating,title].")],
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the report as JSON here.")
     ] = None,
@@ -148,7 +155,14 @@ def evaluate(
             "aspects_enabled": aspects,
         }
     )
-    report = evaluate_file(data, config, limit=limit)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("scoring", total=None)
+        report = evaluate_file(
+            data,
+            config,
+            limit=limit,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     _print_report(report)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

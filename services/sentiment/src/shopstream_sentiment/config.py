@@ -12,12 +12,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shopstream.models.names import DEFAULT_ENCODER
+from shopstream.models.settings import ModelRuntimeSettings
 from shopstream.settings import ServiceSettings
-
-DEFAULT_ENCODER = "multilingual-e5-small"
 
 
 def packaged_path(*parts: str) -> Path:
@@ -29,10 +29,11 @@ DEFAULT_HEAD = packaged_path("heads", "default")
 DEFAULT_ASPECTS = packaged_path("data", "aspects.json")
 
 
-class SentimentModelConfig(BaseModel):
-    """How reviews are scored: which model, where, and the rules that turn scores into labels."""
+class SentimentModelConfig(ModelRuntimeSettings):
+    """How reviews are scored: which model, where, and the rules that turn scores into labels.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    ``device``, ``threads`` and ``batch_size`` (texts per encoder forward pass: reviews' chunks
+    and aspect clauses together) come from ``ModelRuntimeSettings``."""
 
     backend: Literal["encoder_head", "sequence_classification"] = "encoder_head"
     """``encoder_head``: a frozen sentence encoder plus the small linear head trained by
@@ -56,10 +57,6 @@ class SentimentModelConfig(BaseModel):
     operator's own JSON file to change the aspects without a release."""
     aspects_enabled: bool = True
     """Turn off aspect findings to score whole reviews only (about half the encoder work)."""
-    device: str = "auto"
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    threads: int | None = Field(default=None, ge=1, le=256)
-    """torch intra-op CPU threads; unset uses every core. Give each replica its share."""
     max_length: int = Field(default=256, ge=16, le=512)
     """Longest tokenised passage handed to the model; chunks are sized below it."""
     chunk_tokens: int = Field(default=128, ge=16, le=512)
@@ -68,8 +65,6 @@ class SentimentModelConfig(BaseModel):
     max_chunks: int = Field(default=8, ge=1, le=64)
     """Chunks kept per review (the first ones and the last one); bounds the cost of a very
     long review."""
-    batch_size: int = Field(default=32, ge=1, le=4_096)
-    """Texts per encoder forward pass (reviews' chunks and aspect clauses together)."""
     neutral_band: float | None = Field(default=None, ge=0.0, lt=1.0)
     """Width of the neutral band around P(positive) = 0.5: neutral when
     |P(positive) - 0.5| < neutral_band / 2. Unset: the band calibrated with the head."""

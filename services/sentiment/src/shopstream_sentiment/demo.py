@@ -16,15 +16,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from shopstream.events import ReviewSubmitted
-from shopstream.kafka_io import publish_paced, topic_partitions
-from shopstream.runtime.security import aiokafka_options
+from shopstream.kafka_io import publish_paced
+from shopstream.runtime.tables import TopicReader
+from shopstream.services import DemoOptions
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings
 
@@ -54,30 +54,19 @@ class TailFromNow:
     """Reads a topic from its current end, outside any consumer group, filtered by tenant."""
 
     def __init__(self, kafka: KafkaSettings, topic: str, tenant_id: str) -> None:
-        self._consumer = AIOKafkaConsumer(**aiokafka_options(kafka), enable_auto_commit=False)
-        self._topic = topic
+        self._reader = TopicReader(kafka, topic, from_beginning=False)
         self._tenant_id = tenant_id
 
     async def start(self) -> None:
-        await self._consumer.start()
-        assignment = await topic_partitions(self._consumer, self._topic)
-        self._consumer.assign(assignment)
-        await self._consumer.seek_to_end(*assignment)
-        for tp in assignment:  # resolve the positions now, before anything is published
-            await self._consumer.position(tp)
+        await self._reader.start()
 
     async def poll(self) -> list[dict[str, Any]]:
-        batches = await self._consumer.getmany(timeout_ms=200, max_records=500)
-        documents = [
-            json.loads(record.value)
-            for records in batches.values()
-            for record in records
-            if record.value
-        ]
+        records = await self._reader.poll(max_records=500)
+        documents = [json.loads(record.value) for record in records if record.value]
         return [d for d in documents if d.get("tenant_id") == self._tenant_id]
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        await self._reader.stop()
 
 
 def _scored_row(scored: dict[str, Any], review: ReviewSubmitted) -> tuple[Text | str, ...]:
@@ -292,3 +281,20 @@ async def run_sentiment_demo(
         metrics_url=metrics_url,
         labels=watcher.labels,
     )
+
+
+async def demo_step(options: DemoOptions) -> bool:
+    """`shopstream demo`'s sentiment step: every sample review scored."""
+    outcome = await run_sentiment_demo(
+        options.console,
+        options.kafka,
+        rate=options.rate,
+        metrics_port=options.metrics_port,
+        keep_running=options.keep_running,
+    )
+    labels = ", ".join(f"{count} {label}" for label, count in outcome.labels.most_common())
+    options.console.print(
+        f"sentiment service: {outcome.scored}/{outcome.sent} reviews scored ({labels}) "
+        f"in {outcome.seconds:.1f} s after a {outcome.model_load_seconds:.1f} s start"
+    )
+    return outcome.scored == outcome.sent

@@ -16,6 +16,7 @@ off, on however many threads torch was given.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,9 +70,15 @@ def head_metadata(config: SentimentModelConfig) -> dict[str, Any] | None:
 
 
 def evaluate_file(
-    path: Path, config: SentimentModelConfig, *, limit: int | None = None
+    path: Path,
+    config: SentimentModelConfig,
+    *,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Load the model, score the selected rows in batches and return the report as a dict."""
+    """Load the model, score the selected rows in batches and return the report as a dict.
+
+    `progress(done, total)` is called after each batch with the rows scored so far."""
     from shopstream_sentiment.model import SentimentModel  # noqa: PLC0415  loads torch
 
     selection = select_rows(path, head_metadata(config), limit)
@@ -90,6 +97,8 @@ def evaluate_file(
         began = time.perf_counter()
         predictions += model.predict_batch(batch)
         inference_seconds += time.perf_counter() - began
+        if progress is not None:
+            progress(len(predictions), len(reviews))
     model.unload()
     return summarise(
         path,

@@ -17,10 +17,10 @@ from shopstream.events import (
     ReviewScored,
     ReviewScoredPayload,
     ReviewSubmitted,
-    result_event_id,
     utc_now,
 )
 from shopstream.runtime.batch import BatchHandler, Publication
+from shopstream.runtime.results import ServedModel, lineage_of
 from shopstream.runtime.service import ServiceContext
 from shopstream.topics import TopicSettings
 from shopstream_sentiment.insights import InsightsBook, ScoredReview
@@ -30,14 +30,8 @@ MAX_ASPECTS = 100
 MAX_SNIPPET_CHARS = 4_000
 
 
-class SentimentPredictor(Protocol):
+class SentimentPredictor(ServedModel, Protocol):
     """The part of the model the handler uses; lineage is read per batch, after `load()`."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def model_revision(self) -> str: ...
 
     def predict_batch(self, inputs: Sequence[ReviewText]) -> list[SentimentPrediction]: ...
 
@@ -88,19 +82,11 @@ def build_review_handler(
             raise RuntimeError(
                 f"model returned {len(predictions)} predictions for {len(events)} reviews"
             )
-        lineage = Lineage(model_id=model.model_id, model_revision=model.model_revision)
+        lineage = lineage_of(model)
         # Every result is built (and validated) before the insights change, so a batch that
         # fails here and is bisected by the runtime has not counted anything yet.
         scored = [
-            ReviewScored(
-                event_id=result_event_id(context.name, event.event_id, lineage),
-                tenant_id=event.tenant_id,
-                correlation_id=event.correlation_id or str(event.event_id),
-                causation_id=event.event_id,
-                producer=context.producer,
-                lineage=lineage,
-                payload=scored_payload(event, prediction),
-            )
+            context.result(ReviewScored, event, lineage, scored_payload(event, prediction))
             for event, prediction in zip(events, predictions, strict=True)
         ]
         last_per_product: dict[tuple[str, str], ReviewSubmitted] = {}
@@ -136,16 +122,8 @@ def _insights_event(
     now: datetime,
 ) -> ProductInsightsUpdated:
     payload = book.snapshot(last.tenant_id, last.payload.product_id, now)
-    return ProductInsightsUpdated(
-        # The same last review and the same count give the same id, so a batch replayed after
-        # a crash republishes the same insights event rather than a new one.
-        event_id=result_event_id(
-            context.name, last.event_id, lineage, extra=f"insights:{payload.review_count}"
-        ),
-        tenant_id=last.tenant_id,
-        correlation_id=last.correlation_id or str(last.event_id),
-        causation_id=last.event_id,
-        producer=context.producer,
-        lineage=lineage,
-        payload=payload,
+    # The same last review and the same count give the same id, so a batch replayed after a
+    # crash republishes the same insights event rather than a new one.
+    return context.result(
+        ProductInsightsUpdated, last, lineage, payload, extra=f"insights:{payload.review_count}"
     )

@@ -52,6 +52,7 @@ from shopstream.events import (
     ProductInsightsUpdatedPayload,
     SentimentMix,
     WindowSummary,
+    parse_key,
 )
 
 ALL_TIME = "all"
@@ -423,11 +424,10 @@ class InsightsBook:
         will eventually leave it. A tombstone (no value) forgets the product.
         """
         if value is None:
-            text = (key or b"").decode("utf-8", "replace")
-            tenant_id, separator, product_id = text.partition(":")
-            if not separator:
+            parsed = parse_key(key)
+            if parsed is None:
                 return False
-            self._products.pop((tenant_id, product_id), None)
+            self._products.pop(parsed, None)
             return True
         try:
             event = ProductInsightsUpdated.model_validate_json(value)

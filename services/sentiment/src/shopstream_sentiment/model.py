@@ -25,15 +25,11 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from shopstream_sentiment.aspects import AspectCatalog, ClauseAspects, PrototypeIndex
 from shopstream_sentiment.config import SentimentModelConfig
-from shopstream_sentiment.head import Chunking, language_group
+from shopstream_sentiment.head import language_group
 from shopstream_sentiment.labelling import LabelRule
 from shopstream_sentiment.predictions import (
     AspectPrediction,
@@ -41,44 +37,13 @@ from shopstream_sentiment.predictions import (
     ReviewText,
     SentimentPrediction,
 )
+from shopstream_sentiment.scoring import FloatArray, ScoringBackend, ScoringUnit
 from shopstream_sentiment.segmentation import chunk_text
 
 if TYPE_CHECKING:
     from shopstream.models import LoadReport
 
 logger = logging.getLogger("shopstream.sentiment")
-
-FloatArray = npt.NDArray[np.float32]
-
-DEFAULT_SEQUENCE_CLASSIFIER_BAND = 0.2
-"""Neutral band of an uncalibrated third-party classifier unless configured."""
-
-
-@dataclass(frozen=True, slots=True)
-class ScoringUnit:
-    """One thing to score: its full text (for lexical features), its encoder passages and its
-    language group (a clause takes its review's, so a quoted English phrase in a Chinese review
-    is still scored by the Chinese head)."""
-
-    text: str
-    passages: tuple[str, ...]
-    group: str
-
-
-class ScoringBackend(Protocol):
-    """A loaded model that scores units; ``vectors`` are unit-length unit embeddings, or None
-    when the backend has no sentence embeddings."""
-
-    model_id: str
-    revision: str
-    chunking: Chunking
-    neutral_band: float
-
-    def score(self, units: Sequence[ScoringUnit]) -> tuple[FloatArray, FloatArray | None]: ...
-
-    def embed(self, texts: Sequence[str]) -> FloatArray | None: ...
-
-    def unload(self) -> None: ...
 
 
 class SentimentModel:

@@ -13,14 +13,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from shopstream.acls import SERVICES, AclBinding, acl_bindings, load_settings, service_access
+from shopstream.acls import AclBinding, acl_bindings, load_settings, service_access
 from shopstream.runtime.acl_admin import create_acls
+from shopstream.services import discover
 from shopstream.settings import ShopstreamSettings
 
 app = typer.Typer(help="Least-privilege ACLs for each service's principal.", no_args_is_help=True)
 console = Console()
 
-Services = Annotated[list[str], typer.Argument(help=f"Any of: {', '.join(SERVICES)}.")]
+Services = Annotated[list[str], typer.Argument(help=f"Any of: {', '.join(discover())}.")]
 Principal = Annotated[
     str | None,
     typer.Option(help="Principal to grant (one service only); default: User:<SASL username>."),
@@ -28,9 +29,10 @@ Principal = Annotated[
 
 
 def _bindings(services: list[str], principal: str | None) -> list[AclBinding]:
-    unknown = sorted(set(services) - set(SERVICES))
+    known = list(discover())
+    unknown = sorted(set(services) - set(known))
     if unknown:
-        raise typer.BadParameter(f"unknown service(s) {unknown}; choose from {list(SERVICES)}")
+        raise typer.BadParameter(f"unknown service(s) {unknown}; choose from {known}")
     if principal is not None and len(services) != 1:
         raise typer.BadParameter("--principal applies to one service at a time")
     bindings: list[AclBinding] = []

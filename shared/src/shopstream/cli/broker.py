@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from shopstream import broker_security, local_broker
-from shopstream.acls import SERVICES
-from shopstream.broker_security import BrokerSecurity, ScramUser
-from shopstream.local_broker import LocalBrokerConfig, LocalBrokerError
+from shopstream.devbroker import BrokerSecurity, LocalBrokerConfig, LocalBrokerError, ScramUser
+from shopstream.devbroker import broker as local_broker
+from shopstream.devbroker import security as broker_security
+from shopstream.services import discover
 
 app = typer.Typer(help="Run a real single-node Apache Kafka (KRaft) broker on 127.0.0.1.")
 console = Console()
@@ -36,12 +36,13 @@ def config_for(port: int, controller_port: int) -> LocalBrokerConfig:
 
 def secured(config: LocalBrokerConfig, *, tls: bool) -> LocalBrokerConfig:
     """The config with an admin and one SCRAM user per service, passwords kept in the run dir."""
+    services = tuple(discover())
     users = broker_security.load_or_create_users(
-        config.run_dir / "scram-users.json", ("admin", *SERVICES)
+        config.run_dir / "scram-users.json", ("admin", *services)
     )
     security = BrokerSecurity(
         admin=ScramUser("admin", users["admin"]),
-        users=tuple(ScramUser(name, users[name]) for name in SERVICES),
+        users=tuple(ScramUser(name, users[name]) for name in services),
         tls=tls,
     )
     return dataclasses.replace(config, security=security)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
+import dataclasses
 import json
 import logging
 import time
@@ -14,42 +13,28 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shopstream import local_broker
-from shopstream.cli.sentiment_demo import run_sentiment_demo
+from shopstream.devbroker import LocalBrokerConfig
+from shopstream.devbroker import broker as local_broker
 from shopstream.echo import EchoSettings, build_echo_service
 from shopstream.events import ReviewSubmitted
 from shopstream.kafka_io import publish_events, read_topic
-from shopstream.local_broker import LocalBrokerConfig
 from shopstream.logs import configure_logging
+from shopstream.services import DemoOptions, discover, serve, service_spec
 from shopstream.settings import KafkaSettings
 
 console = Console()
 
-SERVICES = {
-    "echo": "shopstream.echo:build_echo_service",
-    "sentiment": "shopstream_sentiment.app:build_service",
-    "describer": "shopstream_describer.app:build_service",
-    "recommender": "shopstream_recommender.app:build_service",
-    "responder": "shopstream_responder.app:build_service",
-}
-
 
 def run_service(
-    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")],
+    name: Annotated[str, typer.Argument(help="An installed service, e.g. sentiment or echo.")],
 ) -> None:
     """Run one service in the foreground until SIGTERM/Ctrl-C (settings from its env prefix)."""
-    if name not in SERVICES:
-        console.print(f"[red]unknown service {name!r}[/red]; known: {', '.join(SERVICES)}")
-        raise typer.Exit(2)
-    module_name, factory_name = SERVICES[name].split(":")
     try:
-        factory = getattr(importlib.import_module(module_name), factory_name)
-    except ModuleNotFoundError as error:
-        console.print(f"[red]service {name!r} is not installed[/red] ({error.name})")
+        service_spec(name)
+    except LookupError as error:
+        console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
-    service = factory()
-    configure_logging(service.context.settings.log_level, service.context.settings.log_json)
-    asyncio.run(service.run())
+    serve(name)
 
 
 def sample_reviews(count: int) -> list[ReviewSubmitted]:
@@ -142,21 +127,23 @@ def demo(
     try:
         if events > 0:
             show_echo(asyncio.run(echo_round_trip(kafka, events)))
-        outcome = asyncio.run(
-            run_sentiment_demo(
-                console, kafka, rate=rate, metrics_port=metrics_port, keep_running=keep_running
+        options = DemoOptions(
+            console, kafka, rate=rate, metrics_port=metrics_port, keep_running=keep_running
+        )
+        steps = ["sentiment", *filter(None, (part.strip() for part in also.split(",")))]
+        failed: list[str] = []
+        for index, name in enumerate(steps):
+            # Only the first step may keep its service running or take the asked-for port.
+            step_options = (
+                options
+                if index == 0
+                else dataclasses.replace(options, metrics_port=0, keep_running=False)
             )
-        )
-        labels = ", ".join(f"{count} {label}" for label, count in outcome.labels.most_common())
-        console.print(
-            f"sentiment service: {outcome.scored}/{outcome.sent} reviews scored ({labels}) "
-            f"in {outcome.seconds:.1f} s after a {outcome.model_load_seconds:.1f} s start; "
-            f"demo took {time.perf_counter() - began:.0f} s"
-        )
-        if outcome.scored != outcome.sent:
+            if not run_demo_step(name, step_options):
+                failed.append(name)
+        if failed:
+            console.print(f"[red]demo steps that did not finish: {', '.join(failed)}[/red]")
             raise typer.Exit(1)
-        for name in filter(None, (part.strip() for part in also.split(","))):
-            run_extra_demo(name, kafka)
         console.print(f"demo took {time.perf_counter() - began:.0f} s in all")
     finally:
         if started_here and not keep_running:
@@ -164,25 +151,16 @@ def demo(
             console.print("broker stopped (use --keep-running to leave it up)")
 
 
-EXTRA_DEMOS = {
-    "recommender": "shopstream_recommender.demo:run_recommender_demo",
-    "responder": "shopstream_responder.demo:run_responder_demo",
-    "describer": "shopstream_describer.demo:run_describer_demo",
-}
-
-
-def run_extra_demo(name: str, kafka: KafkaSettings) -> None:
-    """Run one service's own demo step (each lives in its service package)."""
-    if name not in EXTRA_DEMOS:
-        console.print(f"[red]no demo step {name!r}[/red]; known: {', '.join(EXTRA_DEMOS)}")
+def run_demo_step(name: str, options: DemoOptions) -> bool:
+    """Run one service's own demo step (each lives in its service package, named by its spec)."""
+    specs = discover()
+    step = specs[name].demo_step() if name in specs else None
+    if step is None:
+        known = [spec for spec, found in specs.items() if found.demo is not None]
+        console.print(f"[red]no demo step {name!r}[/red]; known: {', '.join(known)}")
         raise typer.Exit(2)
-    module_name, function_name = EXTRA_DEMOS[name].split(":")
-    if importlib.util.find_spec(module_name.split(".", 1)[0]) is None:
-        console.print(f"[yellow]{name} is not installed; skipping its demo step[/yellow]")
-        return
-    run = getattr(importlib.import_module(module_name), function_name)
     console.rule(f"{name} service")
-    asyncio.run(run(console, kafka))
+    return asyncio.run(step(options))
 
 
 def show_echo(result: dict[str, Any]) -> None:

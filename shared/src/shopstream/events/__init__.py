@@ -8,10 +8,12 @@ from pydantic import Field, TypeAdapter
 
 from shopstream.events.catalog import (
     Price,
+    ProductChange,
     ProductDeleted,
     ProductDeletedPayload,
     ProductUpserted,
     ProductUpsertedPayload,
+    parse_product_record,
 )
 from shopstream.events.dead_letter import DeadLetter, DeadLetterPayload
 from shopstream.events.envelope import (
@@ -21,6 +23,7 @@ from shopstream.events.envelope import (
     Lineage,
     Producer,
     ResultEvent,
+    parse_key,
     result_event_id,
     utc_now,
 )
@@ -167,6 +170,7 @@ __all__ = [
     "Polarity",
     "Price",
     "Producer",
+    "ProductChange",
     "ProductDeleted",
     "ProductDeletedPayload",
     "ProductInsightsUpdated",
@@ -189,6 +193,8 @@ __all__ = [
     "SentimentMix",
     "WindowSummary",
     "any_event_adapter",
+    "parse_key",
+    "parse_product_record",
     "result_event_id",
     "utc_now",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter, ValidationError
 
 from shopstream.events.envelope import (
     EntityId,
@@ -15,6 +16,7 @@ from shopstream.events.envelope import (
     Paragraph,
     StrictModel,
     Text,
+    parse_key,
 )
 
 AttributeValue = Annotated[Text, Field(max_length=1_000)]
@@ -61,3 +63,35 @@ class ProductDeleted(Event):
 
     def message_key(self) -> str:
         return f"{self.tenant_id}:{self.payload.product_id}"
+
+
+ProductEvent = Annotated[ProductUpserted | ProductDeleted, Field(discriminator="event_type")]
+_product_event: TypeAdapter[ProductUpserted | ProductDeleted] = TypeAdapter(ProductEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductChange:
+    """What one record of the compacted products topic does to a product table."""
+
+    tenant_id: str
+    product_id: str
+    product: ProductUpsertedPayload | None
+    """The product as it now is; None when it is gone (a deletion event or a tombstone)."""
+
+
+def parse_product_record(key: bytes | None, value: bytes | None) -> ProductChange | None:
+    """The change a products-topic record makes; None when the record cannot be used (not a
+    product event, or a tombstone whose key is not `<tenant>:<product>`).
+
+    Every replica of a table reads every record, so callers log and count an unusable record
+    rather than dead-letter it once per replica.
+    """
+    if value is None:
+        parsed = parse_key(key)
+        return None if parsed is None else ProductChange(*parsed, product=None)
+    try:
+        event = _product_event.validate_json(value)
+    except ValidationError:
+        return None
+    product = event.payload if isinstance(event, ProductUpserted) else None
+    return ProductChange(event.tenant_id, event.payload.product_id, product)

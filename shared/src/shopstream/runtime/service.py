@@ -1,8 +1,13 @@
 """Wire settings, a model and a batch handler to Kafka: the shape every service shares.
 
-Where a batch gets committed: `_on_batch` publishes every result and dead letter, waits until the
-broker has acknowledged all of them, and only then returns; FastStream then commits the batch's
-offsets (ack policy `NACK_ON_ERROR`: any exception rewinds the batch for redelivery instead).
+Where a batch gets committed: `_on_batch` hands every result and dead letter to the service's
+`Delivery` (see `runtime/delivery.py`) and returns only once they are durable. At least once, the
+broker has then acknowledged all of them and FastStream commits the batch's offsets (ack policy
+`NACK_ON_ERROR`: any exception rewinds the batch for redelivery instead); exactly once, the
+results and the offsets were committed together in one producer transaction.
+
+Lifecycle: health, topics, model load, components (`runtime/lifecycle.py`) in order, the
+consumer group; on the way out the reverse.
 """
 
 from __future__ import annotations
@@ -12,42 +17,39 @@ import contextlib
 import dataclasses
 import logging
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
-from faststream import AckPolicy
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
-from shopstream.events import Event, Producer, utc_now
+from shopstream.events import Event, Lineage, Producer, ResultEvent, result_event_id, utc_now
 from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.batch import BatchHandler, Publication, process_batch
-from shopstream.runtime.codec import EventDecoder, event_headers
+from shopstream.runtime.codec import EventDecoder
 from shopstream.runtime.dead_letters import dead_letter_for
+from shopstream.runtime.delivery import Delivery, InMemory, delivery_for
 from shopstream.runtime.http import HealthServer
+from shopstream.runtime.lifecycle import AssignmentListener, Component, ModelLifecycle
 from shopstream.runtime.metrics import InferenceRunner, ServiceMetrics
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record
-from shopstream.runtime.security import aiokafka_options, faststream_security
-from shopstream.runtime.sender import PartitionBatchSender
+from shopstream.runtime.security import faststream_security
 from shopstream.settings import ServiceSettings
 from shopstream.topics import dead_letter_topic
 
+__all__ = ["BatchService", "Component", "ModelLifecycle", "ServiceContext"]
+
 EventT = TypeVar("EventT", bound=Event)
+ResultT = TypeVar("ResultT", bound=ResultEvent)
+ComponentT = TypeVar("ComponentT", bound=Component)
 logger = logging.getLogger("shopstream.service")
-
-
-class ModelLifecycle(Protocol):
-    # `load` may return a report (timings, where the weights came from); the runtime ignores it.
-    def load(self) -> object: ...
-    def unload(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,32 @@ class ServiceContext:
     metrics: ServiceMetrics
     inference: InferenceRunner
     partitions: PartitionTracker
-    """Owned input partitions; services with partitioned state add a listener here."""
+    """Owned input partitions; components with `on_assigned` hear of every assignment."""
 
-
-StartupHook = Callable[[], Awaitable[None]]
+    def result(
+        self,
+        cls: type[ResultT],
+        cause: Event,
+        lineage: Lineage,
+        payload: object,
+        *,
+        extra: str = "",
+        correlation_fallback: str | None = None,
+    ) -> ResultT:
+        """A `cls` result of `cause`. Its id is deterministic, so a batch redone after a crash
+        or a rebalance republishes the same results; `extra` tells apart results of one cause
+        (a locale, a kind). The correlation id is the cause's, else `correlation_fallback`, else
+        the cause's id."""
+        # Every concrete result class fixes its own `event_type`; the base class cannot.
+        return cls(  # type: ignore[call-arg]
+            event_id=result_event_id(self.name, cause.event_id, lineage, extra=extra),
+            tenant_id=cause.tenant_id,
+            correlation_id=cause.correlation_id or correlation_fallback or str(cause.event_id),
+            causation_id=cause.event_id,
+            producer=self.producer,
+            lineage=lineage,
+            payload=payload,
+        )
 
 
 class BatchService(Generic[EventT]):
@@ -78,7 +102,7 @@ class BatchService(Generic[EventT]):
         accepts: type[EventT] | TypeAdapter[EventT],
         build_handler: Callable[[ServiceContext], BatchHandler[EventT]],
         model: ModelLifecycle | None = None,
-        startup_hooks: Sequence[Callable[[ServiceContext], StartupHook]] = (),
+        components: Sequence[Component] | Callable[[ServiceContext], Sequence[Component]] = (),
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
@@ -107,15 +131,24 @@ class BatchService(Generic[EventT]):
         )
         self._decoder = EventDecoder(accepts, settings.batch.max_event_bytes)
         self._handler = build_handler(self.context)
-        self._startup_hooks = [hook(self.context) for hook in startup_hooks]
+        # A factory, like `build_handler`, for components that run work through the context
+        # (e.g. embedding on the inference thread).
+        self._components = list(components(self.context) if callable(components) else components)
+        self._started: list[Component] = []
+        for component in self._components:
+            if isinstance(component, AssignmentListener):
+                self.context.partitions.add_listener(component)
         self._ready = False
         self._stopping = asyncio.Event()
-        self._producer: AIOKafkaProducer | None = None
-        self._sender: PartitionBatchSender | None = None
         self._client_id = settings.kafka.client_id or f"shopstream-{name}"
         self._group_id = settings.group_id or f"shopstream-{name}"
-        self._exactly_once = settings.batch.delivery == "exactly_once"
+        self._kafka_delivery = delivery_for(
+            settings, client_id=self._client_id, group_id=self._group_id
+        )
         self.broker = self._build_broker(name, input_topics)
+        # Until `start()` swaps in the Kafka guarantee, FastStream's in-memory TestKafkaBroker
+        # may drive the service, and only the broker's own publish reaches its subscribers.
+        self._delivery: Delivery = InMemory(self.broker)
         self.health = HealthServer(
             self.registry, self._is_ready, settings.http_host, settings.http_port
         )
@@ -144,24 +177,14 @@ class BatchService(Generic[EventT]):
             session_timeout_ms=batch.session_timeout_ms,
             heartbeat_interval_ms=batch.heartbeat_interval_ms,
             auto_offset_reset=batch.auto_offset_reset,
-            # Exactly-once commits offsets inside the producer's transaction, not through
-            # FastStream; it also reads only committed records of transactional upstreams.
-            ack_policy=AckPolicy.MANUAL if self._exactly_once else AckPolicy.NACK_ON_ERROR,
-            isolation_level="read_committed" if self._exactly_once else "read_uncommitted",
+            ack_policy=self._kafka_delivery.ack_policy,
+            isolation_level=self._kafka_delivery.isolation_level,
             parser=_tolerant_parser,
             decoder=_undecoded,
             listener=self.context.partitions,
         )
         subscriber(self._on_batch)
-        if not self._exactly_once:
-            # Exactly-once commits with each batch's transaction; at-least-once commits after the
-            # batch, which a rebalance would refuse: commit the revoked partitions on the way out.
-            async def commit(offsets: dict[TopicPartition, int]) -> None:
-                consumer = subscriber.consumer
-                if consumer is not None:
-                    await consumer.commit(offsets)
-
-            self.context.partitions.commit = commit
+        self.context.partitions.commit = self._kafka_delivery.revoked_partitions_commit(subscriber)
         return broker
 
     async def _on_batch(self, message: KafkaMessage) -> None:
@@ -187,11 +210,7 @@ class BatchService(Generic[EventT]):
             )
             for record, failure in outcome.failures
         ]
-        publications = [*outcome.publications, *dead_letters]
-        if self._exactly_once:
-            await self._publish_in_transaction(publications, records, message)
-        else:
-            await self._publish_all(publications)
+        await self._delivery.publish([*outcome.publications, *dead_letters], records, message)
         self.context.partitions.note_processed(records)
         for _, failure in outcome.failures:
             self.metrics.dead_letters_total.labels(failure.reason.value).inc()
@@ -207,54 +226,23 @@ class BatchService(Generic[EventT]):
             lag = (now - event.occurred_at).total_seconds()
             self.metrics.e2e_lag_seconds.observe(max(0.0, lag))
 
-    async def _publish_in_transaction(
-        self, publications: Sequence[Publication], records: Sequence[Record], message: KafkaMessage
-    ) -> None:
-        assert self._producer is not None, "exactly-once needs the service started"
-        assert self._sender is not None, "started producers come with a sender"
-        next_offsets: dict[TopicPartition, int] = {}
-        for record in records:
-            partition = TopicPartition(record.topic, record.partition)
-            next_offsets[partition] = max(next_offsets.get(partition, 0), record.offset + 1)
-        try:
-            async with self._producer.transaction():
-                await self._sender.send(publications)
-                await self._producer.send_offsets_to_transaction(next_offsets, self._group_id)
-        except BaseException:
-            # The transaction is aborted; rewind so the batch is processed again.
-            await message.nack()
-            raise
-
-    async def _publish_all(self, publications: Sequence[Publication]) -> None:
-        # Send everything first and await the acknowledgements together: one round trip per
-        # batch instead of one per event. An exception here rewinds the whole batch.
-        if self._producer is None:
-            # Not started through `start()`: FastStream's in-memory TestKafkaBroker drives the
-            # service, and only the broker's own publish reaches its in-memory subscribers.
-            for publication in publications:
-                event = publication.event
-                await self.broker.publish(
-                    None if event is None else event.to_json(),
-                    publication.topic,
-                    key=publication.key_bytes(),
-                    headers=None if event is None else event_headers(event),
-                )
-            return
-        assert self._sender is not None, "started producers come with a sender"
-        pending = await self._sender.send(publications)
-        if pending:
-            await asyncio.gather(*pending)
-
     @property
     def ready(self) -> bool:
         return self._ready
+
+    def component(self, kind: type[ComponentT]) -> ComponentT:
+        """The service's component of type `kind` (its state, for tests and demos)."""
+        for component in self._components:
+            if isinstance(component, kind):
+                return component
+        raise LookupError(f"{self.context.name} has no {kind.__name__} component")
 
     async def _is_ready(self) -> bool:
         """Ready = model loaded, consuming, and the cluster answers right now."""
         return self._ready and await self.broker.ping(timeout=2.0)
 
     async def start(self) -> None:
-        """Serve health, create topics, load the model, run start-up hooks, then consume."""
+        """Serve health, create topics, load the model, start the components, then consume."""
         await self.health.start()
         if self._settings.create_topics:
             await ensure_topics(self._settings.kafka, self._settings.topics.specs(self._topics))
@@ -264,26 +252,11 @@ class BatchService(Generic[EventT]):
             seconds = time.perf_counter() - started
             self.metrics.model_load_seconds.set(seconds)
             logger.info("model loaded", extra={"seconds": round(seconds, 3)})
-        for hook in self._startup_hooks:
-            await hook()
-        # Results go through a plain idempotent aiokafka producer: FastStream's publish path
-        # costs ~5x more per event than the whole rest of the runtime (see bench/bus_bench.py).
-        batch = self._settings.batch
-        self._producer = AIOKafkaProducer(
-            **aiokafka_options(self._settings.kafka),
-            client_id=self._client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=batch.linger_ms,
-            transactional_id=(
-                (batch.transactional_id or f"{self._group_id}-{socket.gethostname()}")
-                if self._exactly_once
-                else None
-            ),
-            transaction_timeout_ms=batch.transaction_timeout_ms,
-        )
-        await self._producer.start()
-        self._sender = PartitionBatchSender(self._producer)
+        for component in self._components:
+            await component.start()
+            self._started.append(component)
+        await self._kafka_delivery.start()
+        self._delivery = self._kafka_delivery
         await self.broker.start()
         self._ready = True
         self.metrics.ready.set(1)
@@ -293,13 +266,14 @@ class BatchService(Generic[EventT]):
         )
 
     async def stop(self) -> None:
-        """Drain: stop fetching, finish and commit the batch in flight, then release the model."""
+        """Drain: stop fetching, finish and commit the batch in flight, stop the components,
+        then release the model."""
         self._ready = False
         self.metrics.ready.set(0)
         await self.broker.stop()
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        await self._delivery.stop()
+        while self._started:
+            await self._started.pop().stop()
         self.context.inference.shutdown()
         if self._model is not None:
             await asyncio.to_thread(self._model.unload)

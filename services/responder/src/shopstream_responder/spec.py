@@ -1,0 +1,31 @@
+"""The responder, declared once: its settings, topics, factory, demo step and commands."""
+
+from __future__ import annotations
+
+from shopstream.services import CommandSpec, ServiceSpec, TopicUse
+from shopstream_responder.config import ResponderSettings
+
+
+def topic_use(settings: ResponderSettings) -> TopicUse:
+    topics = settings.topics
+    # Product facts in answers are optional; without them the catalogue is not read.
+    tables = (topics.knowledge, topics.products) if settings.product_facts else (topics.knowledge,)
+    return TopicUse(
+        consumes=(topics.questions,),
+        produces=(topics.answers, topics.knowledge_gaps),
+        loads=tables,
+        compacted=frozenset(tables),
+    )
+
+
+SPEC = ServiceSpec(
+    name="responder",
+    settings=ResponderSettings,
+    topics=topic_use,
+    factory="shopstream_responder.app:build_service",
+    demo="shopstream_responder.demo:demo_step",
+    commands=(
+        CommandSpec("eval", "responder", "shopstream_responder.cli:evaluate"),
+        CommandSpec("responder", "gaps", "shopstream_responder.cli:gaps"),
+    ),
+)
