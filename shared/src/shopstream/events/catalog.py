@@ -49,8 +49,7 @@ class ProductUpserted(Event):
     event_type: Literal["product.upserted"] = "product.upserted"
     payload: ProductUpsertedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.product_id}"
+    key_fields = ("product_id",)
 
 
 class ProductDeletedPayload(StrictModel):
@@ -61,8 +60,7 @@ class ProductDeleted(Event):
     event_type: Literal["product.deleted"] = "product.deleted"
     payload: ProductDeletedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.product_id}"
+    key_fields = ("product_id",)
 
 
 ProductEvent = Annotated[ProductUpserted | ProductDeleted, Field(discriminator="event_type")]

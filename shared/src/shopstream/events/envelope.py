@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -73,10 +73,16 @@ class Event(StrictModel):
     causation_id: uuid.UUID | None = None
     producer: Producer | None = None
     payload: Any
+    key_fields: ClassVar[tuple[str, ...]] = ()
+    """The payload fields after the tenant in the Kafka key, e.g. ("product_id",)."""
 
     def message_key(self) -> str:
-        """The Kafka key: the entity whose events must stay in order."""
-        raise NotImplementedError
+        """The Kafka key, `<tenant>:<key fields...>`: the entity whose events must stay in order."""
+        if not self.key_fields:
+            raise NotImplementedError(f"{type(self).__name__} names no key_fields")
+        # f-string formatting, as the keys were always written (a str enum gives its value).
+        parts = (f"{getattr(self.payload, name)}" for name in self.key_fields)
+        return ":".join([self.tenant_id, *parts])
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode("utf-8")

@@ -46,8 +46,7 @@ class CopyRequested(Event):
     event_type: Literal["copy.requested"] = "copy.requested"
     payload: CopyRequestedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.campaign_id}"
+    key_fields = ("campaign_id",)
 
 
 class CopyVariant(StrictModel):
@@ -68,8 +67,7 @@ class CopyGenerated(ResultEvent):
     event_type: Literal["copy.generated"] = "copy.generated"
     payload: CopyGeneratedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.campaign_id}"
+    key_fields = ("campaign_id",)
 
 
 class DescriptionGeneratedPayload(StrictModel):
@@ -87,5 +85,4 @@ class DescriptionGenerated(ResultEvent):
     event_type: Literal["description.generated"] = "description.generated"
     payload: DescriptionGeneratedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.product_id}:{self.payload.locale}"
+    key_fields = ("product_id", "locale")

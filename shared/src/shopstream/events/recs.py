@@ -39,8 +39,7 @@ class ActivityRecorded(Event):
     event_type: Literal["activity.recorded"] = "activity.recorded"
     payload: ActivityRecordedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.user_id}"
+    key_fields = ("user_id",)
 
 
 class RecommendationsRequestedPayload(StrictModel):
@@ -56,8 +55,7 @@ class RecommendationsRequested(Event):
     event_type: Literal["recommendations.requested"] = "recommendations.requested"
     payload: RecommendationsRequestedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.user_id}"
+    key_fields = ("user_id",)
 
 
 class RecommendedItem(StrictModel):
@@ -78,5 +76,4 @@ class RecommendationsProduced(ResultEvent):
     event_type: Literal["recommendations.produced"] = "recommendations.produced"
     payload: RecommendationsProducedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.user_id}"
+    key_fields = ("user_id",)

@@ -40,8 +40,7 @@ class ReviewSubmitted(Event):
     event_type: Literal["review.submitted"] = "review.submitted"
     payload: ReviewSubmittedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.product_id}"
+    key_fields = ("product_id",)
 
 
 class AspectFinding(StrictModel):
@@ -67,8 +66,7 @@ class ReviewScored(ResultEvent):
     event_type: Literal["review.scored"] = "review.scored"
     payload: ReviewScoredPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.product_id}"
+    key_fields = ("product_id",)
 
 
 class SentimentMix(StrictModel):
@@ -135,5 +133,4 @@ class ProductInsightsUpdated(ResultEvent):
     event_type: Literal["product.insights.updated"] = "product.insights.updated"
     payload: ProductInsightsUpdatedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.product_id}"
+    key_fields = ("product_id",)

@@ -40,8 +40,7 @@ class KnowledgeUpserted(Event):
     event_type: Literal["knowledge.upserted"] = "knowledge.upserted"
     payload: KnowledgeUpsertedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.doc_id}"
+    key_fields = ("doc_id",)
 
 
 class KnowledgeDeletedPayload(StrictModel):
@@ -52,8 +51,7 @@ class KnowledgeDeleted(Event):
     event_type: Literal["knowledge.deleted"] = "knowledge.deleted"
     payload: KnowledgeDeletedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.doc_id}"
+    key_fields = ("doc_id",)
 
 
 class QuestionAskedPayload(StrictModel):
@@ -69,8 +67,7 @@ class QuestionAsked(Event):
     event_type: Literal["question.asked"] = "question.asked"
     payload: QuestionAskedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.conversation_id}"
+    key_fields = ("conversation_id",)
 
 
 class Intent(StrEnum):
@@ -122,8 +119,7 @@ class AnswerProduced(ResultEvent):
     event_type: Literal["answer.produced"] = "answer.produced"
     payload: AnswerProducedPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.conversation_id}"
+    key_fields = ("conversation_id",)
 
 
 class KnowledgeGapFoundPayload(StrictModel):
@@ -145,5 +141,4 @@ class KnowledgeGapFound(ResultEvent):
     event_type: Literal["knowledge.gap_found"] = "knowledge.gap_found"
     payload: KnowledgeGapFoundPayload
 
-    def message_key(self) -> str:
-        return f"{self.tenant_id}:{self.payload.conversation_id}"
+    key_fields = ("conversation_id",)
