@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from shopstream.events import KnowledgeGapFound
@@ -72,17 +73,20 @@ def evaluate(  # noqa: PLR0917 - each typer option is a parameter
     if answering:
         updates["answering"] = settings.answering.model_copy(update=answering)
     settings = settings.model_copy(update=updates)
-    report = evaluate_file(
-        data,
-        "intents" if data_format == "intents" else "squad",
-        settings,
-        limit=limit,
-        kb_per_intent=kb_per_intent,
-        unseen_intents=unseen_intents,
-        seed=seed,
-        split="dev" if split == "dev" else "test" if split == "test" else "all",
-        progress=console.print,
-    )
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("answering", total=None)
+        report = evaluate_file(
+            data,
+            "intents" if data_format == "intents" else "squad",
+            settings,
+            limit=limit,
+            kb_per_intent=kb_per_intent,
+            unseen_intents=unseen_intents,
+            seed=seed,
+            split="dev" if split == "dev" else "test" if split == "test" else "all",
+            progress=console.print,
+            answered=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     print_report(report)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

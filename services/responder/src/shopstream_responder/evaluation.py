@@ -356,6 +356,7 @@ def evaluate_file(
     embedder: Embedder | None = None,
     english_embedder: Embedder | None = None,
     progress: Callable[[str], None] | None = None,
+    answered: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Build the knowledge base, answer every question, and report."""
     started = time.perf_counter()
@@ -399,6 +400,8 @@ def evaluate_file(
             [(Question(EVAL_TENANT, question.text), snapshot) for question in chunk]
         )
         outcomes += [Outcome(q, d) for q, d in zip(chunk, drafts, strict=True)]
+        if answered is not None:
+            answered(len(outcomes), len(questions))
     answered_at = time.perf_counter()
     model.unload()
     threshold = configured.handoff_below
