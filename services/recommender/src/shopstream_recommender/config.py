@@ -136,7 +136,7 @@ class StateLimits(BaseModel):
     """Recency of the profile, counted in the shopper's own interactions: an item's weight
     halves every this many later interactions of the shopper (so a shopper who comes back
     after a year still has a profile)."""
-    profile_pair_window: int = Field(default=20, ge=0, le=1_000)
+    profile_pair_window: int = Field(default=10, ge=0, le=1_000)
     """A new interaction is paired with this many of the shopper's most recent distinct items,
     across sessions, to learn the long-term item-to-item edges (``co_profile``)."""
     profile_edge_half_life_hours: float = Field(default=24 * 90, gt=0)

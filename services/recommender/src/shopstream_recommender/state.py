@@ -523,8 +523,11 @@ class RecommenderState:
         if product is None or interaction.kind not in ITEM_KINDS:
             return True
         tenant = self.tenant(interaction.tenant_id)
-        in_session = any(visit.product_id == product for visit in user.session_items())
-        tenant.repeats.observe(in_session, not in_session and product in user.profile)
+        # An item the profile lacks is new to the shopper (history entries are in the profile
+        # unless weightless or pruned), which spares the session scan on most events.
+        known = product in user.profile
+        in_session = known and any(visit.product_id == product for visit in user.session_items())
+        tenant.repeats.observe(in_session, known and not in_session)
         if weight > 0:
             self._learn_pairs(tenant, user, product, interaction, weight)
             self._learn_profile_pairs(tenant, user, product, interaction.at, weight)
