@@ -268,3 +268,57 @@ def test_searches_touch_the_session_but_enter_no_history() -> None:
     user = state.user("shop-a", "me")
     assert user is not None
     assert len(user.history) == 0
+
+
+def _long_history_stream(state: RecommenderState) -> None:
+    """Two tastes, A and B, over many sessions a day apart; the item "n" is seen in sessions
+    of B fans only, just before a B item. The shopper "me" has a long A history (every A item
+    but the last four) and now opens a new session on "n"."""
+    rng = np.random.default_rng(7)
+    taste = {"a": [f"a{i}" for i in range(12)], "b": [f"b{i}" for i in range(12)]}
+    start = 1_700_000_000.0
+    for day in range(12):
+        for fan in range(30):
+            group = "a" if fan % 2 == 0 else "b"
+            at = start + day * DAY + fan * 60
+            items = [str(item) for item in rng.choice(taste[group], size=2, replace=False)]
+            if group == "b":
+                items.insert(0, "n")
+            for offset, item in enumerate(items):
+                act(state, f"{group}-fan-{fan}", item, at=at + offset)
+    for day, item in enumerate(taste["a"][:8]):
+        act(state, "me", item, at=start + day * DAY + 5_000)
+    act(state, "me", "n", at=start + 13 * DAY)
+
+
+def test_long_history_drives_the_ranking_and_switching_it_off_loses_it() -> None:
+    state, ranker = make()
+    _long_history_stream(state)
+    with_profile = ids(state, ranker, "me", 4, context_product_id="n")
+    assert sorted(with_profile) == ["a10", "a11", "a8", "a9"]
+    assert ranker.recommend("shop-a", "me", 1).items[0].signal == Signal.PROFILE
+
+    state_off, ranker_off = make(profile_weight=0)
+    _long_history_stream(state_off)
+    without = ids(state_off, ranker_off, "me", 4, context_product_id="n")
+    assert sum(item.startswith("a") for item in without) < 2
+
+
+def test_a_session_only_shopper_gets_no_profile_signal() -> None:
+    state, ranker = make()
+    browse(state, "s1", "x", "y", "z")
+    browse(state, "s2", "x", "y")
+    ranked = ranker.recommend("shop-a", "s2", 5)
+    assert all(item.signal != Signal.PROFILE for item in ranked.items)
+
+
+def test_the_profile_is_bounded_per_shopper_and_repeat_rates_are_learned() -> None:
+    state, _ = make({"profile_items": 8})
+    browse(state, "u", *(f"p{i}" for i in range(40)))
+    user = state.user("shop-a", "u")
+    assert user is not None
+    assert len(user.profile) <= 8 + 2
+    assert "p39" in user.profile
+    tenant = state.tenant("shop-a")
+    assert tenant.repeats.session < 0.25
+    assert tenant.repeats.history < 0.25

@@ -9,7 +9,12 @@ How a score is made (see ``shopstream_recommender.ranking``): the shopper's rece
 ``context_weight``). A candidate's score is the sum over anchors and signals of
 ``signal weight x anchor weight x edge strength``, where an edge's strength is its time-decayed
 weight divided by the strongest edge of that anchor (so every signal lies in [0, 1] per anchor),
-plus the popularity and trending priors, each scaled to [0, 1] by the tenant's top item.
+plus the popularity and trending priors, each scaled to [0, 1] by the tenant's top item,
+plus the long-term profile signal (``profile_weight``: item-kNN over the shopper's whole
+profile, recency-weighted, with a share that grows with the history beyond this session).
+Items the shopper already had are then discounted by the tenant's learned repeat rates
+(``state.RepeatRates``): kept where shoppers go back to items (click sessions), dropped where
+they never do (one rating per film).
 """
 
 from __future__ import annotations
@@ -86,6 +91,16 @@ class RankingConfig(BaseModel):
     one from that category by this factor (1 = no diversity)."""
     exclude_purchased: bool = True
     """Never recommend what the shopper already bought."""
+    profile_weight: float = Field(default=20.0, ge=0)
+    """The long-term profile signal: items that shoppers with the same items anywhere in
+    their history also had (``co_profile`` edges), aggregated over the shopper's whole profile
+    with recency weights (``limits.profile_half_life_events``). Its share of the blend grows
+    with the length of the shopper's profile (n / (n + ``profile_ramp``) of this weight), so
+    a session-only shopper keeps the session signals and a returning one gets their history."""
+    profile_anchors: int = Field(default=15, ge=1, le=1_000)
+    """Strongest (most recent, most engaged) profile items expanded per request."""
+    profile_ramp: float = Field(default=10.0, gt=0)
+    """Distinct profile items at which the profile signal reaches half its weight."""
 
 
 class StateLimits(BaseModel):
@@ -114,6 +129,18 @@ class StateLimits(BaseModel):
     """The cached top-popular and trending lists of a tenant are recomputed after this many
     interactions (or when a list is asked for and it is older than ``prior_refresh_seconds``)."""
     prior_refresh_seconds: float = Field(default=5.0, gt=0)
+    profile_items: int = Field(default=200, ge=1, le=100_000)
+    """Distinct items kept in a shopper's long-term profile; the weakest (oldest, least
+    engaged) are dropped beyond this."""
+    profile_half_life_events: float = Field(default=10.0, gt=0)
+    """Recency of the profile, counted in the shopper's own interactions: an item's weight
+    halves every this many later interactions of the shopper (so a shopper who comes back
+    after a year still has a profile)."""
+    profile_pair_window: int = Field(default=10, ge=0, le=1_000)
+    """A new interaction is paired with this many of the shopper's most recent distinct items,
+    across sessions, to learn the long-term item-to-item edges (``co_profile``)."""
+    profile_edge_half_life_hours: float = Field(default=24 * 90, gt=0)
+    """Half-life of the long-term item-to-item edges."""
 
 
 class EmbedderConfig(ModelPlacementSettings):

@@ -17,6 +17,7 @@ from shopstream_recommender.config import RankingConfig
 from shopstream_recommender.state import (
     NeighbourGraph,
     RecommenderState,
+    RepeatRates,
     TenantState,
     UserState,
     Vector,
@@ -33,6 +34,7 @@ class Signal(StrEnum):
     CO_BOUGHT = "co_bought"
     CO_VIEWED = "co_viewed"
     CONTENT = "content"
+    PROFILE = "profile"
     REVISIT = "revisit"
     TRENDING = "trending"
     POPULAR = "popular"
@@ -43,6 +45,7 @@ ANCHORED_REASONS = {
     Signal.CO_BOUGHT: "bought with {anchor}",
     Signal.CO_VIEWED: "viewed together with {anchor}",
     Signal.CONTENT: "similar to {anchor}",
+    Signal.PROFILE: "for fans of {anchor}, from your history",
 }
 PRIOR_REASONS = {Signal.TRENDING: "trending in {place}", Signal.POPULAR: "popular in {place}"}
 REVISIT_REASON = "you viewed this recently"
@@ -51,6 +54,7 @@ REASON_PRIORITY = {
     Signal.NEXT_ITEM: 1.0,
     Signal.CO_VIEWED: 1.0,
     Signal.CONTENT: 1.0,
+    Signal.PROFILE: 1.0,
     Signal.REVISIT: 1.0,
     Signal.TRENDING: 0.5,
     Signal.POPULAR: 0.5,
@@ -161,15 +165,18 @@ class Ranker:
         ):
             if weight > 0:
                 self._add_neighbours(evidence, graph, anchors, weight, signal)
+        if user is not None and config.profile_weight > 0 and len(user.profile):
+            self._add_profile(evidence, tenant, user)
         if config.content_weight > 0 and len(tenant.vectors):
             self._add_content(evidence, tenant, anchors)
         blocked = self._blocked(user, context_product_id, exclude)
         if user is not None and config.revisit_weight > 0:
             self._add_revisits(evidence, user, blocked)
         self._add_priors(evidence, tenant)
+        discount = _repeat_discounts(tenant, user)
         chosen = _diversified(
             (
-                (item, score)
+                (item, score * discount.get(item, 1.0))
                 for item, score in evidence.scores.items()
                 if item not in blocked and tenant.recommendable(item)
             ),
@@ -218,6 +225,30 @@ class Ranker:
                     signal,
                     anchor.product_id,
                 )
+
+    def _add_profile(self, evidence: _Evidence, tenant: TenantState, user: UserState) -> None:
+        """Item-kNN over the shopper's whole profile: each profile item's long-term neighbours,
+        weighted by the item's recency-decayed weight, the sum scaled into [0, 1] and given a
+        share of the blend that grows with the length of the profile."""
+        config = self.config
+        top = user.profile.top(config.profile_anchors)
+        total = sum(weight for _, weight in top)
+        if total <= 0:
+            return
+        # Only the history beyond this session is news to the session signals: a shopper seen
+        # in one session only gets none of this signal, a returning one gets most of it.
+        size = len(user.profile) - sum(
+            1
+            for item in {visit.product_id for visit in user.session_items()}
+            if item in user.profile
+        )
+        if size <= 0:
+            return
+        share = size / (size + config.profile_ramp)
+        unit = config.profile_weight * share / total
+        for item, weight in top:
+            neighbours = tenant.co_profile.neighbours(item, config.candidates_per_anchor)
+            evidence.add(neighbours, unit * weight, Signal.PROFILE, item)
 
     def _add_content(self, evidence: _Evidence, tenant: TenantState, anchors: list[Anchor]) -> None:
         present, vectors = tenant.vectors.stack(anchor.product_id for anchor in anchors)
@@ -293,6 +324,19 @@ class Ranker:
             if self.config.revisit_weight <= 0:
                 blocked.update(visit.product_id for visit in user.session_items())
         return blocked
+
+
+def _repeat_discounts(tenant: TenantState, user: UserState | None) -> dict[str, float]:
+    """Score factors for items the shopper already had, from how often the tenant's shoppers
+    go back to such items (learned per tenant: high for click sessions, nil for ratings)."""
+    if user is None:
+        return {}
+    keep_history = RepeatRates.keep(tenant.repeats.history)
+    factors = dict.fromkeys(user.profile.weights, keep_history) if keep_history < 1 else {}
+    keep_session = RepeatRates.keep(tenant.repeats.session)
+    for visit in user.session_items():
+        factors[visit.product_id] = keep_session
+    return factors
 
 
 def _reason(tenant: TenantState, item: str, signal: Signal, anchor: str | None) -> str:

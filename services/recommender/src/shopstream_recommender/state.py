@@ -30,6 +30,17 @@ PRODUCT_KINDS = frozenset({ActivityKind.VIEW, ActivityKind.CART, ActivityKind.PU
 BASKET_KINDS = frozenset({ActivityKind.CART, ActivityKind.PURCHASE})
 ITEM_KINDS = PRODUCT_KINDS | {ActivityKind.RATING}
 """Kinds that concern one product and enter the history; searches only touch the session."""
+PROFILE_DAMPING = 0.5
+"""Long-term edges rank a neighbour by weight / (its total weight) ** this: between raw
+co-counts (0, popular items top every row) and cosine (1, which favoured rare items and scored
+lower on MovieLens 100K: HR@10 0.146 against 0.159 at 0.5)."""
+REPEAT_RATE_EVENTS = 1_000
+"""The repeat rates of a tenant are moving averages over about this many interactions."""
+REPEAT_RATE_PRIOR = 0.25
+"""Repeat rate assumed before a tenant's first interactions (re-showing items stays on)."""
+REPEAT_FLOOR = 0.002
+"""A repeat rate r lets already-seen items keep r / (r + this) of their score: about all of
+it where shoppers often go back (sessions), none where they never do (ratings)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +90,14 @@ class ForwardDecay:
 class NeighbourGraph:
     """Directed, time-decayed item-to-item weights with at most `cap` neighbours per item."""
 
-    def __init__(self, half_life_seconds: float, cap: int) -> None:
+    def __init__(self, half_life_seconds: float, cap: int, damping: float = 0.0) -> None:
         self._decay = ForwardDecay(half_life_seconds)
         self._cap = cap
+        self._damping = damping
+        # With damping, a target's weight is divided by (its total weight over all sources)
+        # ** damping when rows are ranked and pruned: a cosine-like similarity, so an item
+        # everyone has does not top every row.
+        self._totals: dict[str, float] = {}
         # Pruning happens in steps, not on every insert, so it stays cheap on average.
         self._prune_at = cap + max(1, cap // 4)
         self._rows: dict[str, dict[str, float]] = {}
@@ -100,9 +116,13 @@ class NeighbourGraph:
         row = self._rows.setdefault(source, {})
         if target not in row:
             self.edges += 1
-        row[target] = row.get(target, 0.0) + weight * math.exp2(max(-1_000.0, exponent))
+        added = weight * math.exp2(max(-1_000.0, exponent))
+        row[target] = row.get(target, 0.0) + added
+        if self._damping:
+            self._totals[target] = self._totals.get(target, 0.0) + added
         if len(row) > self._prune_at:
-            kept = heapq.nlargest(self._cap, row.items(), key=itemgetter(1))
+            kept = heapq.nlargest(self._cap, self._damped(row).items(), key=itemgetter(1))
+            kept = [(item, row[item]) for item, _ in kept]
             self.edges -= len(row) - len(kept)
             self._rows[source] = dict(kept)
 
@@ -113,15 +133,22 @@ class NeighbourGraph:
             row = self._rows.get(source)
             if not row:
                 return []
-            ordered = sorted(row.items(), key=itemgetter(1), reverse=True)
+            ordered = sorted(self._damped(row).items(), key=itemgetter(1), reverse=True)
             top = ordered[0][1]
             ranked = [(item, weight / top) for item, weight in ordered] if top > 0 else []
             self._ranked[source] = ranked
         return ranked[:limit]
 
+    def _damped(self, row: dict[str, float]) -> dict[str, float]:
+        if not self._damping:
+            return row
+        totals, power = self._totals, self._damping
+        return {item: weight / totals.get(item, weight) ** power for item, weight in row.items()}
+
     def remove(self, item: str) -> None:
         """Forget an item's own neighbours; it stays in others' rows and is filtered at ranking."""
         self._ranked.pop(item, None)
+        self._totals.pop(item, None)
         row = self._rows.pop(item, None)
         if row:
             self.edges -= len(row)
@@ -135,6 +162,8 @@ class NeighbourGraph:
         for row in self._rows.values():
             for target in row:
                 row[target] *= scale
+        for target in self._totals:
+            self._totals[target] *= scale
 
 
 class DecayedCounts:
@@ -285,9 +314,75 @@ class Visit:
     weight: float
 
 
+class Profile:
+    """A shopper's long-term profile: distinct items with recency-decayed weights.
+
+    Recency is counted in the shopper's own interactions (forward decay on a per-shopper
+    clock), so a shopper's profile does not fade while they are away. At most `cap` items are
+    kept (pruned in steps, weakest first).
+    """
+
+    __slots__ = ("_clock", "weights")
+
+    def __init__(self) -> None:
+        self.weights: dict[str, float] = {}
+        self._clock = 0.0
+
+    def add(self, item: str, weight: float, half_life_events: float, cap: int) -> int:
+        """Add one interaction; returns the change in the number of items kept."""
+        exponent = self._clock / half_life_events
+        if exponent > REBASE_EXPONENT:
+            scale = math.exp2(-exponent)
+            for key in self.weights:
+                self.weights[key] *= scale
+            self._clock = 0.0
+            exponent = 0.0
+        before = len(self.weights)
+        self.weights[item] = self.weights.get(item, 0.0) + weight * math.exp2(exponent)
+        self._clock += 1.0
+        if len(self.weights) > cap + max(1, cap // 4):
+            self.weights = dict(heapq.nlargest(cap, self.weights.items(), key=itemgetter(1)))
+        return len(self.weights) - before
+
+    def top(self, limit: int) -> list[tuple[str, float]]:
+        """The `limit` strongest items, strongest first, scaled so the first is 1."""
+        ranked = heapq.nlargest(limit, self.weights.items(), key=itemgetter(1))
+        if not ranked or ranked[0][1] <= 0:
+            return []
+        top = ranked[0][1]
+        return [(item, weight / top) for item, weight in ranked]
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.weights
+
+
+class RepeatRates:
+    """How often a tenant's shoppers go back to an item they already had: in the same
+    session, and from an earlier session. Learned from the activity, one event at a time."""
+
+    __slots__ = ("history", "session")
+
+    def __init__(self) -> None:
+        self.session = REPEAT_RATE_PRIOR
+        self.history = REPEAT_RATE_PRIOR
+
+    def observe(self, in_session: bool, in_history: bool) -> None:
+        rate = 1.0 / REPEAT_RATE_EVENTS
+        self.session += rate * (float(in_session) - self.session)
+        self.history += rate * (float(in_history) - self.history)
+
+    @staticmethod
+    def keep(rate: float) -> float:
+        return rate / (rate + REPEAT_FLOOR)
+
+
 @dataclass(slots=True)
 class UserState:
     history: deque[Visit]
+    profile: Profile = field(default_factory=Profile)
     purchased: OrderedDict[str, None] = field(default_factory=OrderedDict)
     session: str = ""
     last_at: float = -math.inf
@@ -312,6 +407,9 @@ class TenantState:
     co_bought: NeighbourGraph
     popularity: DecayedCounts
     trending: DecayedCounts
+    co_profile: NeighbourGraph
+    """Long-term item-to-item edges: items in the same shopper's history, across sessions."""
+    repeats: RepeatRates = field(default_factory=RepeatRates)
 
     def recommendable(self, item: str) -> bool:
         if item in self.deleted:
@@ -339,6 +437,7 @@ class MemoryReport:
 # Rough CPython sizes (dict slot + key reference + boxed float, object with slots, ...).
 BYTES_PER_EDGE = 100
 BYTES_PER_VISIT = 120
+BYTES_PER_PROFILE_ITEM = 100
 BYTES_PER_USER = 600
 BYTES_PER_ITEM = 400
 
@@ -354,6 +453,7 @@ class RecommenderState:
         self.interactions = 0
         self.duplicates = 0
         self._visits = 0
+        self._profile_entries = 0
 
     def tenant(self, tenant_id: str) -> TenantState:
         state = self._tenants.get(tenant_id)
@@ -373,6 +473,9 @@ class RecommenderState:
                 ),
                 trending=DecayedCounts(
                     limits.trending_half_life_hours * hours, limits.prior_refresh_events, 500
+                ),
+                co_profile=NeighbourGraph(
+                    limits.profile_edge_half_life_hours * hours, cap, PROFILE_DAMPING
                 ),
             )
             self._tenants[tenant_id] = state
@@ -403,6 +506,7 @@ class RecommenderState:
             if len(self._users) > self.limits.max_users:
                 _, forgotten = self._users.popitem(last=False)
                 self._visits -= len(forgotten.history)
+                self._profile_entries -= len(forgotten.profile)
         else:
             self._users.move_to_end(key)
         if interaction.event_id is not None:
@@ -419,10 +523,19 @@ class RecommenderState:
         if product is None or interaction.kind not in ITEM_KINDS:
             return True
         tenant = self.tenant(interaction.tenant_id)
+        # An item the profile lacks is new to the shopper (history entries are in the profile
+        # unless weightless or pruned), which spares the session scan on most events.
+        known = product in user.profile
+        in_session = known and any(visit.product_id == product for visit in user.session_items())
+        tenant.repeats.observe(in_session, known and not in_session)
         if weight > 0:
             self._learn_pairs(tenant, user, product, interaction, weight)
+            self._learn_profile_pairs(tenant, user, product, interaction.at, weight)
             tenant.popularity.add(product, weight, interaction.at)
             tenant.trending.add(product, weight, interaction.at)
+            self._profile_entries += user.profile.add(
+                product, weight, self.limits.profile_half_life_events, self.limits.profile_items
+            )
         self._visits += len(user.history) < self.limits.history_per_user
         user.history.append(Visit(product, interaction.kind, interaction.at, user.session, weight))
         if interaction.kind == ActivityKind.PURCHASE and self.limits.purchases_per_user:
@@ -470,6 +583,24 @@ class RecommenderState:
                 tenant.co_bought.add(visit.product_id, product, paired, at)
                 tenant.co_bought.add(product, visit.product_id, paired, at)
 
+    def _learn_profile_pairs(
+        self, tenant: TenantState, user: UserState, product: str, at: float, weight: float
+    ) -> None:
+        """Pair the item with the shopper's most recent distinct items, across sessions."""
+        window = self.limits.profile_pair_window
+        if window <= 0:
+            return
+        seen: set[str] = {product}
+        for visit in reversed(user.history):
+            if visit.product_id in seen or visit.weight <= 0:
+                continue
+            seen.add(visit.product_id)
+            paired = min(weight, visit.weight)
+            tenant.co_profile.add(visit.product_id, product, paired, at)
+            tenant.co_profile.add(product, visit.product_id, paired, at)
+            if len(seen) > window:
+                break
+
     def upsert_product(self, tenant_id: str, product_id: str, item: Item) -> None:
         tenant = self.tenant(tenant_id)
         tenant.catalogue[product_id] = item
@@ -480,7 +611,7 @@ class RecommenderState:
         tenant.catalogue.pop(product_id, None)
         tenant.deleted.add(product_id)
         tenant.vectors.remove(product_id)
-        for graph in (tenant.next_item, tenant.co_viewed, tenant.co_bought):
+        for graph in (tenant.next_item, tenant.co_viewed, tenant.co_bought, tenant.co_profile):
             graph.remove(product_id)
         tenant.popularity.remove(product_id)
         tenant.trending.remove(product_id)
@@ -495,7 +626,7 @@ class RecommenderState:
         edges = sum(
             graph.edges
             for tenant in self._tenants.values()
-            for graph in (tenant.next_item, tenant.co_viewed, tenant.co_bought)
+            for graph in (tenant.next_item, tenant.co_viewed, tenant.co_bought, tenant.co_profile)
         )
         visits = self._visits
         items = sum(len(tenant.catalogue) for tenant in self._tenants.values())
@@ -510,6 +641,7 @@ class RecommenderState:
             neighbour_edges=edges,
             estimated_bytes=edges * BYTES_PER_EDGE
             + visits * BYTES_PER_VISIT
+            + self._profile_entries * BYTES_PER_PROFILE_ITEM
             + len(self._users) * BYTES_PER_USER
             + items * BYTES_PER_ITEM
             + vector_bytes,
