@@ -254,6 +254,9 @@ async def test_partitions_handed_back_by_a_rebalance_arrive_with_their_recent_ac
             30,
             "the partitions to come back",
         )
+        # The tracker records an assignment before its listeners catch up with it (the next
+        # batch waits for them); so must this check, or it races the replay.
+        await asyncio.wait_for(first.context.partitions.settled(), 30)
         assert core(first).state.interactions == total, "caught up, nothing applied twice"
         catch_up = core(first).catch_up
         assert catch_up is not None
