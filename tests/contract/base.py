@@ -59,8 +59,6 @@ class ServiceContract:
     """The `TopicSettings` field of the input topic the contract publishes to."""
     output: ClassVar[str]
     """The `TopicSettings` field of the topic a valid input's result goes to."""
-    stateless_because: ClassVar[str | None] = None
-    """Set when the service rebuilds no state on start; the restart test is skipped with it."""
 
     # --- what a subclass supplies -------------------------------------------------------
 
@@ -85,14 +83,6 @@ class ServiceContract:
     def rejected(self, settings: ServiceSettings) -> Rejected | None:
         """A well-formed input the service dead-letters, where it has a natural one."""
         return None
-
-    async def seed_state(self, service: AnyService, settings: ServiceSettings) -> None:
-        """Give the running service state worth restoring, and wait until it holds it."""
-        raise NotImplementedError
-
-    async def check_state_restored(self, service: AnyService, settings: ServiceSettings) -> None:
-        """On a fresh instance: show, through its results, that the seeded state came back."""
-        raise NotImplementedError
 
     # --- shared plumbing ----------------------------------------------------------------
 
@@ -202,10 +192,22 @@ class ServiceContract:
         )
         assert consumed == len(done), "nothing fetched after the stop was requested"
 
+
+class StatefulServiceContract(ServiceContract):
+    """The contract of a service that rebuilds state on start (a table, a replay, its own
+    compacted output): a fresh instance must come back with it. Echo keeps no state, so it
+    runs the plain `ServiceContract`."""
+
+    async def seed_state(self, service: AnyService, settings: ServiceSettings) -> None:
+        """Give the running service state worth restoring, and wait until it holds it."""
+        raise NotImplementedError
+
+    async def check_state_restored(self, service: AnyService, settings: ServiceSettings) -> None:
+        """On a fresh instance: show, through its results, that the seeded state came back."""
+        raise NotImplementedError
+
     @pytest.mark.integration
     async def test_restart_rebuilds_state(self, kafka: KafkaSettings) -> None:
-        if self.stateless_because is not None:
-            pytest.skip(f"{self.name} keeps no state to rebuild: {self.stateless_because}")
         settings = self.settings(kafka, unique(f"contract.{self.name}-restart"))
         async with started(self.build(settings)) as first:
             await self.seed_state(first, settings)

@@ -8,7 +8,7 @@ from typing import cast
 from contract.base import (
     AnyService,
     Rejected,
-    ServiceContract,
+    StatefulServiceContract,
     common_settings,
     prefixed_topics,
 )
@@ -35,7 +35,7 @@ def product(product_id: str, colour: str = "Navy") -> ProductUpserted:
     )
 
 
-class TestDescriberContract(ServiceContract):
+class TestDescriberContract(StatefulServiceContract):
     name = "describer"
     input = "products"
     output = "descriptions"

@@ -15,7 +15,6 @@ FAIL_MARKER = "contract-poison"
 
 class TestEchoContract(ServiceContract):
     name = "echo"
-    stateless_because = "it maps each review to its echo and reads no table or topic at start"
 
     def settings(self, kafka: KafkaSettings, prefix: str) -> ServiceSettings:
         return EchoSettings(

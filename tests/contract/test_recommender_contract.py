@@ -7,7 +7,7 @@ from typing import cast
 from contract.base import (
     AnyService,
     Rejected,
-    ServiceContract,
+    StatefulServiceContract,
     common_settings,
     prefixed_topics,
     until_sample,
@@ -21,7 +21,7 @@ from support.kafka import collect
 from support.recommender import FakeEmbedder, activity, request
 
 
-class TestRecommenderContract(ServiceContract):
+class TestRecommenderContract(StatefulServiceContract):
     name = "recommender"
     input = "recs_requests"
     output = "recs_results"

@@ -9,7 +9,7 @@ from typing import cast
 from contract.base import (
     AnyService,
     Rejected,
-    ServiceContract,
+    StatefulServiceContract,
     common_settings,
     prefixed_topics,
     until_sample,
@@ -29,7 +29,7 @@ def ask(text: str) -> QuestionAsked:
     )
 
 
-class TestResponderContract(ServiceContract):
+class TestResponderContract(StatefulServiceContract):
     name = "responder"
     input = "questions"
     output = "answers"

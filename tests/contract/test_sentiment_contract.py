@@ -10,7 +10,7 @@ from typing import cast
 from contract.base import (
     AnyService,
     Rejected,
-    ServiceContract,
+    StatefulServiceContract,
     common_settings,
     prefixed_topics,
 )
@@ -53,7 +53,7 @@ def review(text: str, product: str = "kettle") -> ReviewSubmitted:
     )
 
 
-class TestSentimentContract(ServiceContract):
+class TestSentimentContract(StatefulServiceContract):
     name = "sentiment"
     input = "reviews"
     output = "sentiment"
