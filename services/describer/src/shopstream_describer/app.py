@@ -19,6 +19,7 @@ from shopstream_describer.config import DescriberSettings, GeneratorConfig
 from shopstream_describer.handlers import ACCEPTED, DescriberState, build_describer_handler
 from shopstream_describer.pipeline import DescriberPipeline, Generator
 from shopstream_describer.serving import OpenAIChatGenerator
+from shopstream_describer.spec import topic_use
 
 SERVICE_NAME = "describer"
 logger = logging.getLogger("shopstream.describer")
@@ -134,8 +135,9 @@ def build_service(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
-        input_topics=[settings.topics.products, settings.topics.copy_requests],
-        output_topics=[settings.topics.descriptions, settings.topics.copies],
+        # The topics its spec declares (the ACLs and the topic registry read the same).
+        input_topics=topic_use(settings).consumes,
+        output_topics=topic_use(settings).produces,
         accepts=ACCEPTED,
         build_handler=lambda context: build_describer_handler(
             context, pipeline, state, lexicons, settings.topics, refresh_products=table.refresh

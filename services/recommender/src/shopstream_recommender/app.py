@@ -31,6 +31,7 @@ from shopstream_recommender.config import RecommenderSettings
 from shopstream_recommender.handlers import RecommenderInput, build_handler, recommender_input
 from shopstream_recommender.ranking import Ranker
 from shopstream_recommender.recovery import ActivityCatchUp, ReplayReport, replay_activity
+from shopstream_recommender.spec import topic_use
 from shopstream_recommender.state import RecommenderState
 
 SERVICE_NAME = "recommender"
@@ -166,8 +167,9 @@ def build_service(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
-        input_topics=[settings.topics.activity, settings.topics.recs_requests],
-        output_topics=[settings.topics.recs_results],
+        # The topics its spec declares (the ACLs and the topic registry read the same).
+        input_topics=topic_use(settings).consumes,
+        output_topics=topic_use(settings).produces,
         accepts=recommender_input,
         build_handler=lambda context: build_handler(
             context,

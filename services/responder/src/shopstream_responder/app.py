@@ -23,6 +23,7 @@ from shopstream_responder.intents import IntentClassifier, IntentRules
 from shopstream_responder.knowledge import Document, KnowledgeIndex, PassageVectors
 from shopstream_responder.metrics import ResponderMetrics
 from shopstream_responder.model import ResponderModel
+from shopstream_responder.spec import topic_use
 
 SERVICE_NAME = "responder"
 
@@ -77,8 +78,9 @@ def responder_service(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
-        input_topics=[settings.topics.questions],
-        output_topics=[settings.topics.answers, settings.topics.knowledge_gaps],
+        # The topics its spec declares (the ACLs and the topic registry read the same).
+        input_topics=topic_use(settings).consumes,
+        output_topics=topic_use(settings).produces,
         accepts=QuestionAsked,
         build_handler=lambda context: build_question_handler(
             context,

@@ -19,6 +19,7 @@ from shopstream_sentiment import __version__
 from shopstream_sentiment.config import SentimentSettings
 from shopstream_sentiment.handlers import SentimentPredictor, build_review_handler
 from shopstream_sentiment.insights import InsightRules, InsightsBook
+from shopstream_sentiment.spec import topic_use
 
 SERVICE_NAME = "sentiment"
 logger = logging.getLogger("shopstream.sentiment")
@@ -145,8 +146,9 @@ def build_service(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
-        input_topics=[settings.topics.reviews],
-        output_topics=[settings.topics.sentiment, settings.topics.insights],
+        # The topics its spec declares (the ACLs and the topic registry read the same).
+        input_topics=topic_use(settings).consumes,
+        output_topics=topic_use(settings).produces,
         accepts=ReviewSubmitted,
         build_handler=lambda context: build_review_handler(context, chosen, book, settings.topics),
         model=chosen,
