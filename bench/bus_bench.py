@@ -9,6 +9,10 @@ The columns run in interleaved rounds (raw, at-least-once, exactly-once, raw, ..
 figure is the median over the rounds, so a burst of load from other jobs on a shared machine
 skews one round of every column rather than one whole column.
 
+CPU per event is the whole benchmark process's CPU time over the drain: the column's own
+consumer and producer, plus the reader that counts the results (the same for every column), so
+the difference between two columns is what one adds over the other.
+
     uv run python bench/bus_bench.py [--events 50000] [--rate 2000] [--rounds 3] [--port 19592]
         [--json bench/results/bus.json]
 """
@@ -200,12 +204,13 @@ async def measure(
     topics = TopicSettings(partitions=PARTITIONS)
     await ensure_topics(kafka, topics.specs((backlog, backlog + ".out", steady, steady + ".out")))
     await produce(bootstrap, backlog, events)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     stop = await runner(bootstrap, backlog, f"bench-{name}-{tag}")
     await count_until(
         bootstrap, backlog + ".out", events, 600, latency=False, read_committed=read_committed
     )
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     drain_load = os.getloadavg()[0]
     await stop()
     steady_count = int(rate * 10)
@@ -221,6 +226,7 @@ async def measure(
         "events": events,
         "seconds": seconds,
         "events_per_second": events / seconds,
+        "cpu_us_per_event": cpu_seconds / events * 1e6,
         "steady_rate": rate,
         "p50_ms": statistics.median(latencies),
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
@@ -296,6 +302,10 @@ async def main() -> None:
         table.add_column(title, justify="right")
     table.add_row(
         "events/s (backlog drain)", *(f"{c['events_per_second']:,.0f}" for c in columns.values())
+    )
+    table.add_row(
+        "CPU per event, whole process (µs)",
+        *(f"{c['cpu_us_per_event']:.0f}" for c in columns.values()),
     )
     for key in ("p50_ms", "p99_ms"):
         table.add_row(

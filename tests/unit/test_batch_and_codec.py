@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Sequence
 
 import pytest
 
-from shopstream.events import Producer, ReviewSubmitted
+from shopstream.events import (
+    RESULT_ID_NAMESPACE,
+    Lineage,
+    Producer,
+    ReviewScored,
+    ReviewSubmitted,
+    result_id,
+)
 from shopstream.runtime.batch import FatalServiceError, Publication, process_batch
-from shopstream.runtime.codec import DecodeFailure, EventDecoder, FailureReason
+from shopstream.runtime.codec import (
+    DecodeFailure,
+    EncodedHeaders,
+    EventDecoder,
+    FailureReason,
+    event_headers,
+)
 from shopstream.runtime.dead_letters import REPLAY_HEADER, dead_letter_for
 from shopstream.runtime.records import Record
 
@@ -149,3 +163,42 @@ def test_a_tombstone_publication_needs_and_keeps_its_key() -> None:
     assert tombstone.key_bytes() == b"acme:p1:en"
     with pytest.raises(ValueError, match="explicit key"):
         Publication("out", None).key_bytes()
+
+
+@pytest.mark.parametrize("name", ["echo|1", "sentiment|x|rev|p1|zh", "描述|商品|中文", ""])
+def test_result_id_is_uuid5_in_the_result_namespace(name: str) -> None:
+    assert result_id(name) == uuid.uuid5(RESULT_ID_NAMESPACE, name)
+
+
+def _scored(tenant: str, prompt_version: str | None) -> ReviewScored:
+    return ReviewScored(
+        tenant_id=tenant,
+        lineage=Lineage(model_id="m", model_revision="r1", prompt_version=prompt_version),
+        payload={
+            "review_id": "r",
+            "product_id": "p",
+            "label": "positive",
+            "score": 0.9,
+            "confidence": 0.8,
+        },
+    )
+
+
+def test_encoded_headers_equal_the_event_headers_for_every_event_of_a_batch() -> None:
+    encode = EncodedHeaders()
+    events = [
+        review(tenant="acme"),
+        review(tenant="acme"),
+        review(tenant="other"),
+        _scored("acme", None),
+        _scored("acme", "p2"),
+        _scored("acme", "p2"),
+    ]
+    for event in events:
+        expected = [(name, value.encode()) for name, value in event_headers(event).items()]
+        headers = encode(event)
+        assert headers == expected
+        headers.append(("mutated", b"x"))  # a caller's list is its own, never the cache's
+    assert encode(events[0]) == [
+        (name, value.encode()) for name, value in event_headers(events[0]).items()
+    ]

@@ -7,13 +7,12 @@ runtime's integration tests and the bus benchmark use it to measure the bus path
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 
 from pydantic_settings import SettingsConfigDict
 
 from shopstream import __version__
-from shopstream.events import RESULT_ID_NAMESPACE, ReviewSubmitted
+from shopstream.events import ReviewSubmitted, result_id
 from shopstream.runtime.batch import BatchHandler, Publication
 from shopstream.runtime.service import BatchService, ServiceContext
 from shopstream.services import ServiceSpec, TopicUse
@@ -66,7 +65,7 @@ def build_echo_service(settings: EchoSettings | None = None) -> BatchService[Rev
                     settings.output_topic,
                     event.model_copy(
                         update={
-                            "event_id": uuid.uuid5(RESULT_ID_NAMESPACE, f"echo|{event.event_id}"),
+                            "event_id": result_id(f"echo|{event.event_id}"),
                             "causation_id": event.event_id,
                             "producer": context.producer,
                         }

@@ -25,6 +25,7 @@ from shopstream.events.envelope import (
     ResultEvent,
     parse_key,
     result_event_id,
+    result_id,
     utc_now,
 )
 from shopstream.events.marketing import (
@@ -196,5 +197,6 @@ __all__ = [
     "parse_key",
     "parse_product_record",
     "result_event_id",
+    "result_id",
     "utc_now",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
@@ -10,6 +11,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 # Result ids are UUIDv5 in this namespace so that reprocessing an input yields the same id.
 RESULT_ID_NAMESPACE = uuid.UUID("6f1c1f0e-4b7a-5d8e-9a51-73686f707374")
+
+_RESULT_ID_HASH = hashlib.sha1(RESULT_ID_NAMESPACE.bytes, usedforsecurity=False)
 
 MAX_EVENT_BYTES = 256 * 1024
 """Largest encoded event a service accepts; larger records are dead-lettered as oversized."""
@@ -115,4 +118,12 @@ def result_event_id(
     name = "|".join(
         (service, str(input_event_id), lineage.model_revision, lineage.prompt_version or "", extra)
     )
-    return uuid.uuid5(RESULT_ID_NAMESPACE, name)
+    return result_id(name)
+
+
+def result_id(name: str) -> uuid.UUID:
+    """`uuid.uuid5(RESULT_ID_NAMESPACE, name)`, about twice as fast: the namespace is hashed once
+    at import, not again for every result (this is on every service's per-event path)."""
+    digest = _RESULT_ID_HASH.copy()
+    digest.update(name.encode("utf-8"))
+    return uuid.UUID(bytes=digest.digest()[:16], version=5)

@@ -129,3 +129,39 @@ def event_headers(event: Event) -> dict[str, str]:
         if event.lineage.prompt_version is not None:
             headers["prompt_version"] = event.lineage.prompt_version
     return headers
+
+
+class EncodedHeaders:
+    """`event_headers` as Kafka header tuples, for the per-event publish path.
+
+    Only the event id differs between the results of one batch; the other headers (type,
+    schema version, tenant, lineage) are encoded once per distinct combination and reused.
+    """
+
+    def __init__(self, max_entries: int = 4_096) -> None:
+        self._max_entries = max_entries
+        self._known: dict[tuple[object, ...], tuple[list[tuple[str, bytes]], int]] = {}
+
+    def __call__(self, event: Event) -> list[tuple[str, bytes]]:
+        lineage = event.lineage if isinstance(event, ResultEvent) else None
+        key = (
+            event.event_type,
+            event.schema_version,
+            event.tenant_id,
+            None if lineage is None else lineage.model_id,
+            None if lineage is None else lineage.model_revision,
+            None if lineage is None else lineage.prompt_version,
+        )
+        found = self._known.get(key)
+        if found is None:
+            if len(self._known) >= self._max_entries:
+                self._known.clear()
+            encoded = [
+                (name, value.encode("utf-8")) for name, value in event_headers(event).items()
+            ]
+            position = next(i for i, (name, _) in enumerate(encoded) if name == "event_id")
+            found = self._known[key] = (encoded[:position] + encoded[position + 1 :], position)
+        rest, position = found
+        headers = rest[:]
+        headers.insert(position, ("event_id", str(event.event_id).encode("utf-8")))
+        return headers

@@ -16,9 +16,8 @@ from typing import Any, Protocol
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from shopstream.kafka_io import encode_headers
 from shopstream.runtime.batch import Publication
-from shopstream.runtime.codec import event_headers
+from shopstream.runtime.codec import EncodedHeaders
 
 PARTITION_CACHE_SIZE = 65_536
 """Keys whose partition is remembered per topic: result keys repeat (a product's reviews, a
@@ -39,6 +38,7 @@ class PartitionBatchSender:
         self._producer = producer
         self._partitioner = DefaultPartitioner()
         self._cache: dict[str, tuple[int, dict[bytes, int]]] = {}
+        self._headers = EncodedHeaders()
 
     def _partition_of(self, topic: str, key: bytes, partitions: list[int]) -> int:
         count, known = self._cache.get(topic, (0, {}))
@@ -63,7 +63,7 @@ class PartitionBatchSender:
             partition = self._partition_of(topic, key, partitions[topic])
             event = publication.event
             value = None if event is None else event.to_json()
-            headers = [] if event is None else encode_headers(event_headers(event))
+            headers = [] if event is None else self._headers(event)
             slot = (topic, partition)
             builder = builders.get(slot)
             if builder is None:
