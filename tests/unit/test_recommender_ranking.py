@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from shopstream.events import ActivityKind
 from shopstream_recommender.config import RankingConfig, StateLimits
 from shopstream_recommender.ranking import Ranker, Signal
-from shopstream_recommender.state import Interaction, Item, RecommenderState
+from shopstream_recommender.state import Interaction, Item, NeighbourGraph, RecommenderState
 
 pytestmark = pytest.mark.unit
 
@@ -322,3 +323,22 @@ def test_the_profile_is_bounded_per_shopper_and_repeat_rates_are_learned() -> No
     tenant = state.tenant("shop-a")
     assert tenant.repeats.session < 0.25
     assert tenant.repeats.history < 0.25
+
+
+@pytest.mark.parametrize("damping", [0.0, 0.5])
+def test_edges_added_together_equal_edges_added_one_by_one(damping: float) -> None:
+    rng = random.Random(5)
+    together, one_by_one = (NeighbourGraph(3_600.0, 4, damping) for _ in range(2))
+    at = 1_000.0
+    for _ in range(300):
+        at += rng.uniform(0, 900)
+        edges = [
+            (f"i{rng.randrange(12)}", f"i{rng.randrange(12)}", rng.choice([0.0, 0.5, 1.0, 2.0]))
+            for _ in range(rng.randrange(1, 8))
+        ]
+        together.add_all(edges, at)
+        for source, target, weight in edges:
+            one_by_one.add(source, target, weight, at)
+    assert together.edges == one_by_one.edges > 0
+    for item in (f"i{index}" for index in range(12)):
+        assert together.neighbours(item, 10) == one_by_one.neighbours(item, 10)

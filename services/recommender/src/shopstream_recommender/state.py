@@ -106,25 +106,41 @@ class NeighbourGraph:
         self.edges = 0
 
     def add(self, source: str, target: str, weight: float, at: float) -> None:
-        if weight <= 0 or source == target:
-            return
-        exponent = self._decay.exponent(at)
-        if exponent > REBASE_EXPONENT:
-            self._rebase(exponent)
-            exponent = self._decay.exponent(at)
-        self._ranked.pop(source, None)
-        row = self._rows.setdefault(source, {})
-        if target not in row:
-            self.edges += 1
-        added = weight * math.exp2(max(-1_000.0, exponent))
-        row[target] = row.get(target, 0.0) + added
-        if self._damping:
-            self._totals[target] = self._totals.get(target, 0.0) + added
-        if len(row) > self._prune_at:
-            kept = heapq.nlargest(self._cap, self._damped(row).items(), key=itemgetter(1))
-            kept = [(item, row[item]) for item, _ in kept]
-            self.edges -= len(row) - len(kept)
-            self._rows[source] = dict(kept)
+        self.add_all(((source, target, weight),), at)
+
+    def add_all(self, edges: Iterable[tuple[str, str, float]], at: float) -> None:
+        """Add (source, target, weight) edges of one moment, in order: one interaction pairs an
+        item with up to a few dozen others, and the decay factor is the same for all of them
+        (ingestion's hottest loop, so it is worked out once, not per edge)."""
+        growth: float | None = None
+        rows, ranked, totals, damping = self._rows, self._ranked, self._totals, self._damping
+        for source, target, weight in edges:
+            if weight <= 0 or source == target:
+                continue
+            if growth is None:
+                exponent = self._decay.exponent(at)
+                if exponent > REBASE_EXPONENT:
+                    self._rebase(exponent)
+                    exponent = self._decay.exponent(at)
+                growth = math.exp2(max(-1_000.0, exponent))
+            ranked.pop(source, None)
+            row = rows.get(source)
+            if row is None:
+                row = rows[source] = {}
+            added = weight * growth
+            current = row.get(target)
+            if current is None:
+                self.edges += 1
+                row[target] = added
+            else:
+                row[target] = current + added
+            if damping:
+                totals[target] = totals.get(target, 0.0) + added
+            if len(row) > self._prune_at:
+                kept = heapq.nlargest(self._cap, self._damped(row).items(), key=itemgetter(1))
+                kept = [(item, row[item]) for item, _ in kept]
+                self.edges -= len(row) - len(kept)
+                rows[source] = dict(kept)
 
     def neighbours(self, source: str, limit: int) -> list[tuple[str, float]]:
         """The strongest `limit` neighbours, strongest first, scaled so the first is 1."""
@@ -568,6 +584,9 @@ class RecommenderState:
         distance = 0
         seen: set[str] = {product}
         basket = interaction.kind in BASKET_KINDS
+        next_item: list[tuple[str, str, float]] = []
+        co_viewed: list[tuple[str, str, float]] = []
+        co_bought: list[tuple[str, str, float]] = []
         for visit in user.session_items():
             if visit.product_id in seen:
                 continue
@@ -575,13 +594,18 @@ class RecommenderState:
             distance += 1
             if distance > self.limits.pair_window:
                 break
-            tenant.next_item.add(visit.product_id, product, weight / distance, at)
-            tenant.co_viewed.add(visit.product_id, product, weight / distance, at)
-            tenant.co_viewed.add(product, visit.product_id, weight / distance, at)
+            near = weight / distance
+            next_item.append((visit.product_id, product, near))
+            co_viewed += ((visit.product_id, product, near), (product, visit.product_id, near))
             if basket and visit.kind in BASKET_KINDS:
                 paired = min(weight, visit.weight)
-                tenant.co_bought.add(visit.product_id, product, paired, at)
-                tenant.co_bought.add(product, visit.product_id, paired, at)
+                co_bought += (
+                    (visit.product_id, product, paired),
+                    (product, visit.product_id, paired),
+                )
+        tenant.next_item.add_all(next_item, at)
+        tenant.co_viewed.add_all(co_viewed, at)
+        tenant.co_bought.add_all(co_bought, at)
 
     def _learn_profile_pairs(
         self, tenant: TenantState, user: UserState, product: str, at: float, weight: float
@@ -591,15 +615,16 @@ class RecommenderState:
         if window <= 0:
             return
         seen: set[str] = {product}
+        edges: list[tuple[str, str, float]] = []
         for visit in reversed(user.history):
             if visit.product_id in seen or visit.weight <= 0:
                 continue
             seen.add(visit.product_id)
             paired = min(weight, visit.weight)
-            tenant.co_profile.add(visit.product_id, product, paired, at)
-            tenant.co_profile.add(product, visit.product_id, paired, at)
+            edges += ((visit.product_id, product, paired), (product, visit.product_id, paired))
             if len(seen) > window:
                 break
+        tenant.co_profile.add_all(edges, at)
 
     def upsert_product(self, tenant_id: str, product_id: str, item: Item) -> None:
         tenant = self.tenant(tenant_id)
