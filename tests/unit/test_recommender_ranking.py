@@ -342,3 +342,14 @@ def test_edges_added_together_equal_edges_added_one_by_one(damping: float) -> No
     assert together.edges == one_by_one.edges > 0
     for item in (f"i{index}" for index in range(12)):
         assert together.neighbours(item, 10) == one_by_one.neighbours(item, 10)
+
+
+def test_profile_neighbours_bounds_the_candidates_the_profile_brings() -> None:
+    def profile_items(neighbours: int) -> list[str]:
+        state, ranker = make(profile_anchors=2, profile_neighbours=neighbours)
+        _long_history_stream(state)
+        ranking = ranker.recommend("shop-a", "me", 50, context_product_id="n")
+        return [item.product_id for item in ranking.items if item.signal == Signal.PROFILE]
+
+    assert 0 < len(profile_items(1)) <= 2
+    assert len(profile_items(50)) > 2

@@ -99,6 +99,9 @@ class RankingConfig(BaseModel):
     a session-only shopper keeps the session signals and a returning one gets their history."""
     profile_anchors: int = Field(default=15, ge=1, le=1_000)
     """Strongest (most recent, most engaged) profile items expanded per request."""
+    profile_neighbours: int = Field(default=50, ge=1, le=10_000)
+    """Long-term neighbours taken per profile item: with ``profile_anchors`` it bounds the
+    candidates the profile adds, which every signal then scores (ranking cost grows with it)."""
     profile_ramp: float = Field(default=10.0, gt=0)
     """Distinct profile items at which the profile signal reaches half its weight."""
 

@@ -247,7 +247,7 @@ class Ranker:
         share = size / (size + config.profile_ramp)
         unit = config.profile_weight * share / total
         for item, weight in top:
-            neighbours = tenant.co_profile.neighbours(item, config.candidates_per_anchor)
+            neighbours = tenant.co_profile.neighbours(item, config.profile_neighbours)
             evidence.add(neighbours, unit * weight, Signal.PROFILE, item)
 
     def _add_content(self, evidence: _Evidence, tenant: TenantState, anchors: list[Anchor]) -> None:
