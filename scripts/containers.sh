@@ -70,14 +70,18 @@ exists() { podman image exists "$1"; }
 # one rootfs for the python stand-in and for the Kafka and Prometheus stand-ins built on it.
 if ! exists "$BASE_IMAGE"; then
   log "building the stand-in base $BASE_IMAGE with mmdebstrap (about a minute)"
-  mmdebstrap --quiet --variant=minbase --include=python3,python-is-python3 bookworm \
-    "$work/rootfs.tar" \
+  # The host's CA bundle goes in (the public image has Debian's ca-certificates): where a
+  # TLS-intercepting egress proxy signs PyPI's certificate, uv in the build trusts it too.
+  mmdebstrap --quiet --variant=minbase --include=python3,python-is-python3 \
+    --customize-hook='mkdir -p "$1/etc/ssl/certs" && cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/"' \
+    bookworm "$work/rootfs.tar" \
     "deb http://deb.debian.org/debian bookworm main" \
     "deb http://deb.debian.org/debian bookworm-updates main" \
     "deb http://deb.debian.org/debian-security bookworm-security main" </dev/null
   podman import --quiet \
     --change "LABEL $STANDIN_LABEL" \
     --change "ENV LANG=C.UTF-8" \
+    --change "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" \
     --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     --change 'CMD ["python3"]' \
     "$work/rootfs.tar" "$BASE_IMAGE" >/dev/null
