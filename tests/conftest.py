@@ -57,7 +57,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(f"SHOPSTREAM_TEST_BROKER must be testcontainers or local, not {choice!r}")
     engine = choice != "local" and _docker_engine_answers()
     if choice == "testcontainers" and not engine:
-        pytest.fail("SHOPSTREAM_TEST_BROKER=testcontainers but no Docker engine answers (DOCKER_HOST)")
+        pytest.fail("SHOPSTREAM_TEST_BROKER=testcontainers but no Docker engine answers")
     if engine:
         from testcontainers.community.kafka import KafkaContainer  # noqa: PLC0415
 
