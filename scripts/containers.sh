@@ -2,7 +2,7 @@
 # Make a machine without a Docker daemon or registry access able to build and run shopstream's
 # images: podman from Debian, configured for this kind of kernel, and LOCAL STAND-INS for the
 # public images the Dockerfiles and tests name (built here, tagged with the public names, and
-# labelled `shopstream.standin=true`). Idempotent: every step is skipped when its result exists.
+# labelled `shopstream.standin=true`, a label images built on them inherit). Idempotent: every step is skipped when its result exists.
 #
 #   scripts/containers.sh              podman + base stand-ins (python, uv) + the Kafka stand-in
 #   scripts/containers.sh prometheus   also the Prometheus stand-in (the compose stack)
@@ -131,4 +131,6 @@ if [ "${1:-}" = prometheus ] && ! exists "$PROMETHEUS_IMAGE"; then
     deploy/standins/prometheus >/dev/null
 fi
 
-log "stand-ins ready: $(podman images --filter "label=$STANDIN_LABEL" --format '{{.Repository}}:{{.Tag}}' | sort -u | tr '\n' ' ')"
+standins=("$PYTHON_IMAGE" "$UV_IMAGE" "$KAFKA_IMAGE")
+exists "$PROMETHEUS_IMAGE" && standins+=("$PROMETHEUS_IMAGE")
+log "local stand-ins (not the public images) ready: ${standins[*]}"
