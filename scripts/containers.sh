@@ -5,7 +5,8 @@
 # labelled `shopstream.standin=true`, a label images built on them inherit). Idempotent: every step is skipped when its result exists.
 #
 #   scripts/containers.sh              podman + base stand-ins (python, uv) + the Kafka stand-in
-#   scripts/containers.sh prometheus   also the Prometheus stand-in (the compose stack)
+#   scripts/containers.sh compose      also what docker-compose.yml names: the Kafka stand-in as
+#                                      apache/kafka, and Prometheus from Debian's package
 #
 # On a machine where a real Docker engine answers, it does nothing: that engine pulls the real
 # images. The Dockerfiles keep the real FROM lines either way.
@@ -60,7 +61,9 @@ UV_IMAGE="ghcr.io/astral-sh/uv:${UV_VERSION}"
 KAFKA_VERSION="$(sed -nE 's/^    kafka_version: str = "(.*)"$/\1/p' shared/src/shopstream/devbroker/broker.py)"
 # The name testcontainers' KafkaContainer defaults to; it checks the tag (>= 7.0.0 for KRaft).
 KAFKA_IMAGE="${SHOPSTREAM_KAFKA_IMAGE:-docker.io/confluentinc/cp-kafka:7.6.0}"
-PROMETHEUS_IMAGE=docker.io/prom/prometheus:v2.53.0
+# docker-compose.yml's names for the broker and Prometheus (read from it, so they stay in step).
+APACHE_KAFKA_IMAGE="docker.io/$(sed -nE 's/^    image: (apache\/kafka:.*)$/\1/p' docker-compose.yml)"
+PROMETHEUS_IMAGE="docker.io/$(sed -nE 's/^    image: (prom\/prometheus:.*)$/\1/p' docker-compose.yml)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -125,12 +128,19 @@ if ! exists "$KAFKA_IMAGE"; then
     --build-arg "KAFKA_VERSION=$KAFKA_VERSION" -t "$KAFKA_IMAGE" "$work/kafka" >/dev/null
 fi
 
-if [ "${1:-}" = prometheus ] && ! exists "$PROMETHEUS_IMAGE"; then
-  log "building the STAND-IN for $PROMETHEUS_IMAGE from Debian's prometheus package"
-  podman build --quiet --pull=never --build-arg "BASE=$BASE_IMAGE" -t "$PROMETHEUS_IMAGE" \
-    deploy/standins/prometheus >/dev/null
+if [ "${1:-}" = compose ]; then
+  if ! exists "$APACHE_KAFKA_IMAGE"; then
+    log "tagging the Kafka stand-in as the STAND-IN for $APACHE_KAFKA_IMAGE"
+    podman tag "$KAFKA_IMAGE" "$APACHE_KAFKA_IMAGE"
+  fi
+  if ! exists "$PROMETHEUS_IMAGE"; then
+    log "building the STAND-IN for $PROMETHEUS_IMAGE from Debian's prometheus package"
+    podman build --quiet --pull=never --build-arg "BASE=$BASE_IMAGE" -t "$PROMETHEUS_IMAGE" \
+      deploy/standins/prometheus >/dev/null
+  fi
 fi
 
 standins=("$PYTHON_IMAGE" "$UV_IMAGE" "$KAFKA_IMAGE")
+exists "$APACHE_KAFKA_IMAGE" && standins+=("$APACHE_KAFKA_IMAGE")
 exists "$PROMETHEUS_IMAGE" && standins+=("$PROMETHEUS_IMAGE")
 log "local stand-ins (not the public images) ready: ${standins[*]}"
