@@ -27,6 +27,9 @@ sudo_cmd=()
 # --- podman and its configuration ---------------------------------------------------------------
 missing=()
 for tool in podman runc mmdebstrap; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+# Container names on a compose network (kafka:19092) need CNI's dnsname plugin (a podman
+# Recommends that --no-install-recommends leaves out).
+[ -e /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive
