@@ -2,7 +2,8 @@
 # Make a machine without a Docker daemon or registry access able to build and run shopstream's
 # images: podman from Debian, configured for this kind of kernel, and LOCAL STAND-INS for the
 # public images the Dockerfiles and tests name (built here, tagged with the public names, and
-# labelled `shopstream.standin=true`, a label images built on them inherit). Idempotent: every step is skipped when its result exists.
+# labelled `shopstream.standin=true`, a label images built on them inherit). Idempotent: every
+# step is skipped when its result exists.
 #
 #   scripts/containers.sh              podman + base stand-ins (python, uv) + the Kafka stand-in
 #   scripts/containers.sh compose      also what docker-compose.yml names: the Kafka stand-in as
@@ -76,10 +77,11 @@ exists() { podman image exists "$1"; }
 # one rootfs for the python stand-in and for the Kafka and Prometheus stand-ins built on it.
 if ! exists "$BASE_IMAGE"; then
   log "building the stand-in base $BASE_IMAGE with mmdebstrap (about a minute)"
-  # The host's CA bundle goes in (the public image has Debian's ca-certificates): where a
-  # TLS-intercepting egress proxy signs PyPI's certificate, uv in the build trusts it too.
-  mmdebstrap --quiet --variant=minbase --include=python3,python-is-python3 \
-    --customize-hook='mkdir -p "$1/etc/ssl/certs" && cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/"' \
+  # Debian's ca-certificates, as in the public image, then the host's bundle over it: where a
+  # TLS-intercepting egress proxy re-signs PyPI's certificate, uv in the build trusts it too.
+  host_bundle=/etc/ssl/certs/ca-certificates.crt
+  mmdebstrap --quiet --variant=minbase --include=python3,python-is-python3,ca-certificates \
+    --customize-hook="if [ -s $host_bundle ]; then cp $host_bundle \"\$1$host_bundle\"; fi" \
     bookworm "$work/rootfs.tar" \
     "deb http://deb.debian.org/debian bookworm main" \
     "deb http://deb.debian.org/debian bookworm-updates main" \
