@@ -1,5 +1,5 @@
 # Thin wrappers: each target is one command documented in the README.
-.PHONY: demo test bench soak lint broker-up broker-down dashboard
+.PHONY: demo test bench soak lint broker-up broker-down dashboard containers images
 
 demo:          ## start Kafka and the services, push sample events, show the results
 	scripts/demo.sh
@@ -15,6 +15,12 @@ soak:          ## fault suite with 3x the inputs and kills, and scale-out with t
 
 lint:          ## ruff and mypy --strict only
 	uv run --frozen ruff check . && uv run --frozen mypy shared/src services/*/src bench
+
+containers:    ## podman + local stand-ins, the four images, the compose stack end to end, then down
+	scripts/bootstrap.sh && scripts/compose_check.sh
+
+images:        ## the four service images only (prints build time and size of each)
+	scripts/bootstrap.sh && scripts/containers.sh && scripts/images.sh
 
 broker-up:     ## start the local Kafka broker on 127.0.0.1:9092
 	uv run --frozen shopstream broker up

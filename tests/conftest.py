@@ -5,6 +5,12 @@ One real Kafka broker for the tests that need one (integration, and the contract
 Order of preference: `KAFKA_BOOTSTRAP_SERVERS` (an existing cluster), testcontainers' Kafka when a
 Docker engine answers, else the project's own local broker from Apache Kafka's jars.
 `KAFKA_REQUIRED=1` (set by CI) turns "no broker" into a failure instead of a skip.
+
+`SHOPSTREAM_TEST_BROKER=testcontainers|local` forces one of the last two (testcontainers then
+fails when no engine answers instead of falling back); `SHOPSTREAM_KAFKA_IMAGE` names the
+image testcontainers runs (default `confluentinc/cp-kafka:7.6.0`; `scripts/containers.sh`
+builds a local stand-in under that name where Docker Hub is out of reach, and
+`scripts/testcontainers.sh` runs tests through podman's Docker-compatible socket).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from support.ports import broker_port
 
 TEST_PORT = broker_port(92)
 TEST_CONTROLLER_PORT = TEST_PORT + 1
+DEFAULT_KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 
 
 def _docker_engine_answers() -> bool:
@@ -45,10 +52,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         yield configured
         return
-    if _docker_engine_answers():
+    choice = os.environ.get("SHOPSTREAM_TEST_BROKER", "")
+    if choice not in {"", "testcontainers", "local"}:
+        pytest.fail(f"SHOPSTREAM_TEST_BROKER must be testcontainers or local, not {choice!r}")
+    engine = choice != "local" and _docker_engine_answers()
+    if choice == "testcontainers" and not engine:
+        pytest.fail("SHOPSTREAM_TEST_BROKER=testcontainers but no Docker engine answers")
+    if engine:
         from testcontainers.community.kafka import KafkaContainer  # noqa: PLC0415
 
-        with KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as container:
+        image = os.environ.get("SHOPSTREAM_KAFKA_IMAGE", DEFAULT_KAFKA_IMAGE)
+        with KafkaContainer(image).with_kraft() as container:
             yield container.get_bootstrap_server()
         return
     config = LocalBrokerConfig(

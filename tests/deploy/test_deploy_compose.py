@@ -26,6 +26,7 @@ pytestmark = pytest.mark.deploy
 VARIANTS = {
     "cpu": ("docker-compose.yml",),
     "gpu": ("docker-compose.yml", "docker-compose.gpu.yml"),
+    "podman": ("docker-compose.yml", "docker-compose.podman.yml"),
 }
 
 
