@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make containers`: the compose stack end to end with podman-compose. Builds the stand-ins and
-# the four images if needed (scripts/containers.sh, scripts/images.sh), brings up Kafka, the
-# topic job, the services and Prometheus (docker-compose.yml + docker-compose.podman.yml),
+# the four images if needed (scripts/containers.sh, scripts/images.sh), brings up Kafka, each
+# service's topic job, the services and Prometheus (docker-compose.yml + docker-compose.podman.yml),
 # publishes one event of each input type from the host, reads every result topic, checks that
 # Prometheus scrapes every service (tests/containers/compose_stack_check.py), and takes the
 # stack down with its volumes. Where a Docker engine answers, `docker compose` runs the
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PODMAN_COMPOSE_VERSION=1.6.0
 # COMPOSE_SERVICES picks a subset (each cuda image takes 7.6 GB, plus as much again in build
-# cache): Kafka, the topic job and Prometheus always run; the check covers the subset.
+# cache): Kafka and Prometheus always run, with the subset's topic jobs; the check covers it.
 read -r -a SERVICES <<<"${COMPOSE_SERVICES:-sentiment describer responder recommender}"
 started=$SECONDS
 
@@ -32,7 +32,7 @@ cleanup() { "${compose[@]}" down -v --timeout 60 >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 if [ "${compose[0]}" != uvx ]; then
-  "${compose[@]}" up -d --wait kafka topics "${SERVICES[@]}"
+  "${compose[@]}" up -d --wait kafka "${SERVICES[@]}"
   "${compose[@]}" up -d --wait --no-deps prometheus
 else
   # podman-compose ignores `condition: service_healthy` on podman < 4.6 (4.3.1 here), and its
@@ -55,9 +55,11 @@ else
   }
   "${compose[@]}" up -d --no-deps kafka
   wait_healthy kafka 120
-  "${compose[@]}" up -d --no-deps topics
-  topics_exit="$(podman wait "$(container topics)")"
-  [ "$topics_exit" = 0 ] || { podman logs "$(container topics)" >&2; exit 1; }
+  for service in "${SERVICES[@]}"; do
+    "${compose[@]}" up -d --no-deps "$service-topics"
+    topics_exit="$(podman wait "$(container "$service-topics")")"
+    [ "$topics_exit" = 0 ] || { podman logs "$(container "$service-topics")" >&2; exit 1; }
+  done
   "${compose[@]}" up -d --no-deps "${SERVICES[@]}"
   for service in "${SERVICES[@]}"; do wait_healthy "$service" 600; done
   "${compose[@]}" up -d --no-deps prometheus

@@ -145,17 +145,25 @@ def test_start_order_waits_for_health_and_topics(project):
             continue
         depends = service["depends_on"]
         assert depends["kafka"]["condition"] == "service_healthy"
-        assert depends["topics"]["condition"] == "service_completed_successfully"
+        (job,) = [name for name in depends if name.endswith("-topics")]
+        assert depends[job]["condition"] == "service_completed_successfully"
+        # The registry is the specs installed in an image: a service's own image creates its
+        # topics (one image's job cannot create another service's).
+        assert services[job]["image"] == service["image"]
         assert any("/health/ready" in part for part in service["healthcheck"]["test"])
         assert service["read_only"] is True
         assert "/tmp" in service["tmpfs"]
 
 
-def test_topic_initialisation_is_one_shot(project):
-    topics = project["services"]["topics"]
-    assert topics["entrypoint"] == ["shopstream", "topics", "create"]
-    assert topics["restart"] == "no"
-    assert topics["healthcheck"] == {"disable": True}
+def test_topic_initialisation_is_one_shot_per_service_image(project):
+    services = project["services"]
+    jobs = {name: service for name, service in services.items() if name.endswith("-topics")}
+    assert set(jobs) == {f"{name.rsplit('/', 1)[1]}-topics" for name in IMAGES}
+    for job in jobs.values():
+        assert job["entrypoint"] == ["shopstream", "topics", "create"]
+        assert job["restart"] == "no"
+        assert job["healthcheck"] == {"disable": True}
+        assert job["depends_on"]["kafka"]["condition"] == "service_healthy"
 
 
 def test_gpu_override_reserves_a_gpu_and_uses_the_cuda_image():
