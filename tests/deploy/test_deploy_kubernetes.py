@@ -205,10 +205,21 @@ def test_disruption_budgets_and_monitors_select_the_service_pods(rendered):
 def test_scaled_objects_follow_the_service_settings_and_the_topic_layout(rendered):
     _, docs = rendered
     kafka = named(docs, "ConfigMap", "shopstream-kafka")["data"]
-    (job_container,) = named(docs, "Job", "shopstream-topics")["spec"]["template"]["spec"][
+    job_containers = named(docs, "Job", "shopstream-topics")["spec"]["template"]["spec"][
         "containers"
     ]
-    topics = effective_settings(container_env(docs, job_container), command_of(job_container))
+    # The registry is the specs installed in an image, so the Job runs every service's image.
+    assert sorted(job["image"] for job in job_containers) == sorted(
+        container["image"] for _, container, _ in service_deployments(docs)
+    )
+    settings_of_jobs = [
+        effective_settings(container_env(docs, job), command_of(job)) for job in job_containers
+    ]
+    partitions = {settings.topics.partitions for settings in settings_of_jobs}
+    (topics_partitions,) = partitions
+    if kafka["security-protocol"].endswith("SSL"):
+        # Every container of the Job trusts the cluster's CA, not only the first one.
+        assert all(settings.kafka.ssl_cafile for settings in settings_of_jobs)
     for doc, container, name in service_deployments(docs):
         settings = effective_settings(container_env(docs, container), command_of(container))
         scaled = named(docs, "ScaledObject", name)
@@ -217,7 +228,7 @@ def test_scaled_objects_follow_the_service_settings_and_the_topic_layout(rendere
         assert spec["scaleTargetRef"]["name"] == doc["metadata"]["name"]
         assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-        assert spec["maxReplicaCount"] <= topics.topics.partitions
+        assert spec["maxReplicaCount"] <= topics_partitions
         triggers = spec["triggers"]
         # One KEDA trigger per topic the service consumes in its group, as its spec says.
         assert [trigger["metadata"].get("topic") for trigger in triggers] == list(
