@@ -30,10 +30,17 @@ for service in "${services[@]}"; do
     echo "images: $tag exists; not rebuilt (ONLY_MISSING=1)" >&2
     continue
   fi
+  # The image the tag points at now is removed once the new one is built: it is about 7 GB,
+  # and every build of changed sources would otherwise leave one behind, dangling.
+  previous="$("$engine" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
   started=$SECONDS
   "$engine" build "${flags[@]}" -f "services/$service/Dockerfile" --build-arg "VARIANT=$VARIANT" \
     -t "$tag" . >"${TMPDIR:-/tmp}/shopstream-build-$service.log" 2>&1 \
     || { tail -30 "${TMPDIR:-/tmp}/shopstream-build-$service.log"; exit 1; }
+  built="$("$engine" image inspect --format '{{.Id}}' "$tag")"
+  if [ -n "$previous" ] && [ "$previous" != "$built" ]; then
+    "$engine" rmi "$previous" >/dev/null 2>&1 || true
+  fi
   size="$("$engine" image inspect --format '{{.Size}}' "$tag")"
   printf 'images: %-40s built in %4d s, %5.2f GB\n' "$tag" "$((SECONDS - started))" \
     "$(echo "$size" | awk '{printf "%.2f", $1 / 1e9}')"
