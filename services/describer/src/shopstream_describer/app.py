@@ -131,13 +131,14 @@ def build_service(
         "Products in this replica's product table.",
         registry=registry,
     ).set_function(lambda: len(state.products))
+    topics = topic_use(settings)
     return BatchService(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
         # The topics its spec declares (the ACLs and the topic registry read the same).
-        input_topics=topic_use(settings).consumes,
-        output_topics=topic_use(settings).produces,
+        input_topics=topics.consumes,
+        output_topics=topics.produces,
         accepts=ACCEPTED,
         build_handler=lambda context: build_describer_handler(
             context, pipeline, state, lexicons, settings.topics, refresh_products=table.refresh

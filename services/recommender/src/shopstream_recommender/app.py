@@ -163,13 +163,14 @@ def build_service(
     )
     lineage = lineage_for(chosen)
 
+    topics = topic_use(settings)
     service: BatchService[RecommenderInput] = BatchService(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
         # The topics its spec declares (the ACLs and the topic registry read the same).
-        input_topics=topic_use(settings).consumes,
-        output_topics=topic_use(settings).produces,
+        input_topics=topics.consumes,
+        output_topics=topics.produces,
         accepts=recommender_input,
         build_handler=lambda context: build_handler(
             context,

@@ -74,13 +74,14 @@ def responder_service(
         embed = functools.partial(context.inference.run, model.embed_documents)
         return [KnowledgeSync(settings, embed, index, metrics)]
 
+    topics = topic_use(settings)
     return BatchService(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
         # The topics its spec declares (the ACLs and the topic registry read the same).
-        input_topics=topic_use(settings).consumes,
-        output_topics=topic_use(settings).produces,
+        input_topics=topics.consumes,
+        output_topics=topics.produces,
         accepts=QuestionAsked,
         build_handler=lambda context: build_question_handler(
             context,

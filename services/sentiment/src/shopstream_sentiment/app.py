@@ -142,13 +142,14 @@ def build_service(
         registry=registry,
     )
 
+    topics = topic_use(settings)
     return BatchService(
         name=SERVICE_NAME,
         version=__version__,
         settings=settings,
         # The topics its spec declares (the ACLs and the topic registry read the same).
-        input_topics=topic_use(settings).consumes,
-        output_topics=topic_use(settings).produces,
+        input_topics=topics.consumes,
+        output_topics=topics.produces,
         accepts=ReviewSubmitted,
         build_handler=lambda context: build_review_handler(context, chosen, book, settings.topics),
         model=chosen,
