@@ -3,18 +3,20 @@
 A synthetic shop: `--items` products in clusters of related items with Zipf popularity, and
 `--interactions` views spread over `--users` returning shoppers. Each shopper has one to three
 favourite clusters and comes back in sessions of about ten views over a year, so histories are
-long (the default: 1M views over 20k shoppers, 50 each). The same stream is replayed into two
+long (the default: 1M views over 20k shoppers, 50 each). The same stream is replayed into three
 states, one per column, in the same run:
 
 - **profile off**: `profile_weight` 0 and `profile_pair_window` 0, the session signals only
   (the release before the long-term profile);
-- **default**: the shipped settings, with the profile signal.
+- **blend fixed**: the shipped settings, with the profile signal, but the configured blend
+  weights kept (the release before the learned blend);
+- **default**: the shipped settings, whose blend learns from rehearsed requests during ingestion.
 
-Reported per column: activity ingestion (events/s through `RecommenderState.record`), ranking
-time per request (`Ranker.recommend` for shoppers picked at random among those with a history,
-the product page of their last view as context), the state's own size estimate
-(`MemoryReport`), and the growth of the process's resident memory during ingestion, each also
-per 1M interactions.
+Reported per column: activity ingestion (events/s through `Ranker.record`, rehearsals
+included), ranking time per request (`Ranker.recommend` for shoppers picked at random among
+those with a history, the product page of their last view as context), the state's own size
+estimate (`MemoryReport`), and the growth of the process's resident memory during ingestion,
+each also per 1M interactions.
 
     uv run python bench/recommender_scale.py [--items 100000] [--users 20000]
         [--interactions 1000000] [--requests 2000] [--json bench/results/recommender_scale.json]
@@ -38,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shopstream.events import ActivityKind
-from shopstream_recommender.config import RankingConfig, StateLimits
+from shopstream_recommender.config import BlendLearning, RankingConfig, StateLimits
 from shopstream_recommender.ranking import Ranker
 from shopstream_recommender.state import Interaction, RecommenderState
 
@@ -103,13 +105,13 @@ def measure(requests: int, *, config: RankingConfig, limits: StateLimits) -> dic
     gc.collect()
     rss_before = rss_mb()
     state = RecommenderState(limits, config.kind_weights)
+    ranker = Ranker(state, config)
     started = time.perf_counter()
     for interaction in stream:
-        state.record(interaction)
+        ranker.record(interaction)
     ingest_seconds = time.perf_counter() - started
     gc.collect()
     rss_growth = rss_mb() - rss_before
-    ranker = Ranker(state, config)
     rng = random.Random(11)
     shoppers = [key for key, user in state.users() if user.history]
     timings = []
@@ -155,7 +157,12 @@ def main() -> None:
             limits.model_copy(update={"profile_pair_window": 0}),
             args.requests,
         ),
-        "default (profile on)": in_fresh_process(default, limits, args.requests),
+        "blend fixed": in_fresh_process(
+            default.model_copy(update={"learning": BlendLearning(enabled=False)}),
+            limits,
+            args.requests,
+        ),
+        "default (blend learned)": in_fresh_process(default, limits, args.requests),
     }
     table = Table(
         title=f"recommender at scale: {args.items:,} items, {args.users:,} shoppers, "

@@ -61,7 +61,6 @@ def make_service(**overrides: Any) -> BatchService[RecommenderInput]:
 def handler_for(service: BatchService[RecommenderInput], **options: Any) -> Any:
     return build_handler(
         service.context,
-        core(service).state,
         core(service).ranker,
         lineage=lineage_for(FakeEmbedder()),
         results_topic=TOPICS.recs_results,
@@ -98,7 +97,7 @@ async def test_a_request_sees_the_activity_before_it_in_the_same_batch() -> None
     assert answer.payload.items[0].reason == "often viewed next after kettle"
     assert answer.causation_id == asked.event_id
     assert answer.correlation_id == asked.payload.request_id
-    assert answer.lineage.model_id == "shopstream-blend-1+fake-encoder"
+    assert answer.lineage.model_id == "shopstream-blend-2+fake-encoder"
     assert answer.message_key() == "shop-a:me"
     assert answer.producer is not None
     assert answer.producer.name == "recommender"

@@ -78,6 +78,7 @@ def test_items_viewed_next_by_other_shoppers_come_first_with_a_reason() -> None:
 def test_direction_matters_for_next_item_evidence() -> None:
     state, ranker = make(
         co_viewed_weight=0.0,
+        liked_together_weight=0.0,
         two_hop_weight=0.0,
         popularity_weight=0.0,
         trending_weight=0.0,
@@ -152,7 +153,9 @@ def test_the_product_page_being_viewed_anchors_and_is_excluded() -> None:
 
 
 def test_items_seen_this_session_come_back_only_with_a_revisit_weight() -> None:
-    state, ranker = make(revisit_weight=0.5, next_item_weight=0.0, co_viewed_weight=0.0)
+    state, ranker = make(
+        revisit_weight=0.5, next_item_weight=0.0, co_viewed_weight=0.0, liked_together_weight=0.0
+    )
     browse(state, "me", "shoe", "boot", "sandal")
     revisits = ranker.recommend("shop-a", "me", 5).items
     assert {item.product_id for item in revisits} == {"shoe", "boot", "sandal"}
@@ -293,13 +296,15 @@ def _long_history_stream(state: RecommenderState) -> None:
 
 
 def test_long_history_drives_the_ranking_and_switching_it_off_loses_it() -> None:
-    state, ranker = make()
+    # The profile against the session signals: "liked together" would bring what fans of the
+    # page's item "n" like (B items), a fair answer too but not the one under test.
+    state, ranker = make(liked_together_weight=0.0)
     _long_history_stream(state)
     with_profile = ids(state, ranker, "me", 4, context_product_id="n")
     assert sorted(with_profile) == ["a10", "a11", "a8", "a9"]
     assert ranker.recommend("shop-a", "me", 1).items[0].signal == Signal.PROFILE
 
-    state_off, ranker_off = make(profile_weight=0)
+    state_off, ranker_off = make(profile_weight=0, liked_together_weight=0.0)
     _long_history_stream(state_off)
     without = ids(state_off, ranker_off, "me", 4, context_product_id="n")
     assert sum(item.startswith("a") for item in without) < 2
@@ -353,3 +358,32 @@ def test_profile_neighbours_bounds_the_candidates_the_profile_brings() -> None:
 
     assert 0 < len(profile_items(1)) <= 2
     assert len(profile_items(50)) > 2
+
+
+def test_items_liked_by_fans_of_the_current_item_in_other_sessions_are_recommended() -> None:
+    # Shoppers watch the first film, and the sequel weeks later (another session): the two are
+    # never in one session, so only the long-term edges link them.
+    state, ranker = make(
+        next_item_weight=0, co_viewed_weight=0, co_bought_weight=0, liked_together_weight=0.5
+    )
+    start = 1_700_000_000.0
+    for fan in range(4):
+        act(state, f"fan{fan}", "first-film", at=start + fan * 100)
+        act(state, f"fan{fan}", "sequel", at=start + 30 * DAY + fan * 100)
+    act(state, "me", "first-film", at=start + 60 * DAY)
+    top = ranker.recommend("shop-a", "me", 1, context_product_id="first-film").items[0]
+    assert top.product_id == "sequel"
+    assert top.signal is Signal.LIKED_TOGETHER
+    assert top.reason == "liked by fans of first-film"
+
+    state_off, ranker_off = make(
+        next_item_weight=0, co_viewed_weight=0, co_bought_weight=0, liked_together_weight=0
+    )
+    for fan in range(4):
+        act(state_off, f"fan{fan}", "first-film", at=start + fan * 100)
+        act(state_off, f"fan{fan}", "sequel", at=start + 30 * DAY + fan * 100)
+    act(state_off, "me", "first-film", at=start + 60 * DAY)
+    assert all(
+        item.signal is not Signal.LIKED_TOGETHER
+        for item in ranker_off.recommend("shop-a", "me", 3, context_product_id="first-film").items
+    )

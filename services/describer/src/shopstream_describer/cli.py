@@ -142,6 +142,7 @@ def tune(
     ] = DEFAULT_GENERATOR,
     epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 1,
     english_rows: Annotated[int, typer.Option(help="At most this many English rows.")] = 120,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate of the adapter.")] = 2e-4,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
@@ -152,7 +153,9 @@ def tune(
 
     if threads:
         configure_threads(threads)
-    settings = TuningSettings(epochs=epochs, rows_per_language={"en": english_rows})
+    settings = TuningSettings(
+        epochs=epochs, learning_rate=learning_rate, rows_per_language={"en": english_rows}
+    )
     with Progress(console=console) as progress:
         task = progress.add_task("tuning", total=None)
 

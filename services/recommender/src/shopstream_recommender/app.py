@@ -29,13 +29,13 @@ from shopstream_recommender import __version__
 from shopstream_recommender.catalogue import CatalogueFollower
 from shopstream_recommender.config import RecommenderSettings
 from shopstream_recommender.handlers import RecommenderInput, build_handler, recommender_input
-from shopstream_recommender.ranking import Ranker
+from shopstream_recommender.ranking import SIGNALS, Ranker, Signal
 from shopstream_recommender.recovery import ActivityCatchUp, ReplayReport, replay_activity
 from shopstream_recommender.spec import topic_use
 from shopstream_recommender.state import RecommenderState
 
 SERVICE_NAME = "recommender"
-RANKING_VERSION = "blend-1"
+RANKING_VERSION = "blend-2"
 """Part of every result's lineage; bump it when the ranking changes meaning."""
 logger = logging.getLogger("shopstream.recommender")
 
@@ -68,7 +68,7 @@ class RecommenderCore:
         if settings.replay_activity:
             # Partitions handed over by a rebalance catch up like a restart does.
             self.catch_up = ActivityCatchUp(
-                settings.kafka, settings.topics.activity, self._group_id, state
+                settings.kafka, settings.topics.activity, self._group_id, ranker
             )
 
     async def start(self) -> None:
@@ -82,7 +82,7 @@ class RecommenderCore:
             settings.kafka,
             settings.topics.activity,
             self._group_id,
-            self.state,
+            self.ranker,
             missing_means_end=settings.batch.auto_offset_reset == "latest",
         )
         self._gauges["replay_seconds"].set(self.replay.seconds)
@@ -174,7 +174,6 @@ def build_service(
         accepts=recommender_input,
         build_handler=lambda context: build_handler(
             context,
-            state,
             ranker,
             lineage=lineage,
             results_topic=settings.topics.recs_results,
@@ -207,6 +206,24 @@ def _state_metrics(
         "estimated_bytes",
     ):
         memory.labels(part).set_function(partial(_memory_part, state, part))
+    shares = Gauge(
+        "shopstream_recommender_blend_share",
+        "Learned share of each signal in the blend, averaged over the tenants (per-tenant "
+        "weights are learned from what shoppers go to next; no tenant labels).",
+        ["signal"],
+        registry=registry,
+    )
+    for signal in SIGNALS:
+        shares.labels(signal.value).set_function(partial(_blend_share, state, signal))
+    rehearsals = Gauge(
+        "shopstream_recommender_blend_rehearsals",
+        "Rehearsed requests the blends learned from (answered: the next item was in the head "
+        "of the list; missed: it was not, nothing learned), over all tenants.",
+        ["outcome"],
+        registry=registry,
+    )
+    rehearsals.labels("answered").set_function(partial(_blend_count, state, "answered"))
+    rehearsals.labels("missed").set_function(partial(_blend_count, state, "missed"))
     Gauge(
         "shopstream_recommender_pending_embeddings",
         "Upserted products whose text waits to be embedded.",
@@ -229,6 +246,15 @@ def _state_metrics(
             registry=registry,
         ),
     }
+
+
+def _blend_share(state: RecommenderState, signal: Signal) -> float:
+    shares = [tenant.blend.shares()[signal] for tenant in state.tenants() if tenant.blend]
+    return sum(shares) / len(shares) if shares else 0.0
+
+
+def _blend_count(state: RecommenderState, outcome: str) -> float:
+    return float(sum(getattr(tenant.blend, outcome) for tenant in state.tenants() if tenant.blend))
 
 
 def _memory_part(state: RecommenderState, part: str) -> float:

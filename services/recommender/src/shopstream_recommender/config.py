@@ -11,10 +11,15 @@ How a score is made (see ``shopstream_recommender.ranking``): the shopper's rece
 weight divided by the strongest edge of that anchor (so every signal lies in [0, 1] per anchor),
 plus the popularity and trending priors, each scaled to [0, 1] by the tenant's top item,
 plus the long-term profile signal (``profile_weight``: item-kNN over the shopper's whole
-profile, recency-weighted, with a share that grows with the history beyond this session).
+profile, recency-weighted, with a share that grows with the history beyond this session),
+plus the long-term edges of the recent anchors (``liked_together_weight``: what shoppers who
+had an anchor had at any time, not only in the same session).
 Items the shopper already had are then discounted by the tenant's learned repeat rates
 (``state.RepeatRates``): kept where shoppers go back to items (click sessions), dropped where
 they never do (one rating per film).
+
+The signal weights are where every tenant starts: each tenant then learns its own from what
+its shoppers go to next (``ranking.learning``, ``shopstream_recommender.blend``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,34 @@ from shopstream.events import ActivityKind
 from shopstream.models.names import DEFAULT_ENCODER
 from shopstream.models.settings import ModelPlacementSettings
 from shopstream.settings import ServiceSettings
+
+
+class BlendLearning(BaseModel):
+    """Learning the blend's weights per tenant from what its shoppers go to next
+    (``shopstream_recommender.blend``); the configured weights are where each tenant starts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    """False keeps the configured weights for every tenant."""
+    learning_rate: float = Field(default=0.05, gt=0, le=10)
+    """Adagrad step size on the logarithm of each weight."""
+    head: int = Field(default=30, ge=2, le=100_000)
+    """Candidates, best-scored first, among which the shopper's next item is learned: the
+    answers ranked beyond them teach nothing."""
+    dense_updates: int = Field(default=500, ge=0)
+    """A tenant's first this many answers come from every eligible interaction."""
+    gap_share: float = Field(default=0.2, ge=0, le=10)
+    """After that, the gap between rehearsed interactions is this share of the answers
+    learned so far (rehearsals then grow like the square root of the events) ..."""
+    max_gap: int = Field(default=1_000, ge=1)
+    """... and at most this many interactions, so the weights keep following the shop."""
+
+    def next_gap(self, answered: int) -> int:
+        """Interactions until the next rehearsal, after `answered` answers."""
+        if answered < self.dense_updates:
+            return 1
+        return max(1, min(self.max_gap, int(answered * self.gap_share)))
 
 
 class RankingConfig(BaseModel):
@@ -97,6 +130,11 @@ class RankingConfig(BaseModel):
     with recency weights (``limits.profile_half_life_events``). Its share of the blend grows
     with the length of the shopper's profile (n / (n + ``profile_ramp``) of this weight), so
     a session-only shopper keeps the session signals and a returning one gets their history."""
+    liked_together_weight: float = Field(default=1.0, ge=0)
+    """The long-term edges (``co_profile``) of the shopper's recent anchors, walked two steps
+    like the session graphs: what shoppers who had the current items also had at any time, not
+    only in the same session. On MovieLens 100K it lifts HR@10 from 0.170 to 0.185; it costs
+    YOOCHOOSE's sessions a little (0.530 to 0.525)."""
     profile_anchors: int = Field(default=15, ge=1, le=1_000)
     """Strongest (most recent, most engaged) profile items expanded per request."""
     profile_neighbours: int = Field(default=50, ge=1, le=10_000)
@@ -104,6 +142,9 @@ class RankingConfig(BaseModel):
     candidates the profile adds, which every signal then scores (ranking cost grows with it)."""
     profile_ramp: float = Field(default=10.0, gt=0)
     """Distinct profile items at which the profile signal reaches half its weight."""
+    learning: BlendLearning = BlendLearning()
+    """The signal weights above are each tenant's starting point; they are then learned per
+    tenant (``learning.enabled``). A weight set to 0 switches its signal off for good."""
 
 
 class StateLimits(BaseModel):

@@ -113,7 +113,7 @@ class ShopstreamMethod:
 
     def observe(self, click: Click) -> None:
         kind = ActivityKind.RATING if click.rating is not None else ActivityKind.VIEW
-        self.state.record(
+        self.ranker.record(
             Interaction(
                 tenant_id=EVAL_TENANT,
                 user_id=click.user,

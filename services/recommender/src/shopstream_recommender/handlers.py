@@ -28,7 +28,7 @@ from shopstream.events import (
 from shopstream.runtime.batch import BatchHandler, Publication
 from shopstream.runtime.service import ServiceContext
 from shopstream_recommender.ranking import Ranker, Ranking
-from shopstream_recommender.state import Interaction, RecommenderState
+from shopstream_recommender.state import Interaction
 
 RecommenderInput = ActivityRecorded | RecommendationsRequested
 recommender_input: TypeAdapter[RecommenderInput] = TypeAdapter(
@@ -76,7 +76,6 @@ def produced_payload(
 
 def build_handler(
     context: ServiceContext,
-    state: RecommenderState,
     ranker: Ranker,
     *,
     lineage: Lineage,
@@ -112,7 +111,7 @@ def build_handler(
         for event in sorted(events, key=_event_time):
             if isinstance(event, ActivityRecorded):
                 # Redelivered activity (a retried or bisected batch) is recognised by its id.
-                state.record(interaction_of(event))
+                ranker.record(interaction_of(event))
             if isinstance(event, RecommendationsRequested):
                 payload = event.payload
                 ranking = rank(

@@ -1,7 +1,9 @@
 """Rank items for one shopper: blend the signals, filter, diversify, explain.
 
 Pure functions over `RecommenderState` (no Kafka, no torch); the service and the eval call the
-same `Ranker.recommend`. The blend is described in `shopstream_recommender.config`.
+same `Ranker.recommend`, and apply activity through the same `Ranker.record`, which first lets
+the tenant's blend learn from it (`shopstream_recommender.blend`). The blend is described in
+`shopstream_recommender.config`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from enum import StrEnum
 
 import numpy as np
 
+from shopstream_recommender.blend import BlendWeights, Matrix
 from shopstream_recommender.config import RankingConfig
 from shopstream_recommender.state import (
+    ITEM_KINDS,
+    Interaction,
     NeighbourGraph,
     RecommenderState,
     RepeatRates,
@@ -35,6 +40,7 @@ class Signal(StrEnum):
     CO_VIEWED = "co_viewed"
     CONTENT = "content"
     PROFILE = "profile"
+    LIKED_TOGETHER = "liked_together"
     REVISIT = "revisit"
     TRENDING = "trending"
     POPULAR = "popular"
@@ -46,6 +52,7 @@ ANCHORED_REASONS = {
     Signal.CO_VIEWED: "viewed together with {anchor}",
     Signal.CONTENT: "similar to {anchor}",
     Signal.PROFILE: "for fans of {anchor}, from your history",
+    Signal.LIKED_TOGETHER: "liked by fans of {anchor}",
 }
 PRIOR_REASONS = {Signal.TRENDING: "trending in {place}", Signal.POPULAR: "popular in {place}"}
 REVISIT_REASON = "you viewed this recently"
@@ -55,6 +62,7 @@ REASON_PRIORITY = {
     Signal.CO_VIEWED: 1.0,
     Signal.CONTENT: 1.0,
     Signal.PROFILE: 1.0,
+    Signal.LIKED_TOGETHER: 1.0,
     Signal.REVISIT: 1.0,
     Signal.TRENDING: 0.5,
     Signal.POPULAR: 0.5,
@@ -85,26 +93,57 @@ class Anchor:
     weight: float
 
 
+SIGNALS = tuple(Signal)
+"""The order of the signals in a tenant's `BlendWeights` and in rehearsal features."""
+
+
+def configured_weights(config: RankingConfig) -> dict[Signal, float]:
+    """The blend's starting weights, from the settings."""
+    return {
+        Signal.NEXT_ITEM: config.next_item_weight,
+        Signal.CO_BOUGHT: config.co_bought_weight,
+        Signal.CO_VIEWED: config.co_viewed_weight,
+        Signal.CONTENT: config.content_weight,
+        Signal.PROFILE: config.profile_weight,
+        Signal.LIKED_TOGETHER: config.liked_together_weight,
+        Signal.REVISIT: config.revisit_weight,
+        Signal.TRENDING: config.trending_weight,
+        Signal.POPULAR: config.popularity_weight,
+    }
+
+
 class _Evidence:
-    """Summed score per candidate, and the largest single contribution (for the reason)."""
+    """Summed score per candidate, and the largest single contribution (for the reason).
 
-    __slots__ = ("best", "scores")
+    A contribution is (signal weight x `unit` x strength). With `features` on (a rehearsal),
+    the unweighted part (`unit` x strength) is also summed per signal, for the learner.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("best", "features", "scores", "weights")
+
+    def __init__(self, weights: dict[Signal, float], *, features: bool = False) -> None:
+        self.weights = weights
         self.scores: dict[str, float] = {}
         self.best: dict[str, tuple[float, Signal, str | None]] = {}
+        self.features: dict[Signal, dict[str, float]] | None = (
+            {signal: {} for signal in SIGNALS} if features else None
+        )
 
     def add(
-        self, found: Iterable[tuple[str, float]], scale: float, signal: Signal, anchor: str | None
+        self, found: Iterable[tuple[str, float]], unit: float, signal: Signal, anchor: str | None
     ) -> None:
         scores, best = self.scores, self.best
         priority = REASON_PRIORITY[signal]
+        scale = self.weights[signal] * unit
+        column = self.features[signal] if self.features is not None else None
         for item, strength in found:
             value = scale * strength
             scores[item] = scores.get(item, 0.0) + value
             current = best.get(item)
             if current is None or value * priority > current[0]:
                 best[item] = (value * priority, signal, anchor)
+            if column is not None:
+                column[item] = column.get(item, 0.0) + unit * strength
 
     def candidate(self, item: str) -> None:
         if item not in self.scores:
@@ -155,24 +194,8 @@ class Ranker:
         if not self.state.has_tenant(tenant_id):
             return Ranking([], cold_start)
         tenant = self.state.tenant(tenant_id)
-        config = self.config
-        anchors = anchors_of(user, config, context_product_id)
-        evidence = _Evidence()
-        for graph, weight, signal in (
-            (tenant.next_item, config.next_item_weight, Signal.NEXT_ITEM),
-            (tenant.co_bought, config.co_bought_weight, Signal.CO_BOUGHT),
-            (tenant.co_viewed, config.co_viewed_weight, Signal.CO_VIEWED),
-        ):
-            if weight > 0:
-                self._add_neighbours(evidence, graph, anchors, weight, signal)
-        if user is not None and config.profile_weight > 0 and len(user.profile):
-            self._add_profile(evidence, tenant, user)
-        if config.content_weight > 0 and len(tenant.vectors):
-            self._add_content(evidence, tenant, anchors)
         blocked = self._blocked(user, context_product_id, exclude)
-        if user is not None and config.revisit_weight > 0:
-            self._add_revisits(evidence, user, blocked)
-        self._add_priors(evidence, tenant)
+        evidence = self._evidence(tenant, user, context_product_id, blocked, features=False)
         discount = _repeat_discounts(tenant, user)
         chosen = _diversified(
             (
@@ -182,7 +205,7 @@ class Ranker:
             ),
             tenant,
             count,
-            config.category_penalty,
+            self.config.category_penalty,
         )
         return Ranking(
             [
@@ -197,17 +220,111 @@ class Ranker:
             cold_start,
         )
 
+    def record(self, interaction: Interaction) -> bool:
+        """Apply one interaction to the state (False for a redelivered one), after the tenant's
+        blend has learned from it when it is due for a rehearsal."""
+        if self.config.learning.enabled and not self.state.already_applied(interaction):
+            self._rehearse(interaction)
+        return self.state.record(interaction)
+
+    def blend(self, tenant: TenantState) -> BlendWeights:
+        """The tenant's blend weights, created from the settings on first use."""
+        if tenant.blend is None:
+            configured = configured_weights(self.config)
+            tenant.blend = BlendWeights(SIGNALS, [configured[signal] for signal in SIGNALS])
+        return tenant.blend
+
+    def rehearsal(
+        self, tenant: TenantState, user: UserState, context_product_id: str | None
+    ) -> tuple[list[str], Matrix]:
+        """Every candidate of a request by `user` now, with its evidence per signal (rows:
+        candidates; columns: `SIGNALS`, unweighted, after the repeat discount)."""
+        blocked = self._blocked(user, context_product_id, ())
+        evidence = self._evidence(tenant, user, context_product_id, blocked, features=True)
+        assert evidence.features is not None, "asked for just above"
+        discount = _repeat_discounts(tenant, user)
+        items = [
+            item for item in evidence.scores if item not in blocked and tenant.recommendable(item)
+        ]
+        row_of = {item: row for row, item in enumerate(items)}
+        features = np.zeros((len(items), len(SIGNALS)), dtype=np.float64)
+        for column, signal in enumerate(SIGNALS):
+            for item, value in evidence.features[signal].items():
+                row = row_of.get(item)
+                if row is not None:
+                    features[row, column] = value
+        if discount:
+            factors = np.array([discount.get(item, 1.0) for item in items], dtype=np.float64)
+            features *= factors[:, None]
+        return items, features
+
+    def _rehearse(self, interaction: Interaction) -> None:
+        """Learn the tenant's blend from a shopper who goes to `interaction.product_id` next:
+        the request they could have made just before, from the product page they were on."""
+        product = interaction.product_id
+        if product is None or interaction.kind not in ITEM_KINDS:
+            return
+        if self.state.interaction_weight(interaction.kind, interaction.rating) <= 0:
+            return  # a search, or a rating too low to count as a choice
+        user = self.state.user(interaction.tenant_id, interaction.user_id)
+        if user is None or not user.history or not self.state.has_tenant(interaction.tenant_id):
+            return
+        tenant = self.state.tenant(interaction.tenant_id)
+        blend = self.blend(tenant)
+        learning = self.config.learning
+        if not blend.due(learning):
+            return
+        items, features = self.rehearsal(tenant, user, user.history[-1].product_id)
+        blend.learn(features, product, items, learning)
+
+    def _evidence(
+        self,
+        tenant: TenantState,
+        user: UserState | None,
+        context_product_id: str | None,
+        blocked: set[str],
+        *,
+        features: bool,
+    ) -> _Evidence:
+        """Every signal's contributions to the candidates of one request. A rehearsal
+        (`features`) also works out the signals whose learned weight fell to 0, so that they
+        can come back."""
+        config = self.config
+        weights = (
+            dict(zip(SIGNALS, self.blend(tenant).values.tolist(), strict=True))
+            if config.learning.enabled
+            else configured_weights(config)
+        )
+        live = configured_weights(config) if features else weights
+        anchors = anchors_of(user, config, context_product_id)
+        evidence = _Evidence(weights, features=features)
+        for graph, signal in (
+            (tenant.next_item, Signal.NEXT_ITEM),
+            (tenant.co_bought, Signal.CO_BOUGHT),
+            (tenant.co_viewed, Signal.CO_VIEWED),
+            (tenant.co_profile, Signal.LIKED_TOGETHER),
+        ):
+            if live[signal] > 0:
+                self._add_neighbours(evidence, graph, anchors, signal)
+        if user is not None and live[Signal.PROFILE] > 0 and len(user.profile):
+            self._add_profile(evidence, tenant, user)
+        if live[Signal.CONTENT] > 0 and len(tenant.vectors):
+            self._add_content(evidence, tenant, anchors)
+        if user is not None and live[Signal.REVISIT] > 0:
+            self._add_revisits(evidence, user, blocked)
+        self._add_priors(evidence, tenant, live)
+        return evidence
+
     def _add_neighbours(
         self,
         evidence: _Evidence,
         graph: NeighbourGraph,
         anchors: list[Anchor],
-        weight: float,
         signal: Signal,
     ) -> None:
         config = self.config
         for position, anchor in enumerate(anchors):
-            scale = weight * anchor.weight
+            scale = anchor.weight
             neighbours = graph.neighbours(anchor.product_id, config.candidates_per_anchor)
             evidence.add(neighbours, scale, signal, anchor.product_id)
             if position >= TWO_HOP_ANCHORS or config.two_hop_weight <= 0:
@@ -245,7 +362,7 @@ class Ranker:
         if size <= 0:
             return
         share = size / (size + config.profile_ramp)
-        unit = config.profile_weight * share / total
+        unit = share / total
         for item, weight in top:
             neighbours = tenant.co_profile.neighbours(item, config.profile_neighbours)
             evidence.add(neighbours, unit * weight, Signal.PROFILE, item)
@@ -274,7 +391,7 @@ class Ranker:
         strengths = np.clip((similarities - typical) / (top - typical), 0.0, 1.0)
         # The reason names the anchor each item is closest to.
         closest = np.argmax(candidate_vectors @ vectors.T, axis=1).tolist()
-        scale = self.config.content_weight * float(weights.max())
+        scale = float(weights.max())
         fresh = 1.0 + self.config.fresh_item_boost
         interacted = tenant.popularity.counts
         for item, strength, anchor_row in zip(items, strengths.tolist(), closest, strict=True):
@@ -290,24 +407,26 @@ class Ranker:
             if visit.product_id in seen or visit.product_id in blocked:
                 continue
             seen.add(visit.product_id)
-            value = self.config.revisit_weight * self.config.anchor_decay**position
+            value = self.config.anchor_decay**position
             evidence.add(((visit.product_id, value),), 1.0, Signal.REVISIT, None)
 
-    def _add_priors(self, evidence: _Evidence, tenant: TenantState) -> None:
+    def _add_priors(
+        self, evidence: _Evidence, tenant: TenantState, live: dict[Signal, float]
+    ) -> None:
         config = self.config
-        for counts, weight, signal in (
-            (tenant.popularity, config.popularity_weight, Signal.POPULAR),
-            (tenant.trending, config.trending_weight, Signal.TRENDING),
+        for counts, signal in (
+            (tenant.popularity, Signal.POPULAR),
+            (tenant.trending, Signal.TRENDING),
         ):
             for item, _ in counts.top()[: config.prior_candidates]:
                 evidence.candidate(item)
             unit = counts.scale()
-            if weight <= 0 or unit <= 0:
+            if live[signal] <= 0 or unit <= 0:
                 continue
             known = counts.counts
             evidence.add(
                 [(item, min(1.0, known.get(item, 0.0) * unit)) for item in evidence.scores],
-                weight,
+                1.0,
                 signal,
                 None,
             )

@@ -2,9 +2,10 @@
 
 Before the consumer group starts, every partition of the activity topic is replayed from its
 beginning up to the group's committed offset (outside the group), through the same
-`RecommenderState.record` the handler uses. The group then resumes exactly at the committed
-offsets, so each event is applied once. The topic's retention (7 days by default) bounds what is
-recovered: older evidence would have decayed away anyway (see the half-lives in the settings).
+`Ranker.record` the handler uses (so the tenants' blends learn their weights again). The group
+then resumes exactly at the committed offsets, so each event is applied once. The topic's
+retention (7 days by default) bounds what is recovered: older evidence would have decayed away
+anyway (see the half-lives in the settings).
 
 After a rebalance, `ActivityCatchUp` does the same for each newly owned partition, from where
 this replica's state last saw it up to the group's committed offset: the shoppers another
@@ -26,7 +27,7 @@ from shopstream.runtime import tables
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.settings import KafkaSettings
 from shopstream_recommender.handlers import interaction_of
-from shopstream_recommender.state import RecommenderState
+from shopstream_recommender.ranking import Ranker
 
 logger = logging.getLogger("shopstream.recommender")
 activity_adapter: TypeAdapter[ActivityRecorded] = TypeAdapter(ActivityRecorded)
@@ -61,7 +62,7 @@ async def replay_activity(
     kafka: KafkaSettings,
     topic: str,
     group_id: str,
-    state: RecommenderState,
+    ranker: Ranker,
     *,
     missing_means_end: bool = False,
     max_seconds: float = 600.0,
@@ -69,7 +70,7 @@ async def replay_activity(
     started = time.perf_counter()
     targets = await replay_targets(kafka, topic, group_id, missing_means_end=missing_means_end)
     ranges = {tp: (0, end) for tp, end in targets.items()}
-    report = await replay_ranges(kafka, ranges, state, max_seconds=max_seconds)
+    report = await replay_ranges(kafka, ranges, ranker, max_seconds=max_seconds)
     return _reported(
         ReplayReport(
             report.records, report.applied, report.unusable, time.perf_counter() - started, targets
@@ -80,11 +81,11 @@ async def replay_activity(
 async def replay_ranges(
     kafka: KafkaSettings,
     ranges: dict[TopicPartition, tuple[int, int]],
-    state: RecommenderState,
+    ranker: Ranker,
     *,
     max_seconds: float = 600.0,
 ) -> ReplayReport:
-    """Apply the activity at offsets [start, end) of each partition to `state`."""
+    """Apply the activity at offsets [start, end) of each partition through `ranker`."""
     started = time.perf_counter()
     records = applied = unusable = 0
     async for record in tables.replay_ranges(kafka, ranges, max_seconds=max_seconds):
@@ -94,7 +95,7 @@ async def replay_ranges(
         except ValidationError:
             unusable += 1  # dead-lettered when it was first consumed
             continue
-        applied += state.record(interaction_of(event))
+        applied += ranker.record(interaction_of(event))
     replayed = any(end > start for start, end in ranges.values())
     until = {tp: end for tp, (_, end) in ranges.items()} if replayed else {}
     return ReplayReport(records, applied, unusable, time.perf_counter() - started, until)
@@ -108,14 +109,14 @@ class ActivityCatchUp:
         kafka: KafkaSettings,
         topic: str,
         group_id: str,
-        state: RecommenderState,
+        ranker: Ranker,
         *,
         max_seconds: float = 120.0,
     ) -> None:
         self._kafka = kafka
         self._topic = topic
         self._group_id = group_id
-        self._state = state
+        self._ranker = ranker
         self._max_seconds = max_seconds
         self.seen: dict[TopicPartition, int] = {}
         """Offset up to which the state holds each partition (start-up replay, catch-ups)."""
@@ -135,7 +136,7 @@ class ActivityCatchUp:
         if not ranges:
             return
         report = await replay_ranges(
-            self._kafka, ranges, self._state, max_seconds=self._max_seconds
+            self._kafka, ranges, self._ranker, max_seconds=self._max_seconds
         )
         self.seen.update(report.until)
         self.last = report

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shopstream.events import ActivityKind
+from shopstream_recommender.blend import BlendWeights
 from shopstream_recommender.config import StateLimits
 
 Vector = npt.NDArray[np.float32]
@@ -426,6 +427,8 @@ class TenantState:
     co_profile: NeighbourGraph
     """Long-term item-to-item edges: items in the same shopper's history, across sessions."""
     repeats: RepeatRates = field(default_factory=RepeatRates)
+    blend: BlendWeights | None = None
+    """The tenant's learned signal weights (`Ranker` creates them on first use)."""
 
     def recommendable(self, item: str) -> bool:
         if item in self.deleted:
@@ -502,6 +505,16 @@ class RecommenderState:
 
     def user(self, tenant_id: str, user_id: str) -> UserState | None:
         return self._users.get((tenant_id, user_id))
+
+    def already_applied(self, interaction: Interaction) -> bool:
+        """True for a redelivered event that `record` would ignore."""
+        if interaction.event_id is None:
+            return False
+        user = self._users.get((interaction.tenant_id, interaction.user_id))
+        return user is not None and interaction.event_id in user.recent_events
+
+    def tenants(self) -> Iterator[TenantState]:
+        return iter(self._tenants.values())
 
     def users(self) -> Iterator[tuple[tuple[str, str], UserState]]:
         return iter(self._users.items())
