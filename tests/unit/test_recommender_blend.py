@@ -50,10 +50,10 @@ def test_an_answer_beyond_the_head_of_the_list_teaches_nothing() -> None:
 
 
 def test_rehearsals_are_dense_for_a_new_tenant_then_thin_out_up_to_a_cap() -> None:
-    schedule = BlendLearning(dense_updates=3, gap_share=0.5, max_gap=4)
+    schedule = BlendLearning(dense_rehearsals=3, gap_share=0.5, max_gap=4)
     assert [schedule.next_gap(answered) for answered in (0, 2, 4, 6, 99)] == [1, 1, 2, 3, 4]
     blend = BlendWeights(("a",), [1.0])
-    blend.answered = 6  # next gap: 3 interactions
+    blend.answered, blend.missed = 4, 2  # six rehearsals: the next gap is 3 interactions
     assert [blend.due(schedule) for _ in range(7)] == [True, False, False, True, False, False, True]
 
 

@@ -12,7 +12,13 @@ import pytest
 from shopstream.events import ActivityKind
 from shopstream_recommender.config import RankingConfig, StateLimits
 from shopstream_recommender.ranking import Ranker, Signal
-from shopstream_recommender.state import Interaction, Item, NeighbourGraph, RecommenderState
+from shopstream_recommender.state import (
+    DecayedCounts,
+    Interaction,
+    Item,
+    NeighbourGraph,
+    RecommenderState,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -387,3 +393,17 @@ def test_items_liked_by_fans_of_the_current_item_in_other_sessions_are_recommend
         item.signal is not Signal.LIKED_TOGETHER
         for item in ranker_off.recommend("shop-a", "me", 3, context_product_id="first-film").items
     )
+
+
+def test_a_rehearsal_takes_the_cached_top_list_until_a_tenth_of_the_items_changed() -> None:
+    counts = DecayedCounts(half_life_seconds=DAY, refresh_every=500, top_size=3)
+    for item in range(200):
+        counts.add(f"i{item}", 1.0, 0.0)
+    assert [item for item, _ in counts.top()][:1] == ["i0"]
+    for _ in range(15):  # 15 updates: a request refreshes (200 // 20 = 10), a rehearsal waits
+        counts.add("i199", 1.0, 0.0)
+    assert counts.top(lazy=True)[0][0] == "i0"
+    assert counts.top()[0][0] == "i199"
+    for _ in range(25):
+        counts.add("i198", 2.0, 0.0)
+    assert counts.top(lazy=True)[0][0] == "i198"

@@ -69,7 +69,7 @@ class BlendWeights:
         if self.wait > 0:
             self.wait -= 1
             return False
-        self.wait = schedule.next_gap(self.answered) - 1
+        self.wait = schedule.next_gap(self.answered + self.missed) - 1
         return True
 
     def learn(

@@ -418,9 +418,10 @@ class Ranker:
             (tenant.popularity, Signal.POPULAR),
             (tenant.trending, Signal.TRENDING),
         ):
-            for item, _ in counts.top()[: config.prior_candidates]:
+            lazy = evidence.features is not None  # a rehearsal: see `DecayedCounts.top`
+            for item, _ in counts.top(lazy=lazy)[: config.prior_candidates]:
                 evidence.candidate(item)
-            unit = counts.scale()
+            unit = counts.scale(lazy=lazy)
             if live[signal] <= 0 or unit <= 0:
                 continue
             known = counts.counts

@@ -218,18 +218,24 @@ class DecayedCounts:
         if self._counts.pop(item, None) is not None:
             self._top = [entry for entry in self._top if entry[0] != item]
 
-    def top(self) -> list[tuple[str, float]]:
-        """The most counted items, strongest first, with their raw (forward-decayed) counts."""
+    def top(self, *, lazy: bool = False) -> list[tuple[str, float]]:
+        """The most counted items, strongest first, with their raw (forward-decayed) counts.
+
+        `lazy` (a rehearsal of the learned blend) also waits for a tenth of the items to have
+        changed: a refresh scans every item, and rehearsals during a long ingestion would
+        otherwise pay it nearly every time on a big catalogue."""
         threshold = min(self._refresh_every, max(1, len(self._counts) // 20))
+        if lazy:
+            threshold = max(threshold, len(self._counts) // 10)
         if self._stale_updates >= threshold or (self._stale_updates and not self._top):
             self._top = heapq.nlargest(self._top_size, self._counts.items(), key=itemgetter(1))
             self._stale_updates = 0
         return self._top
 
-    def scale(self) -> float:
+    def scale(self, *, lazy: bool = False) -> float:
         """1 / the top item's count: multiplies a count into [0, 1] (roughly, between
         refreshes of the top list)."""
-        top = self.top()
+        top = self.top(lazy=lazy)
         return 1.0 / top[0][1] if top and top[0][1] > 0 else 0.0
 
     @property
