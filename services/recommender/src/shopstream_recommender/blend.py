@@ -1,7 +1,7 @@
 """The blend's weights, learned per tenant from what its shoppers go to next.
 
 A tenant starts from the configured weights. Before some of its interactions are applied, the
-ranker rehearses the request a shopper would have made just then (`Ranker.rehearse`): every
+ranker rehearses the request a shopper would have made just then (`Ranker.record`): every
 candidate with its evidence per signal. The item the shopper then went to is the answer, and
 one step of a conditional-logit model (softmax over the candidates, the way a shopper picks
 one item from a list) moves the weights towards the signals that pointed at it. A shop of
@@ -48,9 +48,6 @@ class BlendWeights:
         """Rehearsals whose answer was not among the head of the candidates (nothing learned)."""
         self.wait = 0
         """Eligible interactions left before the next rehearsal."""
-
-    def weight(self, index: int) -> float:
-        return float(self.values[index])
 
     def as_dict(self) -> dict[str, float]:
         return {name: float(value) for name, value in zip(self.names, self.values, strict=True)}

@@ -178,6 +178,7 @@ class Ranker:
     def __init__(self, state: RecommenderState, config: RankingConfig) -> None:
         self.state = state
         self.config = config
+        self._configured = configured_weights(config)
 
     def recommend(
         self,
@@ -223,18 +224,18 @@ class Ranker:
     def record(self, interaction: Interaction) -> bool:
         """Apply one interaction to the state (False for a redelivered one), after the tenant's
         blend has learned from it when it is due for a rehearsal."""
-        if self.config.learning.enabled and not self.state.already_applied(interaction):
+        if self.config.learning.enabled:
             self._rehearse(interaction)
         return self.state.record(interaction)
 
     def blend(self, tenant: TenantState) -> BlendWeights:
         """The tenant's blend weights, created from the settings on first use."""
         if tenant.blend is None:
-            configured = configured_weights(self.config)
+            configured = self._configured
             tenant.blend = BlendWeights(SIGNALS, [configured[signal] for signal in SIGNALS])
         return tenant.blend
 
-    def rehearsal(
+    def _rehearsal(
         self, tenant: TenantState, user: UserState, context_product_id: str | None
     ) -> tuple[list[str], Matrix]:
         """Every candidate of a request by `user` now, with its evidence per signal (rows:
@@ -269,12 +270,14 @@ class Ranker:
         user = self.state.user(interaction.tenant_id, interaction.user_id)
         if user is None or not user.history or not self.state.has_tenant(interaction.tenant_id):
             return
+        if self.state.already_applied(interaction):
+            return  # redelivered: it was learned from the first time
         tenant = self.state.tenant(interaction.tenant_id)
         blend = self.blend(tenant)
         learning = self.config.learning
         if not blend.due(learning):
             return
-        items, features = self.rehearsal(tenant, user, user.history[-1].product_id)
+        items, features = self._rehearsal(tenant, user, user.history[-1].product_id)
         blend.learn(features, product, items, learning)
 
     def _evidence(
@@ -286,16 +289,15 @@ class Ranker:
         *,
         features: bool,
     ) -> _Evidence:
-        """Every signal's contributions to the candidates of one request. A rehearsal
-        (`features`) also works out the signals whose learned weight fell to 0, so that they
-        can come back."""
+        """Every signal's contributions to the candidates of one request, under the tenant's
+        learned weights (positive exactly where the configured ones are: learning multiplies
+        them), or the configured ones when learning is off."""
         config = self.config
         weights = (
             dict(zip(SIGNALS, self.blend(tenant).values.tolist(), strict=True))
             if config.learning.enabled
-            else configured_weights(config)
+            else self._configured
         )
-        live = configured_weights(config) if features else weights
         anchors = anchors_of(user, config, context_product_id)
         evidence = _Evidence(weights, features=features)
         for graph, signal in (
@@ -304,15 +306,15 @@ class Ranker:
             (tenant.co_viewed, Signal.CO_VIEWED),
             (tenant.co_profile, Signal.LIKED_TOGETHER),
         ):
-            if live[signal] > 0:
+            if weights[signal] > 0:
                 self._add_neighbours(evidence, graph, anchors, signal)
-        if user is not None and live[Signal.PROFILE] > 0 and len(user.profile):
+        if user is not None and weights[Signal.PROFILE] > 0 and len(user.profile):
             self._add_profile(evidence, tenant, user)
-        if live[Signal.CONTENT] > 0 and len(tenant.vectors):
+        if weights[Signal.CONTENT] > 0 and len(tenant.vectors):
             self._add_content(evidence, tenant, anchors)
-        if user is not None and live[Signal.REVISIT] > 0:
+        if user is not None and weights[Signal.REVISIT] > 0:
             self._add_revisits(evidence, user, blocked)
-        self._add_priors(evidence, tenant, live)
+        self._add_priors(evidence, tenant)
         return evidence
 
     def _add_neighbours(
@@ -410,19 +412,17 @@ class Ranker:
             value = self.config.anchor_decay**position
             evidence.add(((visit.product_id, value),), 1.0, Signal.REVISIT, None)
 
-    def _add_priors(
-        self, evidence: _Evidence, tenant: TenantState, live: dict[Signal, float]
-    ) -> None:
+    def _add_priors(self, evidence: _Evidence, tenant: TenantState) -> None:
         config = self.config
+        lazy = evidence.features is not None  # a rehearsal: see `DecayedCounts.top`
         for counts, signal in (
             (tenant.popularity, Signal.POPULAR),
             (tenant.trending, Signal.TRENDING),
         ):
-            lazy = evidence.features is not None  # a rehearsal: see `DecayedCounts.top`
             for item, _ in counts.top(lazy=lazy)[: config.prior_candidates]:
                 evidence.candidate(item)
             unit = counts.scale(lazy=lazy)
-            if live[signal] <= 0 or unit <= 0:
+            if evidence.weights[signal] <= 0 or unit <= 0:
                 continue
             known = counts.counts
             evidence.add(
