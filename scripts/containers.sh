@@ -60,7 +60,7 @@ fi
 STANDIN_LABEL="shopstream.standin=true"
 PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
 BASE_IMAGE=localhost/shopstream-standin/bookworm:latest
-UV_VERSION="$(sed -nE 's/^ARG UV_VERSION=(.*)$/\1/p' services/sentiment/Dockerfile)"
+UV_VERSION="$(sed -nE 's/^ARG UV_VERSION=(.*)$/\1/p' Dockerfile)"
 UV_IMAGE="ghcr.io/astral-sh/uv:${UV_VERSION}"
 KAFKA_VERSION="$(sed -nE 's/^    kafka_version: str = "(.*)"$/\1/p' shared/src/shopstream/devbroker/broker.py)"
 # The name testcontainers' KafkaContainer defaults to; it checks the tag (>= 7.0.0 for KRaft).

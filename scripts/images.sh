@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the service images from their Dockerfiles and prints each one's build time and size.
+# Builds the service images from the Dockerfile and prints each one's build time and size.
 #
 #   scripts/images.sh                    all four, VARIANT=cuda (the locked PyPI wheels)
 #   scripts/images.sh sentiment          one
@@ -34,8 +34,8 @@ for service in "${services[@]}"; do
   # and every build of changed sources would otherwise leave one behind, dangling.
   previous="$("$engine" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
   started=$SECONDS
-  "$engine" build "${flags[@]}" -f "services/$service/Dockerfile" --build-arg "VARIANT=$VARIANT" \
-    -t "$tag" . >"${TMPDIR:-/tmp}/shopstream-build-$service.log" 2>&1 \
+  "$engine" build "${flags[@]}" -f Dockerfile --build-arg "SERVICE=$service" \
+    --build-arg "VARIANT=$VARIANT" -t "$tag" . >"${TMPDIR:-/tmp}/shopstream-build-$service.log" 2>&1 \
     || { tail -30 "${TMPDIR:-/tmp}/shopstream-build-$service.log"; exit 1; }
   built="$("$engine" image inspect --format '{{.Id}}' "$tag")"
   if [ -n "$previous" ] && [ "$previous" != "$built" ]; then

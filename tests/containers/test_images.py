@@ -1,4 +1,4 @@
-"""The sentiment image, built from its Dockerfile and run the way operators run it.
+"""The sentiment image, built from the Dockerfile and run the way operators run it.
 
 Sentiment is the cheapest image to build and run: it bakes one small encoder (the recommender
 bakes the same one, the responder two, the describer a 0.5B generator) and its results are
@@ -46,7 +46,8 @@ def image(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> str:
     # Built by the test itself, so a change to a Dockerfile cannot pass on a stale image; the
     # layer cache makes an unchanged rebuild take seconds.
     log = tmp_path_factory.mktemp("build") / "build.log"
-    seconds = engine.build("services/sentiment/Dockerfile", IMAGE, {"VARIANT": VARIANT}, log)
+    build_args = {"SERVICE": "sentiment", "VARIANT": VARIANT}
+    seconds = engine.build("Dockerfile", IMAGE, build_args, log)
     print(f"built {IMAGE} in {seconds:.0f} s")
     return IMAGE
 
@@ -126,6 +127,9 @@ async def test_the_image_runs_read_only_as_non_root_scores_reviews_and_drains_on
 
     wait_for_ready(engine, container_name, port, within=300)
     assert http_status(port, "/health/live") == 200
+    # The image's own health check (its HEALTHCHECK command) finds the port from the service's
+    # settings variable; check=True fails the test on a non-zero exit.
+    engine.run("exec", container_name, "python", "-m", "shopstream.container", "health")
 
     # Events in, results out.
     first = sample_reviews("ct-shop")

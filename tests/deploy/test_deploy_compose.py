@@ -17,8 +17,8 @@ from support.deploy import (
     SERVICE_SETTINGS,
     compose_project,
     env_problems,
+    image_dockerfile,
     load_yaml,
-    parse_dockerfile,
 )
 
 pytestmark = pytest.mark.deploy
@@ -45,7 +45,7 @@ def shopstream_containers(project):
         image = service["image"].rsplit(":", 1)[0]
         if image not in IMAGES:
             continue
-        dockerfile = parse_dockerfile(IMAGES[image])
+        dockerfile = image_dockerfile(image)
         command = service.get("entrypoint") or dockerfile.entrypoint
         yield name, service, dockerfile, command
 
@@ -56,15 +56,15 @@ def runs_a_service(dockerfile, command) -> bool:
 
 def test_every_service_image_is_in_compose(project):
     built = {
-        service["build"]["dockerfile"]
+        service["image"].rsplit(":", 1)[0]: service["build"]
         for service in project["services"].values()
         if "build" in service
     }
-    dockerfiles = {str(path.relative_to(ROOT)) for path in (ROOT / "services").glob("*/Dockerfile")}
-    assert dockerfiles <= built
-    for path in (ROOT / "services").glob("*/Dockerfile"):
-        assert path.parent.name in project["services"]
-        assert path.parent.name in SERVICE_SETTINGS
+    for image, service in IMAGES.items():
+        assert built[image]["dockerfile"] == "Dockerfile"
+        assert built[image]["args"]["SERVICE"] == service
+        assert service in project["services"]
+        assert service in SERVICE_SETTINGS
 
 
 def test_env_vars_are_known_to_the_settings_and_required_ones_are_set(project):

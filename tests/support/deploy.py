@@ -11,6 +11,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tomllib
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -38,19 +39,28 @@ def service_settings() -> dict[str, type[BaseSettings]]:
     return {name: spec.settings for name, spec in discover().items()}
 
 
-def images() -> dict[str, Path]:
-    """Image name -> Dockerfile, for every installed service whose spec says it ships one."""
-    return {
-        f"shopstream/{name}": ROOT / "services" / name / "Dockerfile"
-        for name, spec in discover().items()
-        if spec.image
-    }
+def images() -> dict[str, str]:
+    """Image name -> the service it runs (the Dockerfile's SERVICE build argument), for every
+    installed service whose spec says it ships one."""
+    return {f"shopstream/{name}": name for name, spec in discover().items() if spec.image}
+
+
+def image_models(service: str) -> list[str]:
+    """The models the image of `service` converts at build time, from its pyproject.toml."""
+    with (ROOT / "services" / service / "pyproject.toml").open("rb") as file:
+        table = tomllib.load(file)
+    return list(table["tool"]["shopstream"]["image"]["bake-models"])
 
 
 def deploy_gaps() -> list[str]:
-    """What an installed service that ships an image still lacks: its Dockerfile and its
-    Kubernetes base (the overlays and compose then name it; their checks test the rest)."""
-    gaps = [f"{path} is missing" for path in images().values() if not path.is_file()]
+    """What an installed service that ships an image still lacks: its directory under services/
+    (the Dockerfile builds from it) and its Kubernetes base (the overlays and compose then name
+    it; their checks test the rest)."""
+    gaps = [
+        f"{ROOT / 'services' / name / 'pyproject.toml'} is missing"
+        for name in images().values()
+        if not (ROOT / "services" / name / "pyproject.toml").is_file()
+    ]
     gaps += [
         f"{K8S / 'base' / name} is missing"
         for name, spec in discover().items()
@@ -61,7 +71,11 @@ def deploy_gaps() -> list[str]:
 
 SERVICE_SETTINGS: dict[str, type[BaseSettings]] = service_settings()
 CLI_SETTINGS: type[BaseSettings] = ShopstreamSettings
+DOCKERFILE = ROOT / "Dockerfile"
 IMAGES = images()
+# The image's entry point (shopstream.container), which serves the service named by SERVICE_ENV.
+CONTAINER_ENTRYPOINT = ["python", "-m", "shopstream.container"]
+SERVICE_ENV = "SHOPSTREAM_SERVICE"
 # As in shopstream.models.cache, which is not imported here because that package imports torch.
 CACHE_ENV = "SHOPSTREAM_CACHE"
 
@@ -73,6 +87,7 @@ NON_SETTINGS_ENV = frozenset(
         "PYTHONUNBUFFERED",
         "PYTHONDONTWRITEBYTECODE",
         CACHE_ENV,
+        SERVICE_ENV,
         "HF_HOME",
         "HF_HUB_OFFLINE",
         "TRANSFORMERS_OFFLINE",
@@ -119,7 +134,13 @@ class Dockerfile:
         return list(json.loads(self.final_args("ENTRYPOINT")[-1]))
 
 
-def parse_dockerfile(path: Path) -> Dockerfile:
+def image_dockerfile(image: str) -> Dockerfile:
+    """The Dockerfile as built for `image` (its SERVICE build argument filled in)."""
+    return parse_dockerfile(DOCKERFILE, {"SERVICE": IMAGES[image]})
+
+
+def parse_dockerfile(path: Path, build_args: Mapping[str, str] | None = None) -> Dockerfile:
+    """The instructions of `path`, with `${NAME}` replaced for every build argument given."""
     dockerfile = Dockerfile(path)
     pending = ""
     for raw in path.read_text().splitlines():
@@ -129,7 +150,10 @@ def parse_dockerfile(path: Path) -> Dockerfile:
         if line.endswith("\\"):
             pending += line[:-1] + " "
             continue
-        instruction, _, args = (pending + line).partition(" ")
+        joined = pending + line
+        for name, value in (build_args or {}).items():
+            joined = joined.replace("${" + name + "}", value)
+        instruction, _, args = joined.partition(" ")
         pending = ""
         instruction = instruction.upper()
         if instruction == "FROM":
@@ -198,8 +222,16 @@ def settings_prefix(settings: type[BaseSettings]) -> str:
     return str(settings.model_config.get("env_prefix", "")).upper()
 
 
-def settings_for_command(argv: list[str]) -> tuple[type[BaseSettings], tuple[str, ...]]:
+def settings_for_command(
+    argv: list[str], env: Mapping[str, str | None]
+) -> tuple[type[BaseSettings], tuple[str, ...]]:
     """The settings class a container's command reads, and the names it must set itself."""
+    if argv == CONTAINER_ENTRYPOINT:
+        service = env.get(SERVICE_ENV)
+        if service not in SERVICE_SETTINGS:
+            raise ValueError(f"{SERVICE_ENV}={service!r} names no installed service")
+        # The entry point itself listens on all interfaces unless HTTP_HOST is set.
+        return SERVICE_SETTINGS[service], CONTAINER_REQUIRED
     if argv[:2] == ["python", "-m"] and argv[2].startswith("shopstream_"):
         service = argv[2].removeprefix("shopstream_")
         return SERVICE_SETTINGS[service], SERVICE_CONTAINER_REQUIRED
@@ -212,7 +244,7 @@ def settings_for_command(argv: list[str]) -> tuple[type[BaseSettings], tuple[str
 
 def effective_settings(env: Mapping[str, str | None], argv: list[str]) -> BaseSettings:
     """The settings the program would read from this environment (Secret values left out)."""
-    settings, _ = settings_for_command(argv)
+    settings, _ = settings_for_command(argv, env)
     prefix = settings_prefix(settings)
     values = {
         name: value
@@ -244,7 +276,7 @@ def env_problems(
     `env` maps names to values, or to None when the value comes from elsewhere (a Secret).
     With `required`, the settings' required fields and the container-required names must be set.
     """
-    settings, container_required = settings_for_command(argv)
+    settings, container_required = settings_for_command(argv, env)
     prefix = settings_prefix(settings)
     names = env_names(settings, prefix)
     problems = [

@@ -18,7 +18,7 @@ from shopstream.acls import acl_bindings, load_settings, service_access
 from shopstream.cli.main import build_app
 from shopstream.services import ENTRY_POINT_GROUP, discover, service_spec
 from shopstream.topics import TopicSettings
-from support.deploy import ROOT, deploy_gaps, images, service_settings
+from support.deploy import deploy_gaps, images, service_settings
 
 pytestmark = pytest.mark.unit
 
@@ -115,9 +115,9 @@ def test_a_fifth_service_adds_its_commands_and_is_known_to_the_cli() -> None:
 @pytest.mark.usefixtures("fifth")
 def test_the_deploy_checks_ask_a_fifth_service_for_its_image_and_manifests() -> None:
     assert service_settings()["fifth"].__name__ == "FifthSettings"
-    assert images()["shopstream/fifth"] == ROOT / "services" / "fifth" / "Dockerfile"
+    assert images()["shopstream/fifth"] == "fifth"
     gaps = deploy_gaps()
-    assert any("services/fifth/Dockerfile" in gap for gap in gaps)
+    assert any("services/fifth/pyproject.toml" in gap for gap in gaps)
     assert any("deploy/k8s/base/fifth" in gap for gap in gaps)
     assert all("fifth" in gap for gap in gaps), "the four real services lack nothing"
 
