@@ -74,6 +74,16 @@ def test_english_keywords_match_whole_words_and_star_endings(catalog: AspectCata
     assert catalog.keyword_aspects("ＱＵＡＬＩＴＹ is fine") == ("quality",), "full-width folds"
 
 
+def test_product_defects_are_quality_and_refunds_are_service(catalog: AspectCatalog) -> None:
+    """What the labelled aspect set found missing or misfiled (README, aspect table)."""
+    assert catalog.keyword_aspects("保温杯盖子拧紧了还是漏水") == ("quality",)
+    assert catalog.keyword_aspects("The lid leaks") == ("quality",), "a leak is not packaging"
+    assert catalog.keyword_aspects("started pilling and fading") == ("quality",)
+    assert catalog.keyword_aspects("瓶子在路上漏了") == ("packaging",), "spilled in transit"
+    assert catalog.keyword_aspects("still waiting for my refund") == ("service",)
+    assert catalog.keyword_aspects("没什么色差") == ("other",)
+
+
 def test_catalog_has_the_documented_aspects(catalog: AspectCatalog) -> None:
     assert set(catalog.names) == {
         "quality",

@@ -1,4 +1,4 @@
-"""``shopstream sentiment train`` and ``shopstream eval sentiment``.
+"""``shopstream sentiment train``, ``shopstream eval sentiment`` and ``eval sentiment-aspects``.
 
 Registered by the ``shopstream`` CLI; also runnable as ``python -m shopstream_sentiment.cli``.
 torch is imported inside the commands, so listing the CLI's help stays fast.
@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from shopstream_sentiment.config import DEFAULT_HEAD, SentimentModelConfig
+from shopstream_sentiment.config import DEFAULT_ASPECTS, DEFAULT_HEAD, SentimentModelConfig
 
 console = Console()
 
@@ -203,9 +203,97 @@ def _print_report(report: dict[str, Any]) -> None:
     console.print(f"model {report['model_id']} ({report['model_revision']})")
 
 
+def evaluate_aspects(
+    data: Annotated[
+        list[Path],
+        typer.Option("--data", help="JSON lines with text and gold [aspect, polarity] pairs."),
+    ],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report (with misses) here.")
+    ] = None,
+    *,
+    aspects_file: Annotated[
+        Path, typer.Option("--aspects", help="Aspect catalogue to measure.")
+    ] = DEFAULT_ASPECTS,
+    aspect_threshold: Annotated[
+        float | None,
+        typer.Option(help="Prototype similarity threshold; unset: the catalogue's own."),
+    ] = None,
+    aspect_neutral_band: Annotated[
+        float | None,
+        typer.Option(help="Neutral band of a finding's polarity; unset: the review's band."),
+    ] = None,
+    head: Annotated[Path, typer.Option(help="Head directory (encoder_head backend).")] = (
+        DEFAULT_HEAD
+    ),
+    batch_size: Annotated[int, typer.Option(help="Sentences per predict_batch call.")] = 32,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+) -> None:
+    """Per-aspect precision, recall and F1 of the aspect findings, for the aspect alone and for
+    (aspect, polarity) pairs, per file, with micro averages."""
+    from shopstream_sentiment.aspect_evaluation import evaluate_aspect_files  # noqa: PLC0415
+
+    config = SentimentModelConfig.model_validate(
+        {
+            "head": head,
+            "aspects": aspects_file,
+            "aspect_threshold": aspect_threshold,
+            "aspect_neutral_band": aspect_neutral_band,
+            "batch_size": batch_size,
+            "threads": threads,
+        }
+    )
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("finding aspects", total=None)
+        report = evaluate_aspect_files(
+            data,
+            config,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    for file_report in report["files"]:
+        _print_aspect_report(file_report)
+    console.print(
+        f"catalogue {report['aspects_file']} (prototype threshold "
+        f"{report['prototype_threshold']:.2f}, polarity neutral band "
+        f"{report['aspect_neutral_band']:.2f}); model {report['model_id']} "
+        f"({report['model_revision']}); {report['seconds']:.1f} s"
+    )
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        console.print(f"wrote {json_out}")
+
+
+def _print_aspect_report(report: dict[str, Any]) -> None:
+    table = Table(
+        title=f"{report['file']}: {report['sentences']} sentences",
+        caption="P/R/F1: the aspect is named; P+/R+/F1+: named with the gold polarity",
+    )
+    table.add_column("aspect", min_width=15, no_wrap=True)
+    for column in ("gold", "found", "P", "R", "F1", "P+", "R+", "F1+"):
+        table.add_column(column, justify="right")
+
+    def row(name: str, scores: dict[str, dict[str, Any]]) -> list[str]:
+        found, pairs = scores["detection"], scores["pairs"]
+        return [
+            name,
+            str(found["gold"]),
+            str(found["found"]),
+            *(f"{found[key]:.2f}" for key in ("precision", "recall", "f1")),
+            *(f"{pairs[key]:.2f}" for key in ("precision", "recall", "f1")),
+        ]
+
+    for aspect, scores in report["per_aspect"].items():
+        table.add_row(*row(aspect, scores))
+    table.add_section()
+    table.add_row(*row("micro", report["micro"]), style="bold")
+    console.print(table)
+
+
 app = typer.Typer(help="Train and evaluate the sentiment head.", no_args_is_help=True)
 app.command("train")(train)
 app.command("evaluate")(evaluate)
+app.command("evaluate-aspects")(evaluate_aspects)
 
 if __name__ == "__main__":
     app()

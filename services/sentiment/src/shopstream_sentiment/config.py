@@ -74,6 +74,11 @@ class SentimentModelConfig(ModelRuntimeSettings):
     aspect_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     """Similarity a clause needs to an aspect's prototype direction to get that aspect when
     no keyword matched (see ``aspects.PrototypeIndex``). Unset: the value in the aspects file."""
+    aspect_neutral_band: float | None = Field(default=None, ge=0.0, lt=1.0)
+    """Neutral band of an aspect finding's polarity (its clause's P(positive)), as
+    ``neutral_band`` is for the review. Unset: the review's band. A clause is short and scores
+    nearer 0.5 than a whole review, so the review's band calls more clauses neutral (see the
+    README's aspect table for what a narrower band measured)."""
 
     @model_validator(mode="after")
     def _backend_needs_its_model(self) -> SentimentModelConfig:

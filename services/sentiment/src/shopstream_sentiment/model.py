@@ -60,6 +60,7 @@ class SentimentModel:
         self.load_seconds = 0.0
         self.report: LoadReport | None = None
         self.rule = LabelRule(neutral_band=0.0)
+        self.aspect_rule = LabelRule(neutral_band=0.0)
         self.catalog: AspectCatalog | None = None
         self._backend: ScoringBackend | None = None
         self._prototypes: PrototypeIndex | None = None
@@ -83,6 +84,13 @@ class SentimentModel:
                 backend.neutral_band if config.neutral_band is None else config.neutral_band
             ),
             rating_disagreement=config.rating_disagreement,
+        )
+        self.aspect_rule = LabelRule(
+            neutral_band=(
+                self.rule.neutral_band
+                if config.aspect_neutral_band is None
+                else config.aspect_neutral_band
+            )
         )
         aspects_revision = "no-aspects"
         if config.aspects_enabled:
@@ -165,11 +173,11 @@ class SentimentModel:
             return []
         fallback: list[str | None] = [None] * len(clauses)
         if vectors is not None and self._prototypes is not None:
-            fallback = self._prototypes.nearest(vectors, self._aspect_threshold())
+            fallback = self._prototypes.nearest(vectors, self.aspect_threshold())
         findings: list[AspectPrediction] = []
         for clause, probability, nearest in zip(clauses, probabilities, fallback, strict=True):
             names = clause.aspects or ((nearest,) if nearest is not None else ())
-            polarity: PolarityName = self.rule.label(float(probability))[0]
+            polarity: PolarityName = self.aspect_rule.label(float(probability))[0]
             findings.extend(
                 AspectPrediction(
                     aspect=name,
@@ -181,7 +189,7 @@ class SentimentModel:
             )
         return findings
 
-    def _aspect_threshold(self) -> float:
+    def aspect_threshold(self) -> float:
         if self.config.aspect_threshold is not None:
             return self.config.aspect_threshold
         return self.catalog.prototype_threshold if self.catalog is not None else 1.0

@@ -26,5 +26,6 @@ SPEC = ServiceSpec(
     commands=(
         CommandSpec("sentiment", "train", "shopstream_sentiment.cli:train"),
         CommandSpec("eval", "sentiment", "shopstream_sentiment.cli:evaluate"),
+        CommandSpec("eval", "sentiment-aspects", "shopstream_sentiment.cli:evaluate_aspects"),
     ),
 )
