@@ -36,14 +36,15 @@ from shopstream.runtime.service import BatchService
 from shopstream.services import DemoOptions
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings
-from shopstream_describer.app import SERVICE_NAME, build_service
+from shopstream_describer.app import build_service
 from shopstream_describer.config import DescriberSettings
+from shopstream_describer.spec import SPEC
 
 SHOWN_CHARS = 140
 DEMO_TOKENS = {"description_tokens": 96, "copy_tokens": 48}
 """New tokens per description and per copy variant in the demo, at most the service's defaults:
 enough for the short texts the prompts ask for (a cut-off last sentence is dropped)."""
-_METRIC = f"shopstream_{SERVICE_NAME}_"
+_METRIC = f"shopstream_{SPEC.name}_"
 _WATCHED = ("inference_seconds_sum", "inference_seconds_count")
 """Time in batched pipeline calls, their number, and inputs handled with results acknowledged."""
 
