@@ -73,6 +73,7 @@ from shopstream_describer.claims import FactIndex
 from shopstream_describer.compliance import Lexicons
 from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig
 from shopstream_describer.facts import ProductFacts
+from shopstream_describer.generation import GenerationRequest
 from shopstream_describer.pipeline import DescriberPipeline, DescriptionJob, PipelineOptions
 
 PARTITIONS = 2
@@ -235,10 +236,12 @@ class RawGenerator:
         for start in range(0, len(prompts), self.config.batch_size):
             chunk = slice(start, start + self.config.batch_size)
             outputs += self.model.generate(
-                prompts[chunk],
-                attempt=1,
-                max_new_tokens=self.config.description_tokens,
-                avoid=avoid[chunk],
+                GenerationRequest(
+                    prompts[chunk],
+                    attempt=1,
+                    max_new_tokens=self.config.description_tokens,
+                    avoid=avoid[chunk],
+                )
             )
         run = RawRun(time.perf_counter() - began)
         for event, job, text in zip(products, jobs, outputs, strict=True):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from shopstream.events import ProductUpserted
-from shopstream_describer.prompts import ChatPrompt
+from shopstream_describer.generation import GenerationRequest
 
 
 class ScriptedGenerator:
@@ -21,17 +19,11 @@ class ScriptedGenerator:
     def supports(self, locale: str) -> bool:
         return locale == "en"
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
-        self.calls.append((attempt, len(prompts)))
-        text = self.attempts[min(attempt, len(self.attempts)) - 1]
-        return [f"{text} {index}." if "{n}" in text else text for index in range(len(prompts))]
+    def generate(self, request: GenerationRequest) -> list[str]:
+        self.calls.append((request.attempt, len(request.prompts)))
+        text = self.attempts[min(request.attempt, len(self.attempts)) - 1]
+        count = len(request.prompts)
+        return [f"{text} {index}." if "{n}" in text else text for index in range(count)]
 
 
 def bilingual_products(tenant: str) -> list[ProductUpserted]:
