@@ -22,13 +22,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from shopstream import demos
 from shopstream.events import CopyRequested, Event, ProductUpserted, parse_key
 from shopstream.kafka_io import end_offsets, publish_events, read_to_end
 from shopstream.runtime.admin import ensure_topics
@@ -78,13 +78,7 @@ class DescriberDemoOutcome:
 
 def demo_catalogue() -> dict[str, Any]:
     """The sample products and campaigns shipped with the package (``data/demo_products.json``)."""
-    text = (
-        resources.files("shopstream_describer")
-        .joinpath("data", "demo_products.json")
-        .read_text(encoding="utf-8")
-    )
-    catalogue: dict[str, Any] = json.loads(text)
-    return catalogue
+    return demos.package_json("shopstream_describer", "demo_products.json")
 
 
 def demo_settings(kafka: KafkaSettings) -> DescriberSettings:
@@ -276,10 +270,9 @@ async def run_describer_demo(
     }
     await ensure_topics(kafka, topics.specs())
     service = build_service(settings)
-    began = time.perf_counter()
-    with console.status(f"describer: loading {settings.model.generator or 'no generator'}..."):
-        await service.start()
-    start_seconds = time.perf_counter() - began
+    start_seconds = await demos.start_in_view(
+        console, service, f"describer: loading {settings.model.generator or 'no generator'}..."
+    )
     registry = service.registry
 
     def metric(name: str) -> float:

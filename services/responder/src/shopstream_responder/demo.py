@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from shopstream import demos
 from shopstream.events import KnowledgeUpserted, ProductUpserted, QuestionAsked
 from shopstream.kafka_io import publish_events, read_topic
 from shopstream.runtime.admin import ensure_topics
@@ -31,13 +31,7 @@ SHOWN_ANSWER_CHARS = 90
 
 def demo_shop() -> dict[str, Any]:
     """The sample shop shipped with the package (``data/demo_shop.json``)."""
-    text = (
-        resources.files("shopstream_responder")
-        .joinpath("data", "demo_shop.json")
-        .read_text(encoding="utf-8")
-    )
-    shop: dict[str, Any] = json.loads(text)
-    return shop
+    return demos.package_json("shopstream_responder", "demo_shop.json")
 
 
 @dataclass
@@ -94,10 +88,9 @@ async def run_responder_demo(
     await publish_events(kafka, topics.knowledge, knowledge)
     await publish_events(kafka, topics.products, products)
     service = build_service(settings)
-    began = time.perf_counter()
-    with console.status("responder: loading the encoder and reading the knowledge topic..."):
-        await service.start()
-    load_seconds = time.perf_counter() - began
+    load_seconds = await demos.start_in_view(
+        console, service, "responder: loading the encoder and reading the knowledge topic..."
+    )
     stats = service.component(KnowledgeSync).index.stats()
     console.print(
         f"responder ready in {load_seconds:.1f} s: {stats.passages} passages of "

@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from shopstream import demos
 from shopstream.events import ReviewSubmitted
 from shopstream.kafka_io import publish_paced
 from shopstream.runtime.tables import TopicReader
@@ -235,11 +236,10 @@ async def run_sentiment_demo(
 
     settings = SentimentSettings(kafka=kafka, http_port=metrics_port, log_json=False)
     service = build_service(settings)
-    began_load = time.perf_counter()
-    with console.status("loading the sentiment model (converted once on first use)..."):
-        await service.start()
-    load_seconds = time.perf_counter() - began_load
-    metrics_url = f"http://127.0.0.1:{service.health.port}/metrics"
+    load_seconds = await demos.start_in_view(
+        console, service, "loading the sentiment model (converted once on first use)..."
+    )
+    metrics_url = demos.metrics_url(service)
     console.print(
         f"[green]sentiment service[/green] ready in {load_seconds:.1f} s "
         f"(model, topics, insights restore); metrics at {metrics_url}"
