@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from shopstream.events import ProductUpserted
+from shopstream.settings import KafkaSettings
+from shopstream.topics import TopicSettings
+from shopstream_describer.config import DescriberSettings, GeneratorConfig
 from shopstream_describer.generation import GenerationRequest
 
 
@@ -24,6 +27,28 @@ class ScriptedGenerator:
         text = self.attempts[min(request.attempt, len(self.attempts)) - 1]
         count = len(request.prompts)
         return [f"{text} {index}." if "{n}" in text else text for index in range(count)]
+
+
+def describer_topics(prefix: str) -> TopicSettings:
+    """The describer's four topics named for one test, two partitions each."""
+    return TopicSettings(
+        products=f"{prefix}.products",
+        copy_requests=f"{prefix}.copy-requests",
+        descriptions=f"{prefix}.descriptions",
+        copies=f"{prefix}.copies",
+        partitions=2,
+    )
+
+
+def composer_settings(kafka: KafkaSettings, prefix: str) -> DescriberSettings:
+    """The describer on `describer_topics(prefix)` with no generator: the composer writes."""
+    return DescriberSettings(
+        kafka=kafka,
+        topics=describer_topics(prefix),
+        group_id=f"{prefix}.group",
+        http_port=0,
+        model=GeneratorConfig(generator=None),
+    )
 
 
 def bilingual_products(tenant: str) -> list[ProductUpserted]:
