@@ -26,7 +26,7 @@ from shopstream.events import (
     ProductUpserted,
     QuestionAsked,
 )
-from shopstream.kafka_io import publish_events, read_topic
+from shopstream.kafka_io import publish_events, results_of
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
@@ -139,17 +139,7 @@ async def answers_for(
     kafka: KafkaSettings, topic: str, questions: Sequence[Event], within: float = 60.0
 ) -> dict[str, dict[str, Any]]:
     """The answer to each question, by question event id."""
-    wanted = {str(event.event_id) for event in questions}
-    found: dict[str, dict[str, Any]] = {}
-    async for _key, value, _headers in read_topic(
-        kafka, topic, idle_timeout=within, deadline=time.monotonic() + within
-    ):
-        document = json.loads(value)
-        if document["causation_id"] in wanted:
-            found[document["causation_id"]] = document
-        if len(found) == len(wanted):
-            break
-    return found
+    return await results_of(kafka, topic, questions, within=within)
 
 
 async def ask_and_wait(

@@ -7,8 +7,10 @@ tool imports its Kafka helpers from one place.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -29,6 +31,17 @@ def encode_headers(headers: dict[str, str]) -> list[tuple[str, bytes]]:
     return [(name, value.encode("utf-8")) for name, value in headers.items()]
 
 
+async def _send(producer: AIOKafkaProducer, topic: str, event: Event) -> asyncio.Future[Any]:
+    """Hand `event` to the producer, keyed by its entity; the future of its acknowledgement."""
+    future: asyncio.Future[Any] = await producer.send(
+        topic,
+        event.to_json(),
+        key=event.message_key().encode("utf-8"),
+        headers=encode_headers(event_headers(event)),
+    )
+    return future
+
+
 async def publish_events(
     settings: KafkaSettings, topic: str, events: Sequence[Event], *, linger_ms: int = 5
 ) -> int:
@@ -38,15 +51,7 @@ async def publish_events(
     )
     await producer.start()
     try:
-        futures = [
-            await producer.send(
-                topic,
-                event.to_json(),
-                key=event.message_key().encode("utf-8"),
-                headers=encode_headers(event_headers(event)),
-            )
-            for event in events
-        ]
+        futures = [await _send(producer, topic, event) for event in events]
         await asyncio.gather(*futures)
         return len(futures)
     finally:
@@ -68,17 +73,37 @@ async def publish_paced(
             delay = began + index / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            pending.append(
-                await producer.send(
-                    topic,
-                    event.to_json(),
-                    key=event.message_key().encode("utf-8"),
-                    headers=encode_headers(event_headers(event)),
-                )
-            )
+            pending.append(await _send(producer, topic, event))
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+
+
+async def results_of(
+    settings: KafkaSettings,
+    topic: str,
+    causes: Sequence[Event],
+    *,
+    within: float,
+    idle_timeout: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The result documents on `topic` of `causes`, by the cause's event id: read from the
+    beginning until every cause has one, `within` seconds pass, or nothing new arrives for
+    `idle_timeout` seconds (default: `within`)."""
+    wanted = {str(event.event_id) for event in causes}
+    found: dict[str, dict[str, Any]] = {}
+    async for _key, value, _headers in read_topic(
+        settings,
+        topic,
+        idle_timeout=within if idle_timeout is None else idle_timeout,
+        deadline=time.monotonic() + within,
+    ):
+        document = json.loads(value)
+        if document.get("causation_id") in wanted:
+            found[document["causation_id"]] = document
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 __all__ = [
@@ -89,5 +114,6 @@ __all__ = [
     "publish_paced",
     "read_to_end",
     "read_topic",
+    "results_of",
     "topic_partitions",
 ]

@@ -8,7 +8,6 @@ back from Kafka like any help desk would, not taken from the service's memory.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ from rich.text import Text
 
 from shopstream import demos
 from shopstream.events import KnowledgeUpserted, ProductUpserted, QuestionAsked
-from shopstream.kafka_io import publish_events, read_topic
+from shopstream.kafka_io import publish_events, results_of
 from shopstream.runtime.admin import ensure_topics
 from shopstream.services import DemoOptions
 from shopstream.settings import KafkaSettings
@@ -106,7 +105,7 @@ async def run_responder_demo(
     asked_at = time.perf_counter()
     try:
         await publish_events(kafka, topics.questions, questions)
-        answers = await _read_answers(kafka, topics.answers, questions, within_seconds)
+        answers = await results_of(kafka, topics.answers, questions, within=within_seconds)
     finally:
         await service.stop()
     seconds = time.perf_counter() - asked_at
@@ -134,22 +133,6 @@ async def run_responder_demo(
         model_load_seconds=load_seconds,
         handoff_reasons=reasons,
     )
-
-
-async def _read_answers(
-    kafka: KafkaSettings, topic: str, questions: list[QuestionAsked], within_seconds: float
-) -> dict[str, dict[str, Any]]:
-    wanted = {str(question.event_id) for question in questions}
-    found: dict[str, dict[str, Any]] = {}
-    async for _key, value, _headers in read_topic(
-        kafka, topic, idle_timeout=within_seconds, deadline=time.monotonic() + within_seconds
-    ):
-        document = json.loads(value)
-        if document.get("causation_id") in wanted:
-            found[document["causation_id"]] = document
-        if len(found) == len(wanted):
-            break
-    return found
 
 
 async def demo_step(options: DemoOptions) -> bool:
