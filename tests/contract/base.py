@@ -29,7 +29,7 @@ from shopstream.events import Event
 from shopstream.kafka_io import publish_events
 from shopstream.runtime.service import BatchService
 from shopstream.settings import BatchSettings, KafkaSettings, ServiceSettings
-from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream.topics import dead_letter_topic
 from support.kafka import committed_offsets, records_to_end, unique
 
 AnyService = BatchService[Any]
@@ -247,11 +247,6 @@ def common_settings(kafka: KafkaSettings, prefix: str) -> dict[str, Any]:
         "http_port": 0,
         "batch": BatchSettings(session_timeout_ms=6_000, heartbeat_interval_ms=500),
     }
-
-
-def prefixed_topics(prefix: str, *names: str) -> TopicSettings:
-    """The registry with each named topic renamed `<prefix>.<name>`, one partition each."""
-    return TopicSettings(partitions=1, **{name: f"{prefix}.{name}" for name in names})
 
 
 def _sink(service: AnyService, topic: str) -> list[dict[str, Any]]:

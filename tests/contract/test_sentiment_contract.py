@@ -12,7 +12,6 @@ from contract.base import (
     Rejected,
     StatefulServiceContract,
     common_settings,
-    prefixed_topics,
 )
 from shopstream.events import Event, ReviewSubmitted
 from shopstream.kafka_io import publish_events
@@ -20,7 +19,7 @@ from shopstream.settings import KafkaSettings, ServiceSettings
 from shopstream_sentiment.app import build_service
 from shopstream_sentiment.config import SentimentSettings
 from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
-from support.kafka import collect
+from support.kafka import collect, prefixed_topics
 
 TENANT = "contract-shop"
 

@@ -36,7 +36,7 @@ from shopstream_responder.config import ResponderSettings
 from shopstream_responder.intents import IntentRules
 from shopstream_responder.knowledge import Document, PassageVectors, TenantSnapshot
 from shopstream_responder.model import Embedder, ResponderModel
-from support.kafka import collect, unique
+from support.kafka import collect, prefixed_topics, unique
 from support.responder import (
     ADVERSARIAL_QUESTIONS,
     FAQ,
@@ -112,14 +112,8 @@ def e5_model() -> Iterator[SharedModel]:
 
 
 def topics_for(prefix: str) -> TopicSettings:
-    return TopicSettings(
-        knowledge=f"{prefix}.knowledge",
-        products=f"{prefix}.products",
-        questions=f"{prefix}.questions",
-        answers=f"{prefix}.answers",
-        knowledge_gaps=f"{prefix}.knowledge-gaps",
-        partitions=3,
-    )
+    names = ("knowledge", "products", "questions", "answers", "knowledge_gaps")
+    return prefixed_topics(prefix, *names, partitions=3)
 
 
 def settings_for(kafka: KafkaSettings, topics: TopicSettings) -> ResponderSettings:

@@ -7,6 +7,7 @@ from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings
 from shopstream_describer.config import DescriberSettings, GeneratorConfig
 from shopstream_describer.generation import GenerationRequest
+from support.kafka import prefixed_topics
 
 
 class ScriptedGenerator:
@@ -31,13 +32,8 @@ class ScriptedGenerator:
 
 def describer_topics(prefix: str) -> TopicSettings:
     """The describer's four topics named for one test, two partitions each."""
-    return TopicSettings(
-        products=f"{prefix}.products",
-        copy_requests=f"{prefix}.copy-requests",
-        descriptions=f"{prefix}.descriptions",
-        copies=f"{prefix}.copies",
-        partitions=2,
-    )
+    names = ("products", "copy_requests", "descriptions", "copies")
+    return prefixed_topics(prefix, *names, partitions=2)
 
 
 def composer_settings(kafka: KafkaSettings, prefix: str) -> DescriberSettings:
