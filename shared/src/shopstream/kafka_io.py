@@ -46,16 +46,20 @@ async def publish_events(
     settings: KafkaSettings, topic: str, events: Sequence[Event], *, linger_ms: int = 5
 ) -> int:
     """Publish events keyed by their entity and wait for every acknowledgement."""
-    producer = AIOKafkaProducer(
+    async with AIOKafkaProducer(
         **aiokafka_options(settings), linger_ms=linger_ms, enable_idempotence=True
-    )
-    await producer.start()
-    try:
+    ) as producer:
         futures = [await _send(producer, topic, event) for event in events]
         await asyncio.gather(*futures)
         return len(futures)
-    finally:
-        await producer.stop()
+
+
+async def pace(began: float, index: int, rate: float) -> None:
+    """Wait until the `index`-th message of a stream sent at `rate` per second since `began`
+    (a `time.perf_counter()` reading) is due."""
+    delay = began + index / rate - time.perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 async def publish_paced(
@@ -64,19 +68,13 @@ async def publish_paced(
     """Publish at about `rate` events/s, as an upstream system would, and wait for every
     acknowledgement. One producer for the whole stream, so a broker outage in the middle is
     ridden out by the producer's own retries."""
-    producer = AIOKafkaProducer(**aiokafka_options(settings), enable_idempotence=True)
-    await producer.start()
-    try:
+    async with AIOKafkaProducer(**aiokafka_options(settings), enable_idempotence=True) as producer:
         began = time.perf_counter()
         pending = []
         for index, event in enumerate(events):
-            delay = began + index / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await pace(began, index, rate)
             pending.append(await _send(producer, topic, event))
         await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
 
 
 async def results_of(
@@ -109,6 +107,7 @@ async def results_of(
 __all__ = [
     "encode_headers",
     "end_offsets",
+    "pace",
     "partition_count",
     "publish_events",
     "publish_paced",
