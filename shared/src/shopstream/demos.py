@@ -31,3 +31,14 @@ async def start_in_view(console: Console, service: BatchService[Any], doing: str
 def metrics_url(service: BatchService[Any]) -> str:
     """Where a demo's local service serves `/metrics`."""
     return f"http://127.0.0.1:{service.health.port}/metrics"
+
+
+def announce_ready(
+    console: Console, service: BatchService[Any], seconds: float, detail: str = ""
+) -> None:
+    """Say that `service` is ready after `seconds` (`detail`: what that covered, after the
+    time) and where its metrics are."""
+    console.print(
+        f"[green]{service.context.name} service[/green] ready in {seconds:.1f} s{detail}; "
+        f"metrics at {metrics_url(service)}"
+    )

@@ -57,11 +57,8 @@ async def run_recommender_demo(
     load_seconds = await demos.start_in_view(
         console, service, "starting the recommender (item encoder, catalogue, replay)..."
     )
+    demos.announce_ready(console, service, load_seconds)
     metrics_url = demos.metrics_url(service)
-    console.print(
-        f"[green]recommender service[/green] ready in {load_seconds:.1f} s; "
-        f"metrics at {metrics_url}"
-    )
     tenant = f"{SAMPLE_TENANT}-{secrets.token_hex(2)}"
     outcome = RecommenderDemoOutcome(0, 0, 0.0, load_seconds, metrics_url)
     deadline = time.monotonic() + max_seconds

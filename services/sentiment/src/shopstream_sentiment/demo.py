@@ -239,11 +239,8 @@ async def run_sentiment_demo(
     load_seconds = await demos.start_in_view(
         console, service, "loading the sentiment model (converted once on first use)..."
     )
+    demos.announce_ready(console, service, load_seconds, " (model, topics, insights restore)")
     metrics_url = demos.metrics_url(service)
-    console.print(
-        f"[green]sentiment service[/green] ready in {load_seconds:.1f} s "
-        f"(model, topics, insights restore); metrics at {metrics_url}"
-    )
     # A fresh tenant per run keeps each run's insights its own on a broker that keeps its data.
     reviews = sample_reviews(f"{SAMPLE_TENANT}-{secrets.token_hex(2)}")
     watcher = ResultsWatcher(kafka, settings.topics, reviews)
