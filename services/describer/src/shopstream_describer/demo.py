@@ -103,6 +103,10 @@ def _clean_with_problems(quality: dict[str, Any]) -> bool:
     )
 
 
+_QUALITY_COLUMNS = ("claims ok / unsupported", "coverage", "findings", "path", "report")
+"""The columns `_quality_cells` fills, in its order."""
+
+
 def _quality_cells(quality: dict[str, Any]) -> tuple[str | Text, ...]:
     grounded = len({claim["text"] for claim in quality["grounded_claims"]})
     unsupported = [claim["text"] for claim in quality["unsupported_claims"]]
@@ -158,66 +162,64 @@ def _announce(console: Console, settings: DescriberSettings, start: float, load:
     )
 
 
-def _description_table(
-    described: dict[DescriptionKey, dict[str, Any]],
-    wanted: set[DescriptionKey],
-    ours: set[str],
-    sent_at: datetime,
-    *,
-    title: str,
-    tally: _Tally,
-) -> Table:
-    table = Table(
-        "product", "loc", "description", "claims ok / unsupported", "coverage", "findings",
-        "path", "report", "s",
-        title=f"{title} (written by {_models(described.values())})",
-        caption="s: seconds from the publish until the service wrote the text",
-    )  # fmt: skip
-    for key in sorted(wanted, key=lambda item: (item[1], item[0])):
-        document = described.get(key)
-        if document is None:
-            table.add_row(key[0], key[1], Text("no description", style="red"))
-            continue
-        payload = document["payload"]
-        text = _shorten(payload["description"])
-        after = _seconds_after(document, sent_at)
-        if document["causation_id"] not in ours:
-            text += " (unchanged: kept from an earlier run)"
-            after = "-"
-        tally.add(payload["quality"])
-        table.add_row(key[0], key[1], text, *_quality_cells(payload["quality"]), after)
-    return table
+@dataclass
+class _Tables:
+    """The demo's result tables; drawing them counts what they show into `tally`."""
 
+    sent_at: datetime
+    """When the demo published its inputs (the tables show each text's seconds after it)."""
+    tally: _Tally = field(default_factory=_Tally)
 
-def _copy_table(
-    copies: dict[str, dict[str, Any]],
-    campaigns: list[CopyRequested],
-    sent_at: datetime,
-    *,
-    title: str,
-    tally: _Tally,
-) -> Table:
-    table = Table(
-        "campaign", "loc", "variant", "claims ok / unsupported", "coverage", "findings", "path",
-        "report", "s",
-        title=f"{title} (written by {_models(copies.values())})",
-    )  # fmt: skip
-    for campaign in campaigns:
-        brief = campaign.payload
-        tally.expected_variants += brief.variants
-        label = f"{brief.campaign_id} ({brief.channel.value})"
-        document = copies.get(brief.campaign_id)
-        if document is None:
-            table.add_row(label, brief.locale, Text("no copy", style="red"))
-            continue
-        after = _seconds_after(document, sent_at)
-        for variant in document["payload"]["variants"]:
-            tally.variants += 1
-            tally.add(variant["quality"])
-            table.add_row(
-                label, brief.locale, variant["text"], *_quality_cells(variant["quality"]), after
-            )
-    return table
+    def descriptions(
+        self,
+        described: dict[DescriptionKey, dict[str, Any]],
+        wanted: set[DescriptionKey],
+        ours: set[str],
+        title: str,
+    ) -> Table:
+        table = Table(
+            "product", "loc", "description", *_QUALITY_COLUMNS, "s",
+            title=f"{title} (written by {_models(described.values())})",
+            caption="s: seconds from the publish until the service wrote the text",
+        )  # fmt: skip
+        for key in sorted(wanted, key=lambda item: (item[1], item[0])):
+            document = described.get(key)
+            if document is None:
+                table.add_row(key[0], key[1], Text("no description", style="red"))
+                continue
+            payload = document["payload"]
+            text = _shorten(payload["description"])
+            after = _seconds_after(document, self.sent_at)
+            if document["causation_id"] not in ours:
+                text += " (unchanged: kept from an earlier run)"
+                after = "-"
+            self.tally.add(payload["quality"])
+            table.add_row(key[0], key[1], text, *_quality_cells(payload["quality"]), after)
+        return table
+
+    def copies(
+        self, copies: dict[str, dict[str, Any]], campaigns: list[CopyRequested], title: str
+    ) -> Table:
+        table = Table(
+            "campaign", "loc", "variant", *_QUALITY_COLUMNS, "s",
+            title=f"{title} (written by {_models(copies.values())})",
+        )  # fmt: skip
+        for campaign in campaigns:
+            brief = campaign.payload
+            self.tally.expected_variants += brief.variants
+            label = f"{brief.campaign_id} ({brief.channel.value})"
+            document = copies.get(brief.campaign_id)
+            if document is None:
+                table.add_row(label, brief.locale, Text("no copy", style="red"))
+                continue
+            after = _seconds_after(document, self.sent_at)
+            for variant in document["payload"]["variants"]:
+                self.tally.variants += 1
+                self.tally.add(variant["quality"])
+                table.add_row(
+                    label, brief.locale, variant["text"], *_quality_cells(variant["quality"]), after
+                )
+        return table
 
 
 async def _publish_and_wait(
@@ -300,11 +302,11 @@ async def run_describer_demo(
 
     ours = {str(product.event_id) for product in products}
     fresh = sum(document["causation_id"] in ours for document in described.values())
-    tally = _Tally()
+    tables = _Tables(sent_at)
     title = f"description.generated for {tenant} on {topics.descriptions}"
-    console.print(_description_table(described, wanted, ours, sent_at, title=title, tally=tally))
-    title = f"copy.generated on {topics.copies}"
-    console.print(_copy_table(copies, campaigns, sent_at, title=title, tally=tally))
+    console.print(tables.descriptions(described, wanted, ours, title))
+    console.print(tables.copies(copies, campaigns, f"copy.generated on {topics.copies}"))
+    tally = tables.tally
     texts = fresh + len(copies)
     per_text = f" ({generation / texts:.1f} s per description or campaign)" if texts else ""
     console.print(
