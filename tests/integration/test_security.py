@@ -48,12 +48,12 @@ from shopstream_responder.app import build_service as build_responder
 from shopstream_responder.config import ResponderSettings
 from shopstream_sentiment.app import build_service as build_sentiment
 from shopstream_sentiment.config import SentimentSettings
-from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
 from support.kafka import collect, unique
 from support.ports import broker_port
 from support.recommender import FakeEmbedder, activity, request, upsert
 from support.replicas import product_events
 from support.responder import NORTH, hashing_model, knowledge_events
+from support.sentiment import KeywordModel
 
 pytestmark = pytest.mark.integration
 
@@ -347,22 +347,6 @@ async def test_echo_runs_under_its_own_principal_with_secrets_and_pii_kept_out_o
     assert ADMIN.password not in broker_log
     assert EMAIL not in output, "a customer's e-mail address in the logs"
     assert PHONE not in output, "a customer's phone number in the logs"
-
-
-class KeywordModel:
-    """A stand-in sentiment model: the test is about access rights, not scoring."""
-
-    model_id = "keyword"
-    model_revision = "1"
-
-    def load(self) -> None:
-        return None
-
-    def unload(self) -> None:
-        return None
-
-    def predict_batch(self, inputs: Sequence[ReviewText]) -> list[SentimentPrediction]:
-        return [SentimentPrediction("positive", 0.9, 0.9) for _ in inputs]
 
 
 async def test_sentiment_runs_under_least_privilege_from_its_environment(
