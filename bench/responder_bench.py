@@ -29,11 +29,9 @@ import asyncio
 import gc
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 import uuid
@@ -42,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_broker import bench_broker
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.table import Table
@@ -54,8 +53,6 @@ from sentiment_bench import (
     steady_latencies_ms,
 )
 
-from shopstream.devbroker import LocalBrokerConfig
-from shopstream.devbroker import broker as local_broker
 from shopstream.events import KnowledgeKind, KnowledgeUpserted, QuestionAsked
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
@@ -378,28 +375,16 @@ def report_index(rows: list[dict[str, Any]]) -> None:
 
 
 async def run_broker(args: argparse.Namespace) -> dict[str, Any]:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    home = Path(tempfile.mkdtemp(prefix="shopstream-bench-"))
-    config = LocalBrokerConfig(
-        port=args.port,
-        controller_port=args.port + 1,
-        home=home,
-        jars_home=LocalBrokerConfig().home / "jars",
-    )
-    try:
-        if bootstrap is None:
-            local_broker.ensure_jars(config)
-            bootstrap = local_broker.start(config).bootstrap_servers
-        with console.status("loading models; raw and service rounds; then steady load..."):
-            return await measure_broker(
-                bootstrap,
-                make_questions(args.questions, "drain"),
-                args.rounds,
-                args.steady_seconds,
-            )
-    finally:
-        local_broker.stop(config)  # a no-op when KAFKA_BOOTSTRAP_SERVERS named another broker
-        shutil.rmtree(home, ignore_errors=True)
+    with (
+        bench_broker(args.port) as bootstrap,
+        console.status("loading models; raw and service rounds; then steady load..."),
+    ):
+        return await measure_broker(
+            bootstrap,
+            make_questions(args.questions, "drain"),
+            args.rounds,
+            args.steady_seconds,
+        )
 
 
 def main() -> None:

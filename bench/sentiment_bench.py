@@ -21,13 +21,11 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -38,11 +36,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from bench_broker import bench_broker
 from rich.console import Console
 from rich.table import Table
 
-from shopstream.devbroker import LocalBrokerConfig
-from shopstream.devbroker import broker as local_broker
 from shopstream.events import Event, ReviewSubmitted
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
@@ -53,7 +50,8 @@ from shopstream_sentiment.samples import sample_rows
 
 PARTITIONS = 3
 EventT = TypeVar("EventT", bound=Event)
-PORT, CONTROLLER_PORT = 19492, 19493
+PORT = 19492
+"""The local broker's port (its controller listens on the next one)."""
 console = Console()
 
 
@@ -373,23 +371,11 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench/results/sentiment.json"))
     args = parser.parse_args()
     events = make_reviews(args.events, "drain")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    home = Path(tempfile.mkdtemp(prefix="shopstream-bench-"))
-    config = LocalBrokerConfig(
-        port=PORT,
-        controller_port=CONTROLLER_PORT,
-        home=home,
-        jars_home=LocalBrokerConfig().home / "jars",
-    )
-    try:
-        if bootstrap is None:
-            local_broker.ensure_jars(config)
-            bootstrap = local_broker.start(config).bootstrap_servers
-        with console.status("loading models; raw and pipeline rounds; then steady load..."):
-            result = await measure(bootstrap, args.batch, events, args.rounds, args.steady_seconds)
-    finally:
-        local_broker.stop(config)  # a no-op when KAFKA_BOOTSTRAP_SERVERS named another broker
-        shutil.rmtree(home, ignore_errors=True)
+    with (
+        bench_broker(PORT) as bootstrap,
+        console.status("loading models; raw and pipeline rounds; then steady load..."),
+    ):
+        result = await measure(bootstrap, args.batch, events, args.rounds, args.steady_seconds)
     report(result, args.batch)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"batch": args.batch, **result}, indent=2))
