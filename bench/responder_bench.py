@@ -49,7 +49,10 @@ from sentiment_bench import (
     ServiceProcess,
     alternate_rounds,
     free_port,
+    load_average_row,
+    metric_table,
     send,
+    service_rows,
     steady_latencies_ms,
 )
 
@@ -328,29 +331,18 @@ async def measure_broker(
 
 
 def report_broker(result: dict[str, Any]) -> None:
-    table = Table(
-        title=f"responder, {result['questions']} questions (zh + en) in {result['rounds']} "
+    title = (
+        f"responder, {result['questions']} questions (zh + en) in {result['rounds']} "
         f"alternating rounds, batch {result['batch']}"
     )
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    rate = result["steady_rate"]
     rows = [
         ("raw predict_batch, questions/s", f"{result['raw_questions_per_second']:.1f}"),
         ("service through Kafka, questions/s", f"{result['pipeline_questions_per_second']:.1f}"),
         ("service / raw (target >= 0.90)", f"{result['ratio']:.2f}"),
-        ("model busy share during the drain", f"{result['model_busy_share']:.0%}"),
-        ("mean batch size during the drain", f"{result['mean_batch_size']:.1f}"),
-        (f"p50 end-to-end @ {rate:.1f}/s (ms)", f"{result['p50_ms']:.0f}"),
-        (f"p99 end-to-end @ {rate:.1f}/s (ms)", f"{result['p99_ms']:.0f}"),
-        ("service RSS after start-up (MiB)", f"{result['rss_idle_mb']:.0f}"),
-        ("service RSS peak (MiB)", f"{result['rss_peak_mb']:.0f}"),
-        ("service start to ready (s)", f"{result['service_start_seconds']:.1f}"),
-        ("load average (1, 5, 15 min)", " ".join(f"{v:.1f}" for v in result["load_average"])),
+        *service_rows(result),
+        load_average_row(result),
     ]
-    for name, value in rows:
-        table.add_row(name, value)
-    console.print(table)
+    console.print(metric_table(title, rows))
 
 
 def report_index(rows: list[dict[str, Any]]) -> None:

@@ -339,14 +339,22 @@ def report(result: dict[str, Any], batch: int) -> None:
         f"sentiment, {result['events']} reviews (zh + en) in {result['rounds']} alternating "
         f"rounds, batch {batch}"
     )
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    rate = result["steady_rate"]
     rows = [
         ("raw predict_batch, events/s", f"{result['raw_events_per_second']:.1f}"),
         ("pipeline through Kafka, events/s", f"{result['pipeline_events_per_second']:.1f}"),
         ("pipeline / raw (target >= 0.90)", f"{result['ratio']:.2f}"),
+        *service_rows(result),
+        ("model load in this process (s)", f"{result['raw_model_load_seconds']:.1f}"),
+        load_average_row(result),
+    ]
+    console.print(metric_table(title, rows))
+
+
+def service_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a broker bench reports of the service process: the drain, steady latency, memory
+    and start-up."""
+    rate = result["steady_rate"]
+    return [
         ("model busy share during the drain", f"{result['model_busy_share']:.0%}"),
         ("mean batch size during the drain", f"{result['mean_batch_size']:.1f}"),
         (f"p50 end-to-end @ {rate:.1f}/s (ms)", f"{result['p50_ms']:.0f}"),
@@ -354,12 +362,20 @@ def report(result: dict[str, Any], batch: int) -> None:
         ("service RSS after start-up (MiB)", f"{result['rss_idle_mb']:.0f}"),
         ("service RSS peak (MiB)", f"{result['rss_peak_mb']:.0f}"),
         ("service start to ready (s)", f"{result['service_start_seconds']:.1f}"),
-        ("model load in this process (s)", f"{result['raw_model_load_seconds']:.1f}"),
-        ("load average (1, 5, 15 min)", " ".join(f"{v:.1f}" for v in result["load_average"])),
     ]
+
+
+def load_average_row(result: dict[str, Any]) -> tuple[str, str]:
+    return "load average (1, 5, 15 min)", " ".join(f"{v:.1f}" for v in result["load_average"])
+
+
+def metric_table(title: str, rows: Sequence[tuple[str, str]]) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
     for name, value in rows:
         table.add_row(name, value)
-    console.print(table)
+    return table
 
 
 async def main() -> None:
