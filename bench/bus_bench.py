@@ -39,6 +39,7 @@ from shopstream.devbroker import LocalBrokerConfig
 from shopstream.devbroker import broker as local_broker
 from shopstream.echo import EchoSettings, build_echo_service
 from shopstream.events import ReviewSubmitted
+from shopstream.kafka_io import pace
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import BatchSettings, KafkaSettings
 from shopstream.topics import TopicSettings
@@ -67,9 +68,7 @@ async def produce(bootstrap: str, topic: str, count: int, rate: float | None = N
         pending = []
         for index in range(count):
             if rate is not None:
-                delay = started + index / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                await pace(started, index, rate)
             event = make_event(index)
             pending.append(await producer.send(topic, event.to_json(), key=f"k{index}".encode()))
             if len(pending) >= 5_000:

@@ -31,7 +31,13 @@ import numpy as np
 from shopstream.models import TextGenerator, configure_threads
 from shopstream_responder.answering import Draft, Question
 from shopstream_responder.config import ResponderSettings
-from shopstream_responder.evaluation import EVAL_TENANT, RULE_HANDOFFS, EvalQuestion, load_intents
+from shopstream_responder.evaluation import (
+    EVAL_TENANT,
+    RULE_HANDOFFS,
+    EvalQuestion,
+    load_intents,
+    never_hand_off,
+)
 from shopstream_responder.intents import IntentClassifier, IntentRules
 from shopstream_responder.knowledge import KnowledgeIndex, TenantSnapshot
 from shopstream_responder.model import ResponderModel
@@ -75,13 +81,7 @@ def answered_sample(
     )
     rules = IntentRules.from_file(settings.intent_rules)
     configured = settings.answering
-    answering = configured.model_copy(
-        update={
-            "handoff_below": 0.0,
-            "coverage": configured.coverage.model_copy(update={"min_probability": 0.0}),
-        }
-    )
-    model = ResponderModel(settings.model, answering, rules)
+    model = ResponderModel(settings.model, never_hand_off(configured), rules)
     model.load()
     index = KnowledgeIndex(topic_of=IntentClassifier(rules).rule_intent)
     for document, vectors in zip(

@@ -59,12 +59,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench_broker import bench_broker
 from rich.console import Console
 from rich.table import Table
 from sentiment_bench import ResultReader, ServiceProcess, free_port, send
 
-from shopstream.devbroker import LocalBrokerConfig
-from shopstream.devbroker import broker as local_broker
 from shopstream.events import ProductUpserted
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
@@ -73,6 +72,7 @@ from shopstream_describer.claims import FactIndex
 from shopstream_describer.compliance import Lexicons
 from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig
 from shopstream_describer.facts import ProductFacts
+from shopstream_describer.generation import GenerationRequest
 from shopstream_describer.pipeline import DescriberPipeline, DescriptionJob, PipelineOptions
 
 PARTITIONS = 2
@@ -235,10 +235,12 @@ class RawGenerator:
         for start in range(0, len(prompts), self.config.batch_size):
             chunk = slice(start, start + self.config.batch_size)
             outputs += self.model.generate(
-                prompts[chunk],
-                attempt=1,
-                max_new_tokens=self.config.description_tokens,
-                avoid=avoid[chunk],
+                GenerationRequest(
+                    prompts[chunk],
+                    attempt=1,
+                    max_new_tokens=self.config.description_tokens,
+                    avoid=avoid[chunk],
+                )
             )
         run = RawRun(time.perf_counter() - began)
         for event, job, text in zip(products, jobs, outputs, strict=True):
@@ -573,21 +575,11 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         description_tokens=args.max_new_tokens,
     )
     products = make_products(args.products, "drain")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = LocalBrokerConfig(
-        port=args.port,
-        controller_port=args.port + 1,
-        home=home,
-        jars_home=LocalBrokerConfig().home / "jars",
-    )
-    try:
-        if bootstrap is None:
-            local_broker.ensure_jars(broker)
-            bootstrap = local_broker.start(broker).bootstrap_servers
-        with console.status("service start-up, raw model load, alternating rounds, trickle..."):
-            result = await measure(bootstrap, config, products, args.rounds, args.steady)
-    finally:
-        local_broker.stop(broker)  # a no-op when KAFKA_BOOTSTRAP_SERVERS named another broker
+    with (
+        bench_broker(args.port, home) as bootstrap,
+        console.status("service start-up, raw model load, alternating rounds, trickle..."),
+    ):
+        result = await measure(bootstrap, config, products, args.rounds, args.steady)
     suffix = " (random weights)" if random_model else ""
     return result | {"random_init": random_model, "generator": args.generator + suffix}
 

@@ -29,11 +29,9 @@ import asyncio
 import gc
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 import uuid
@@ -42,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_broker import bench_broker
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.table import Table
@@ -50,12 +49,13 @@ from sentiment_bench import (
     ServiceProcess,
     alternate_rounds,
     free_port,
+    load_average_row,
+    metric_table,
     send,
+    service_rows,
     steady_latencies_ms,
 )
 
-from shopstream.devbroker import LocalBrokerConfig
-from shopstream.devbroker import broker as local_broker
 from shopstream.events import KnowledgeKind, KnowledgeUpserted, QuestionAsked
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
@@ -331,29 +331,18 @@ async def measure_broker(
 
 
 def report_broker(result: dict[str, Any]) -> None:
-    table = Table(
-        title=f"responder, {result['questions']} questions (zh + en) in {result['rounds']} "
+    title = (
+        f"responder, {result['questions']} questions (zh + en) in {result['rounds']} "
         f"alternating rounds, batch {result['batch']}"
     )
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    rate = result["steady_rate"]
     rows = [
         ("raw predict_batch, questions/s", f"{result['raw_questions_per_second']:.1f}"),
         ("service through Kafka, questions/s", f"{result['pipeline_questions_per_second']:.1f}"),
         ("service / raw (target >= 0.90)", f"{result['ratio']:.2f}"),
-        ("model busy share during the drain", f"{result['model_busy_share']:.0%}"),
-        ("mean batch size during the drain", f"{result['mean_batch_size']:.1f}"),
-        (f"p50 end-to-end @ {rate:.1f}/s (ms)", f"{result['p50_ms']:.0f}"),
-        (f"p99 end-to-end @ {rate:.1f}/s (ms)", f"{result['p99_ms']:.0f}"),
-        ("service RSS after start-up (MiB)", f"{result['rss_idle_mb']:.0f}"),
-        ("service RSS peak (MiB)", f"{result['rss_peak_mb']:.0f}"),
-        ("service start to ready (s)", f"{result['service_start_seconds']:.1f}"),
-        ("load average (1, 5, 15 min)", " ".join(f"{v:.1f}" for v in result["load_average"])),
+        *service_rows(result),
+        load_average_row(result),
     ]
-    for name, value in rows:
-        table.add_row(name, value)
-    console.print(table)
+    console.print(metric_table(title, rows))
 
 
 def report_index(rows: list[dict[str, Any]]) -> None:
@@ -378,28 +367,16 @@ def report_index(rows: list[dict[str, Any]]) -> None:
 
 
 async def run_broker(args: argparse.Namespace) -> dict[str, Any]:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    home = Path(tempfile.mkdtemp(prefix="shopstream-bench-"))
-    config = LocalBrokerConfig(
-        port=args.port,
-        controller_port=args.port + 1,
-        home=home,
-        jars_home=LocalBrokerConfig().home / "jars",
-    )
-    try:
-        if bootstrap is None:
-            local_broker.ensure_jars(config)
-            bootstrap = local_broker.start(config).bootstrap_servers
-        with console.status("loading models; raw and service rounds; then steady load..."):
-            return await measure_broker(
-                bootstrap,
-                make_questions(args.questions, "drain"),
-                args.rounds,
-                args.steady_seconds,
-            )
-    finally:
-        local_broker.stop(config)  # a no-op when KAFKA_BOOTSTRAP_SERVERS named another broker
-        shutil.rmtree(home, ignore_errors=True)
+    with (
+        bench_broker(args.port) as bootstrap,
+        console.status("loading models; raw and service rounds; then steady load..."),
+    ):
+        return await measure_broker(
+            bootstrap,
+            make_questions(args.questions, "drain"),
+            args.rounds,
+            args.steady_seconds,
+        )
 
 
 def main() -> None:

@@ -21,13 +21,11 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -38,11 +36,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from bench_broker import bench_broker
 from rich.console import Console
 from rich.table import Table
 
-from shopstream.devbroker import LocalBrokerConfig
-from shopstream.devbroker import broker as local_broker
 from shopstream.events import Event, ReviewSubmitted
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
@@ -53,7 +50,8 @@ from shopstream_sentiment.samples import sample_rows
 
 PARTITIONS = 3
 EventT = TypeVar("EventT", bound=Event)
-PORT, CONTROLLER_PORT = 19492, 19493
+PORT = 19492
+"""The local broker's port (its controller listens on the next one)."""
 console = Console()
 
 
@@ -341,14 +339,22 @@ def report(result: dict[str, Any], batch: int) -> None:
         f"sentiment, {result['events']} reviews (zh + en) in {result['rounds']} alternating "
         f"rounds, batch {batch}"
     )
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    rate = result["steady_rate"]
     rows = [
         ("raw predict_batch, events/s", f"{result['raw_events_per_second']:.1f}"),
         ("pipeline through Kafka, events/s", f"{result['pipeline_events_per_second']:.1f}"),
         ("pipeline / raw (target >= 0.90)", f"{result['ratio']:.2f}"),
+        *service_rows(result),
+        ("model load in this process (s)", f"{result['raw_model_load_seconds']:.1f}"),
+        load_average_row(result),
+    ]
+    console.print(metric_table(title, rows))
+
+
+def service_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a broker bench reports of the service process: the drain, steady latency, memory
+    and start-up."""
+    rate = result["steady_rate"]
+    return [
         ("model busy share during the drain", f"{result['model_busy_share']:.0%}"),
         ("mean batch size during the drain", f"{result['mean_batch_size']:.1f}"),
         (f"p50 end-to-end @ {rate:.1f}/s (ms)", f"{result['p50_ms']:.0f}"),
@@ -356,12 +362,20 @@ def report(result: dict[str, Any], batch: int) -> None:
         ("service RSS after start-up (MiB)", f"{result['rss_idle_mb']:.0f}"),
         ("service RSS peak (MiB)", f"{result['rss_peak_mb']:.0f}"),
         ("service start to ready (s)", f"{result['service_start_seconds']:.1f}"),
-        ("model load in this process (s)", f"{result['raw_model_load_seconds']:.1f}"),
-        ("load average (1, 5, 15 min)", " ".join(f"{v:.1f}" for v in result["load_average"])),
     ]
+
+
+def load_average_row(result: dict[str, Any]) -> tuple[str, str]:
+    return "load average (1, 5, 15 min)", " ".join(f"{v:.1f}" for v in result["load_average"])
+
+
+def metric_table(title: str, rows: Sequence[tuple[str, str]]) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
     for name, value in rows:
         table.add_row(name, value)
-    console.print(table)
+    return table
 
 
 async def main() -> None:
@@ -373,23 +387,11 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench/results/sentiment.json"))
     args = parser.parse_args()
     events = make_reviews(args.events, "drain")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    home = Path(tempfile.mkdtemp(prefix="shopstream-bench-"))
-    config = LocalBrokerConfig(
-        port=PORT,
-        controller_port=CONTROLLER_PORT,
-        home=home,
-        jars_home=LocalBrokerConfig().home / "jars",
-    )
-    try:
-        if bootstrap is None:
-            local_broker.ensure_jars(config)
-            bootstrap = local_broker.start(config).bootstrap_servers
-        with console.status("loading models; raw and pipeline rounds; then steady load..."):
-            result = await measure(bootstrap, args.batch, events, args.rounds, args.steady_seconds)
-    finally:
-        local_broker.stop(config)  # a no-op when KAFKA_BOOTSTRAP_SERVERS named another broker
-        shutil.rmtree(home, ignore_errors=True)
+    with (
+        bench_broker(PORT) as bootstrap,
+        console.status("loading models; raw and pipeline rounds; then steady load..."),
+    ):
+        result = await measure(bootstrap, args.batch, events, args.rounds, args.steady_seconds)
     report(result, args.batch)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"batch": args.batch, **result}, indent=2))

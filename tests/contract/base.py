@@ -29,8 +29,9 @@ from shopstream.events import Event
 from shopstream.kafka_io import publish_events
 from shopstream.runtime.service import BatchService
 from shopstream.settings import BatchSettings, KafkaSettings, ServiceSettings
-from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream.topics import dead_letter_topic
 from support.kafka import committed_offsets, records_to_end, unique
+from support.memory import sink
 
 AnyService = BatchService[Any]
 
@@ -103,10 +104,10 @@ class ServiceContract:
         source = self.input_topic(settings)
         rejected = self.rejected(settings)
         rejected_topic = (rejected.topic or source) if rejected else source
-        results = _sink(service, self.output_topic(settings))
-        dead = _sink(service, dead_letter_topic(source))
+        results = sink(service, self.output_topic(settings))
+        dead = sink(service, dead_letter_topic(source))
         dead_elsewhere = (
-            _sink(service, dead_letter_topic(rejected_topic)) if rejected_topic != source else dead
+            sink(service, dead_letter_topic(rejected_topic)) if rejected_topic != source else dead
         )
         valid = [self.valid_event(index) for index in range(3)]
         batch: list[bytes] = [valid[0].to_json(), UNDECODABLE, valid[1].to_json()]
@@ -247,22 +248,6 @@ def common_settings(kafka: KafkaSettings, prefix: str) -> dict[str, Any]:
         "http_port": 0,
         "batch": BatchSettings(session_timeout_ms=6_000, heartbeat_interval_ms=500),
     }
-
-
-def prefixed_topics(prefix: str, *names: str) -> TopicSettings:
-    """The registry with each named topic renamed `<prefix>.<name>`, one partition each."""
-    return TopicSettings(partitions=1, **{name: f"{prefix}.{name}" for name in names})
-
-
-def _sink(service: AnyService, topic: str) -> list[dict[str, Any]]:
-    """What the service publishes to `topic` on the in-memory broker, as JSON documents."""
-    received: list[dict[str, Any]] = []
-
-    @service.broker.subscriber(topic)
-    async def collect(body: dict[str, Any]) -> None:
-        received.append(body)
-
-    return received
 
 
 def _samples(exposition: str) -> Mapping[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -10,14 +10,13 @@ from contract.base import (
     Rejected,
     StatefulServiceContract,
     common_settings,
-    prefixed_topics,
 )
 from shopstream.events import CopyRequested, Event, ProductUpserted
 from shopstream.kafka_io import publish_events
 from shopstream.settings import KafkaSettings, ServiceSettings
 from shopstream_describer.app import build_service
 from shopstream_describer.config import DescriberSettings, GeneratorConfig
-from support.kafka import collect, records_to_end
+from support.kafka import collect, prefixed_topics, records_to_end
 
 TENANT = "contract-shop"
 

@@ -9,7 +9,6 @@ from contract.base import (
     Rejected,
     StatefulServiceContract,
     common_settings,
-    prefixed_topics,
     until_sample,
 )
 from shopstream.events import Event, ReviewSubmitted
@@ -17,7 +16,7 @@ from shopstream.kafka_io import publish_events
 from shopstream.settings import KafkaSettings, ServiceSettings
 from shopstream_recommender.app import build_service
 from shopstream_recommender.config import RecommenderSettings
-from support.kafka import collect
+from support.kafka import collect, prefixed_topics
 from support.recommender import FakeEmbedder, activity, request
 
 

@@ -11,7 +11,6 @@ from contract.base import (
     Rejected,
     StatefulServiceContract,
     common_settings,
-    prefixed_topics,
     until_sample,
 )
 from shopstream.events import Event, QuestionAsked
@@ -19,7 +18,7 @@ from shopstream.kafka_io import publish_events
 from shopstream.settings import KafkaSettings, ServiceSettings
 from shopstream_responder.app import build_service
 from shopstream_responder.config import ResponderSettings
-from support.kafka import collect
+from support.kafka import collect, prefixed_topics
 from support.responder import NORTH, hashing_model, hashing_settings, knowledge_events
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from typing import cast
 
 from contract.base import (
@@ -12,38 +11,16 @@ from contract.base import (
     Rejected,
     StatefulServiceContract,
     common_settings,
-    prefixed_topics,
 )
 from shopstream.events import Event, ReviewSubmitted
 from shopstream.kafka_io import publish_events
 from shopstream.settings import KafkaSettings, ServiceSettings
 from shopstream_sentiment.app import build_service
 from shopstream_sentiment.config import SentimentSettings
-from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
-from support.kafka import collect
+from support.kafka import collect, prefixed_topics
+from support.sentiment import KeywordModel
 
 TENANT = "contract-shop"
-
-
-class KeywordModel:
-    """Negative when a review says "broken", positive otherwise: instant and deterministic."""
-
-    model_id = "keyword-sentiment"
-    model_revision = "contract-1"
-
-    def load(self) -> None:
-        return None
-
-    def unload(self) -> None:
-        return None
-
-    def predict_batch(self, inputs: Sequence[ReviewText]) -> list[SentimentPrediction]:
-        return [
-            SentimentPrediction("negative", 0.1, 0.9)
-            if "broken" in item.text
-            else SentimentPrediction("positive", 0.9, 0.9)
-            for item in inputs
-        ]
 
 
 def review(text: str, product: str = "kettle") -> ReviewSubmitted:

@@ -21,10 +21,9 @@ from shopstream.kafka_io import publish_events
 from shopstream.models.cache import cache_root
 from shopstream.models.chunked_gguf import QWEN_CODER_05B, ensure_gguf
 from shopstream.settings import KafkaSettings
-from shopstream.topics import TopicSettings
 from shopstream_describer.app import build_service
 from shopstream_describer.config import DescriberSettings
-from support.describer import bilingual_products
+from support.describer import bilingual_products, describer_topics
 from support.kafka import collect, unique
 
 pytestmark = pytest.mark.integration
@@ -117,13 +116,7 @@ async def test_descriptions_come_from_the_serving_engine_and_pass_the_gate(
     prefix = unique("it.describer-openai")
     settings = DescriberSettings(
         kafka=kafka,
-        topics=TopicSettings(
-            products=f"{prefix}.products",
-            copy_requests=f"{prefix}.copy-requests",
-            descriptions=f"{prefix}.descriptions",
-            copies=f"{prefix}.copies",
-            partitions=2,
-        ),
+        topics=describer_topics(prefix),
         group_id=f"{prefix}.group",
         http_port=0,
     )

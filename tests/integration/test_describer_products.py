@@ -16,31 +16,14 @@ from shopstream.events import CopyRequested, ProductDeleted, ProductUpserted
 from shopstream.kafka_io import end_offsets, publish_events
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
-from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream.topics import dead_letter_topic
 from shopstream_describer.app import ProductTable, build_service
-from shopstream_describer.config import DescriberSettings, GeneratorConfig
+from support.describer import composer_settings
 from support.kafka import collect, unique
 
 pytestmark = pytest.mark.integration
 
 TENANT = "it-shop"
-
-
-def settings_for(kafka: KafkaSettings, prefix: str) -> DescriberSettings:
-    topics = TopicSettings(
-        products=f"{prefix}.products",
-        copy_requests=f"{prefix}.copy-requests",
-        descriptions=f"{prefix}.descriptions",
-        copies=f"{prefix}.copies",
-        partitions=2,
-    )
-    return DescriberSettings(
-        kafka=kafka,
-        topics=topics,
-        group_id=f"{prefix}.group",
-        http_port=0,
-        model=GeneratorConfig(generator=None),
-    )
 
 
 def partition_of(key: str) -> int:
@@ -90,7 +73,7 @@ async def test_every_replica_holds_every_product_and_forgets_deleted_ones(
     kafka_bootstrap: str,
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    settings = settings_for(kafka, unique("it.describer-table"))
+    settings = composer_settings(kafka, unique("it.describer-table"))
     topics = settings.topics
     # Keys on different partitions: with two replicas, the one that consumes the campaign does
     # not consume the product's partition, so only the product table can know the product.

@@ -10,37 +10,19 @@ from aiokafka import AIOKafkaProducer
 from shopstream.events import CopyRequested, ProductUpserted
 from shopstream.kafka_io import publish_events
 from shopstream.settings import KafkaSettings
-from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream.topics import dead_letter_topic
 from shopstream_describer.app import build_service
-from shopstream_describer.config import DescriberSettings, GeneratorConfig
-from support.describer import bilingual_products
+from support.describer import bilingual_products, composer_settings
 from support.kafka import collect, unique
 
 pytestmark = pytest.mark.integration
-
-
-def settings_for(kafka: KafkaSettings, prefix: str) -> DescriberSettings:
-    topics = TopicSettings(
-        products=f"{prefix}.products",
-        copy_requests=f"{prefix}.copy-requests",
-        descriptions=f"{prefix}.descriptions",
-        copies=f"{prefix}.copies",
-        partitions=2,
-    )
-    return DescriberSettings(
-        kafka=kafka,
-        topics=topics,
-        group_id=f"{prefix}.group",
-        http_port=0,
-        model=GeneratorConfig(generator=None),
-    )
 
 
 async def test_products_get_described_unchanged_are_skipped_and_poison_is_dead_lettered(
     kafka_bootstrap: str,
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    settings = settings_for(kafka, unique("it.describer"))
+    settings = composer_settings(kafka, unique("it.describer"))
     topics = settings.topics
     first = bilingual_products("it-shop")
     service = build_service(settings)

@@ -9,22 +9,15 @@ from shopstream.echo import EchoSettings, build_echo_service
 from shopstream.events import ReviewSubmitted
 from shopstream.kafka_io import publish_events
 from shopstream.settings import KafkaSettings
-from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream.topics import dead_letter_topic
+from support.echo import echo_settings
 from support.kafka import collect, unique
 
 pytestmark = pytest.mark.integration
 
 
 def settings_for(kafka: KafkaSettings, source: str, marker: str | None) -> EchoSettings:
-    return EchoSettings(
-        kafka=kafka,
-        input_topic=source,
-        output_topic=source + ".out",
-        group_id=source + ".group",
-        http_port=0,
-        fail_marker=marker,
-        topics=TopicSettings(partitions=1),
-    )
+    return echo_settings(kafka, source, partitions=1, fail_marker=marker)
 
 
 def review(text: str) -> ReviewSubmitted:

@@ -15,11 +15,12 @@ import uuid
 
 import pytest
 
-from shopstream.echo import EchoSettings, build_echo_service
+from shopstream.echo import build_echo_service
 from shopstream.events import ReviewSubmitted
 from shopstream.runtime.codec import event_headers
 from shopstream.settings import KafkaSettings
-from shopstream.topics import TopicSettings, dead_letter_topic
+from shopstream.topics import dead_letter_topic
+from support.echo import echo_settings
 from support.kafka import unique
 
 pytestmark = pytest.mark.integration
@@ -73,14 +74,7 @@ async def test_kcat_publishes_an_event_and_reads_the_result_and_the_dead_letter(
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     source = unique("it.kcat")
-    settings = EchoSettings(
-        kafka=kafka,
-        input_topic=source,
-        output_topic=source + ".out",
-        group_id=source + ".group",
-        http_port=0,
-        topics=TopicSettings(partitions=3),
-    )
+    settings = echo_settings(kafka, source)
     service = build_echo_service(settings)
     await service.start()
     try:

@@ -17,12 +17,12 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from shopstream.echo import EchoSettings, build_echo_service
+from shopstream.echo import build_echo_service
 from shopstream.events import ReviewSubmitted
 from shopstream.kafka_io import publish_events
 from shopstream.settings import KafkaSettings
-from shopstream.topics import TopicSettings
 from support.deploy import ROOT, load_yaml
+from support.echo import echo_settings
 from support.kafka import collect, unique
 
 pytestmark = pytest.mark.integration
@@ -158,14 +158,7 @@ async def test_prometheus_scrapes_the_service_and_answers_the_dashboard(
     ports, process = prometheus
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     source = unique("it.prom")
-    settings = EchoSettings(
-        kafka=kafka,
-        input_topic=source,
-        output_topic=source + ".out",
-        group_id=source + ".group",
-        http_port=ports["service"],
-        topics=TopicSettings(partitions=1),
-    )
+    settings = echo_settings(kafka, source, partitions=1, http_port=ports["service"])
     service = build_echo_service(settings)
     await service.start()
     async with httpx.AsyncClient(

@@ -19,7 +19,7 @@ from shopstream.topics import TopicSettings, dead_letter_topic
 from shopstream_recommender.app import RecommenderCore, build_service
 from shopstream_recommender.config import RecommenderSettings
 from shopstream_recommender.handlers import RecommenderInput
-from support.kafka import collect, unique
+from support.kafka import collect, prefixed_topics, unique
 from support.recommender import FakeEmbedder, activity, request, upsert
 
 pytestmark = pytest.mark.integration
@@ -28,13 +28,8 @@ PARTITIONS = 4
 
 
 def topics_for(prefix: str) -> TopicSettings:
-    return TopicSettings(
-        products=f"{prefix}.products",
-        activity=f"{prefix}.activity",
-        recs_requests=f"{prefix}.requests",
-        recs_results=f"{prefix}.results",
-        partitions=PARTITIONS,
-    )
+    names = ("products", "activity", "recs_requests", "recs_results")
+    return prefixed_topics(prefix, *names, partitions=PARTITIONS)
 
 
 def core(service: BatchService[RecommenderInput]) -> RecommenderCore:

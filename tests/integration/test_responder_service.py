@@ -26,7 +26,7 @@ from shopstream.events import (
     ProductUpserted,
     QuestionAsked,
 )
-from shopstream.kafka_io import publish_events, read_topic
+from shopstream.kafka_io import publish_events, results_of
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
@@ -36,7 +36,7 @@ from shopstream_responder.config import ResponderSettings
 from shopstream_responder.intents import IntentRules
 from shopstream_responder.knowledge import Document, PassageVectors, TenantSnapshot
 from shopstream_responder.model import Embedder, ResponderModel
-from support.kafka import collect, unique
+from support.kafka import collect, prefixed_topics, unique
 from support.responder import (
     ADVERSARIAL_QUESTIONS,
     FAQ,
@@ -112,14 +112,8 @@ def e5_model() -> Iterator[SharedModel]:
 
 
 def topics_for(prefix: str) -> TopicSettings:
-    return TopicSettings(
-        knowledge=f"{prefix}.knowledge",
-        products=f"{prefix}.products",
-        questions=f"{prefix}.questions",
-        answers=f"{prefix}.answers",
-        knowledge_gaps=f"{prefix}.knowledge-gaps",
-        partitions=3,
-    )
+    names = ("knowledge", "products", "questions", "answers", "knowledge_gaps")
+    return prefixed_topics(prefix, *names, partitions=3)
 
 
 def settings_for(kafka: KafkaSettings, topics: TopicSettings) -> ResponderSettings:
@@ -139,17 +133,7 @@ async def answers_for(
     kafka: KafkaSettings, topic: str, questions: Sequence[Event], within: float = 60.0
 ) -> dict[str, dict[str, Any]]:
     """The answer to each question, by question event id."""
-    wanted = {str(event.event_id) for event in questions}
-    found: dict[str, dict[str, Any]] = {}
-    async for _key, value, _headers in read_topic(
-        kafka, topic, idle_timeout=within, deadline=time.monotonic() + within
-    ):
-        document = json.loads(value)
-        if document["causation_id"] in wanted:
-            found[document["causation_id"]] = document
-        if len(found) == len(wanted):
-            break
-    return found
+    return await results_of(kafka, topic, questions, within=within)
 
 
 async def ask_and_wait(

@@ -14,12 +14,13 @@ import time
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shopstream.echo import EchoSettings, build_echo_service
+from shopstream.echo import build_echo_service
 from shopstream.events import ReviewSubmitted
 from shopstream.kafka_io import publish_events
 from shopstream.runtime.admin import ensure_topics
 from shopstream.settings import BatchSettings, KafkaSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
+from support.echo import echo_settings
 from support.figures import record
 from support.kafka import collect, unique
 
@@ -34,18 +35,6 @@ def reviews(count: int, tenant: str = "acme", text: str = "fine") -> list[Review
         )
         for i in range(count)
     ]
-
-
-def echo_settings(kafka: KafkaSettings, source: str, **overrides: object) -> EchoSettings:
-    return EchoSettings(
-        kafka=kafka,
-        input_topic=source,
-        output_topic=source + ".out",
-        group_id=source + ".group",
-        http_port=0,
-        topics=TopicSettings(partitions=3),
-        **overrides,  # type: ignore[arg-type]
-    )
 
 
 async def test_poison_records_are_dead_lettered_and_batch_mates_proceed(

@@ -36,7 +36,8 @@ from shopstream.kafka_io import publish_events
 from shopstream.runtime.acl_admin import create_acls
 from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.security import aiokafka_options
-from shopstream.settings import KafkaSettings, ShopstreamSettings
+from shopstream.services import service_spec
+from shopstream.settings import KafkaSettings, ServiceSettings, ShopstreamSettings
 from shopstream.topics import TopicSettings, dead_letter_topic
 from shopstream_describer.app import ProductTable
 from shopstream_describer.app import build_service as build_describer
@@ -47,12 +48,12 @@ from shopstream_responder.app import build_service as build_responder
 from shopstream_responder.config import ResponderSettings
 from shopstream_sentiment.app import build_service as build_sentiment
 from shopstream_sentiment.config import SentimentSettings
-from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
 from support.kafka import collect, unique
 from support.ports import broker_port
 from support.recommender import FakeEmbedder, activity, request, upsert
 from support.replicas import product_events
 from support.responder import NORTH, hashing_model, knowledge_events
+from support.sentiment import KeywordModel
 
 pytestmark = pytest.mark.integration
 
@@ -115,18 +116,26 @@ async def create_topics(
     await ensure_topics(admin, [layout.spec(name, compacted=name in compacted) for name in names])
 
 
-async def grant(
-    admin: KafkaSettings,
-    service: str,
-    settings: (
-        EchoSettings
-        | SentimentSettings
-        | ResponderSettings
-        | RecommenderSettings
-        | DescriberSettings
-    ),
-) -> None:
+async def grant(admin: KafkaSettings, service: str, settings: ServiceSettings) -> None:
     await create_acls(admin, acl_bindings(service_access(service, settings)))
+
+
+async def provision(
+    admin: KafkaSettings, service: str, settings: ServiceSettings, *, partitions: int = 1
+) -> None:
+    """Create the topics the service's spec declares for `settings` (its inputs' dead-letter
+    topics and its compacted tables too), as an operator would, and grant its principal what
+    `shopstream.acls` derives from them."""
+    use = service_spec(service).topic_use(settings)
+    dead_letters = [dead_letter_topic(topic) for topic in use.consumes]
+    names = dict.fromkeys([*use.consumes, *use.produces, *use.loads, *dead_letters])
+    await create_topics(admin, *names, partitions=partitions, compacted=tuple(use.compacted))
+    await grant(admin, service, settings)
+
+
+def topic_env(prefix: str, *names: str) -> dict[str, str]:
+    """`TOPICS__<NAME>` settings naming each of the service's topics `<prefix>.<name>`."""
+    return {f"TOPICS__{name.upper()}": f"{prefix}.{name}" for name in names}
 
 
 def run_as(
@@ -340,22 +349,6 @@ async def test_echo_runs_under_its_own_principal_with_secrets_and_pii_kept_out_o
     assert PHONE not in output, "a customer's phone number in the logs"
 
 
-class KeywordModel:
-    """A stand-in sentiment model: the test is about access rights, not scoring."""
-
-    model_id = "keyword"
-    model_revision = "1"
-
-    def load(self) -> None:
-        return None
-
-    def unload(self) -> None:
-        return None
-
-    def predict_batch(self, inputs: Sequence[ReviewText]) -> list[SentimentPrediction]:
-        return [SentimentPrediction("positive", 0.9, 0.9) for _ in inputs]
-
-
 async def test_sentiment_runs_under_least_privilege_from_its_environment(
     sasl_broker: LocalBrokerConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -368,24 +361,13 @@ async def test_sentiment_runs_under_least_privilege_from_its_environment(
         SENTIMENT,
         # Left at its default: the registry's other topics are refused to it, its own exist.
         CREATE_TOPICS="true",
-        TOPICS__REVIEWS=f"{prefix}.reviews",
-        TOPICS__SENTIMENT=f"{prefix}.sentiment",
-        TOPICS__INSIGHTS=f"{prefix}.insights",
+        **topic_env(prefix, "reviews", "sentiment", "insights"),
         TOPICS__PARTITIONS="2",
         GROUP_ID=f"{prefix}.group",
     )
     settings = SentimentSettings()
     topics = settings.topics
-    await create_topics(
-        admin,
-        topics.reviews,
-        topics.sentiment,
-        topics.insights,
-        dead_letter_topic(topics.reviews),
-        partitions=2,
-        compacted=(topics.insights,),
-    )
-    await grant(admin, "sentiment", settings)
+    await provision(admin, "sentiment", settings, partitions=2)
     events = reviews(6)
     await publish_events(admin, topics.reviews, events)
     # Something to restore on start, so the start-up read of its own state needs the Read grant.
@@ -414,24 +396,12 @@ async def test_responder_reads_its_knowledge_tables_under_least_privilege(
         "RESPONDER_",
         RESPONDER,
         CREATE_TOPICS="false",
-        TOPICS__QUESTIONS=f"{prefix}.questions",
-        TOPICS__ANSWERS=f"{prefix}.answers",
-        TOPICS__KNOWLEDGE=f"{prefix}.knowledge",
-        TOPICS__PRODUCTS=f"{prefix}.products",
+        **topic_env(prefix, "questions", "answers", "knowledge_gaps", "knowledge", "products"),
         GROUP_ID=f"{prefix}.group",
     )
     settings = ResponderSettings()
     topics = settings.topics
-    await create_topics(
-        admin,
-        topics.questions,
-        topics.answers,
-        topics.knowledge,
-        topics.products,
-        dead_letter_topic(topics.questions),
-        compacted=(topics.knowledge, topics.products),
-    )
-    await grant(admin, "responder", settings)
+    await provision(admin, "responder", settings)
     await publish_events(admin, topics.knowledge, knowledge_events())
     questions = [
         QuestionAsked(
@@ -470,25 +440,12 @@ async def test_recommender_replays_and_follows_under_least_privilege(
         "RECOMMENDER_",
         RECOMMENDER,
         CREATE_TOPICS="false",
-        TOPICS__ACTIVITY=f"{prefix}.activity",
-        TOPICS__RECS_REQUESTS=f"{prefix}.requests",
-        TOPICS__RECS_RESULTS=f"{prefix}.results",
-        TOPICS__PRODUCTS=f"{prefix}.products",
+        **topic_env(prefix, "activity", "recs_requests", "recs_results", "products"),
         GROUP_ID=f"{prefix}.group",
     )
     settings = RecommenderSettings()
     topics = settings.topics
-    await create_topics(
-        admin,
-        topics.activity,
-        topics.recs_requests,
-        topics.recs_results,
-        topics.products,
-        dead_letter_topic(topics.activity),
-        dead_letter_topic(topics.recs_requests),
-        compacted=(topics.products,),
-    )
-    await grant(admin, "recommender", settings)
+    await provision(admin, "recommender", settings)
     products = [upsert("p1", "Red Dress"), upsert("p2", "Blue Dress"), upsert("p3", "Tea Kettle")]
     await publish_events(admin, topics.products, products)
     await publish_events(admin, topics.activity, [activity("u1", "p1"), activity("u1", "p3")])
@@ -526,26 +483,13 @@ async def test_describer_follows_its_product_table_under_least_privilege(
         CREATE_TOPICS="false",
         # The composer alone: the test is about access rights, not generation.
         MODEL__GENERATOR="none",
-        TOPICS__PRODUCTS=f"{prefix}.products",
-        TOPICS__COPY_REQUESTS=f"{prefix}.copy-requests",
-        TOPICS__DESCRIPTIONS=f"{prefix}.descriptions",
-        TOPICS__COPIES=f"{prefix}.copies",
+        **topic_env(prefix, "products", "copy_requests", "descriptions", "copies"),
         GROUP_ID=f"{prefix}.group",
     )
     settings = DescriberSettings()
     assert settings.model is None or not settings.model.generator
     topics = settings.topics
-    await create_topics(
-        admin,
-        topics.products,
-        topics.copy_requests,
-        topics.descriptions,
-        topics.copies,
-        dead_letter_topic(topics.products),
-        dead_letter_topic(topics.copy_requests),
-        compacted=(topics.products, topics.descriptions),
-    )
-    await grant(admin, "describer", settings)
+    await provision(admin, "describer", settings)
     [product] = product_events(1)  # acme's "Canvas Tote Bag 0", bag-0, navy canvas
     await publish_events(admin, topics.products, [product])
     request = CopyRequested(

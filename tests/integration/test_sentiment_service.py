@@ -25,7 +25,7 @@ from shopstream_sentiment.app import build_service
 from shopstream_sentiment.config import SentimentSettings
 from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
 from shopstream_sentiment.samples import sample_reviews, sample_rows
-from support.kafka import collect, unique
+from support.kafka import collect, prefixed_topics, unique
 
 pytestmark = pytest.mark.integration
 
@@ -69,12 +69,7 @@ def shared_model() -> Iterator[SharedModel]:
 
 
 def topics_for(prefix: str) -> TopicSettings:
-    return TopicSettings(
-        reviews=f"{prefix}.reviews",
-        sentiment=f"{prefix}.sentiment",
-        insights=f"{prefix}.insights",
-        partitions=PARTITIONS,
-    )
+    return prefixed_topics(prefix, "reviews", "sentiment", "insights", partitions=PARTITIONS)
 
 
 def settings_for(

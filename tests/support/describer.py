@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from shopstream.events import ProductUpserted
-from shopstream_describer.prompts import ChatPrompt
+from shopstream.settings import KafkaSettings
+from shopstream.topics import TopicSettings
+from shopstream_describer.config import DescriberSettings, GeneratorConfig
+from shopstream_describer.generation import GenerationRequest
+from support.kafka import prefixed_topics
 
 
 class ScriptedGenerator:
@@ -21,17 +23,28 @@ class ScriptedGenerator:
     def supports(self, locale: str) -> bool:
         return locale == "en"
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
-        self.calls.append((attempt, len(prompts)))
-        text = self.attempts[min(attempt, len(self.attempts)) - 1]
-        return [f"{text} {index}." if "{n}" in text else text for index in range(len(prompts))]
+    def generate(self, request: GenerationRequest) -> list[str]:
+        self.calls.append((request.attempt, len(request.prompts)))
+        text = self.attempts[min(request.attempt, len(self.attempts)) - 1]
+        count = len(request.prompts)
+        return [f"{text} {index}." if "{n}" in text else text for index in range(count)]
+
+
+def describer_topics(prefix: str) -> TopicSettings:
+    """The describer's four topics named for one test, two partitions each."""
+    names = ("products", "copy_requests", "descriptions", "copies")
+    return prefixed_topics(prefix, *names, partitions=2)
+
+
+def composer_settings(kafka: KafkaSettings, prefix: str) -> DescriberSettings:
+    """The describer on `describer_topics(prefix)` with no generator: the composer writes."""
+    return DescriberSettings(
+        kafka=kafka,
+        topics=describer_topics(prefix),
+        group_id=f"{prefix}.group",
+        http_port=0,
+        model=GeneratorConfig(generator=None),
+    )
 
 
 def bilingual_products(tenant: str) -> list[ProductUpserted]:

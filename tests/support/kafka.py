@@ -13,10 +13,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shopstream.kafka_io import read_topic
 from shopstream.runtime.security import aiokafka_options
 from shopstream.settings import KafkaSettings
+from shopstream.topics import TopicSettings
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}.{uuid.uuid4().hex[:8]}"
+
+
+def prefixed_topics(prefix: str, *names: str, partitions: int = 1) -> TopicSettings:
+    """The registry with each named topic renamed `<prefix>.<name>`."""
+    return TopicSettings(partitions=partitions, **{name: f"{prefix}.{name}" for name in names})
 
 
 async def collect(

@@ -132,15 +132,13 @@ class ServiceProfile:
     """How one service is driven in a reliability test."""
 
     name: str
-    env_prefix: str
     events: int
     """Inputs per fault scenario, sized so the scenario fits CI on a 2-core machine."""
     make_events: Callable[[int], Sequence[Event]]
-    topic_env: Callable[[str], dict[str, str]]
-    """Environment (without prefix) naming the topics for a unique test prefix."""
-    input_topic: Callable[[str], str]
-    result_topic: Callable[[str], str]
-    """The topic with one result per input (its `causation_id` is the input's `event_id`)."""
+    topics: dict[str, str]
+    """The settings (without prefix) naming the service's topics, each the test's unique
+    prefix plus a suffix: `.in` the input, `.out` the topic with one result per input (its
+    `causation_id` is the input's `event_id`)."""
     settings: dict[str, str] = field(default_factory=dict)
     """Service settings (without prefix) for a bounded run, e.g. the generator's token budget."""
     slow_model: dict[str, str] | None = field(default_factory=dict)
@@ -154,66 +152,30 @@ class ServiceProfile:
     """Reference data published before the replicas start, by topic (what the service reads
     in full at start-up, e.g. the responder's knowledge)."""
 
+    @property
+    def env_prefix(self) -> str:
+        return f"{self.name.upper()}_"
 
-def _echo_topics(prefix: str) -> dict[str, str]:
-    return {"INPUT_TOPIC": prefix + ".in", "OUTPUT_TOPIC": prefix + ".out"}
+    def topic_env(self, prefix: str) -> dict[str, str]:
+        """Environment (without `env_prefix`) naming the topics for a unique test prefix."""
+        return {setting: prefix + suffix for setting, suffix in self.topics.items()}
 
+    def input_topic(self, prefix: str) -> str:
+        return prefix + ".in"
 
-def _sentiment_topics(prefix: str) -> dict[str, str]:
-    return {
-        "TOPICS__REVIEWS": prefix + ".in",
-        "TOPICS__SENTIMENT": prefix + ".out",
-        "TOPICS__INSIGHTS": prefix + ".insights",
-    }
-
-
-def _describer_topics(prefix: str) -> dict[str, str]:
-    return {
-        "TOPICS__PRODUCTS": prefix + ".in",
-        "TOPICS__DESCRIPTIONS": prefix + ".out",
-        "TOPICS__COPY_REQUESTS": prefix + ".copy-requests",
-        "TOPICS__COPIES": prefix + ".copies",
-    }
-
-
-def _responder_topics(prefix: str) -> dict[str, str]:
-    return {
-        "TOPICS__QUESTIONS": prefix + ".in",
-        "TOPICS__ANSWERS": prefix + ".out",
-        "TOPICS__KNOWLEDGE": prefix + ".knowledge",
-        "TOPICS__PRODUCTS": prefix + ".products",
-    }
+    def result_topic(self, prefix: str) -> str:
+        return prefix + ".out"
 
 
 def _responder_tables(prefix: str) -> dict[str, Sequence[Event]]:
     return {prefix + ".knowledge": knowledge_events()}
 
 
-def _recommender_topics(prefix: str) -> dict[str, str]:
-    return {
-        "TOPICS__RECS_REQUESTS": prefix + ".in",
-        "TOPICS__RECS_RESULTS": prefix + ".out",
-        "TOPICS__ACTIVITY": prefix + ".activity",
-        "TOPICS__PRODUCTS": prefix + ".products",
-    }
-
-
-def _input(prefix: str) -> str:
-    return prefix + ".in"
-
-
-def _output(prefix: str) -> str:
-    return prefix + ".out"
-
-
 ECHO = ServiceProfile(
     name="echo",
-    env_prefix="ECHO_",
     events=1_500,
     make_events=review_events,
-    topic_env=_echo_topics,
-    input_topic=_input,
-    result_topic=_output,
+    topics={"INPUT_TOPIC": ".in", "OUTPUT_TOPIC": ".out"},
     settings={"DELAY_MS": "20", "BATCH__MAX_RECORDS": "50"},
     slow_model={"DELAY_MS": "5000", "BATCH__MAX_RECORDS": "400"},
     startup_seconds=60,
@@ -223,12 +185,13 @@ ECHO = ServiceProfile(
 # instead of thrashing them, and a single replica's speed does not depend on the other jobs.
 SENTIMENT = ServiceProfile(
     name="sentiment",
-    env_prefix="SENTIMENT_",
     events=160,
     make_events=review_events,
-    topic_env=_sentiment_topics,
-    input_topic=_input,
-    result_topic=_output,
+    topics={
+        "TOPICS__REVIEWS": ".in",
+        "TOPICS__SENTIMENT": ".out",
+        "TOPICS__INSIGHTS": ".insights",
+    },
     settings={"MODEL__THREADS": "1", "BATCH__MAX_RECORDS": "32"},
     # e5-small on one thread scores roughly 20-60 reviews/s here, so 256 reviews take seconds.
     slow_model={"BATCH__MAX_RECORDS": "256", "BATCH__BATCH_TIMEOUT_MS": "2000"},
@@ -242,12 +205,14 @@ SENTIMENT = ServiceProfile(
 # which is what is counted.
 DESCRIBER = ServiceProfile(
     name="describer",
-    env_prefix="DESCRIBER_",
     events=16,
     make_events=product_events,
-    topic_env=_describer_topics,
-    input_topic=_input,
-    result_topic=_output,
+    topics={
+        "TOPICS__PRODUCTS": ".in",
+        "TOPICS__DESCRIPTIONS": ".out",
+        "TOPICS__COPY_REQUESTS": ".copy-requests",
+        "TOPICS__COPIES": ".copies",
+    },
     settings={
         "MODEL__GENERATOR": "smollm2-135m-instruct",
         "MODEL__LANGUAGES": '["en"]',
@@ -264,12 +229,14 @@ DESCRIBER = ServiceProfile(
 # knowledge, read from its topic at start-up; one torch thread per replica, as for sentiment.
 RESPONDER = ServiceProfile(
     name="responder",
-    env_prefix="RESPONDER_",
     events=200,
     make_events=question_events,
-    topic_env=_responder_topics,
-    input_topic=_input,
-    result_topic=_output,
+    topics={
+        "TOPICS__QUESTIONS": ".in",
+        "TOPICS__ANSWERS": ".out",
+        "TOPICS__KNOWLEDGE": ".knowledge",
+        "TOPICS__PRODUCTS": ".products",
+    },
     settings={"MODEL__THREADS": "1", "BATCH__MAX_RECORDS": "32"},
     # Roughly 20-40 questions/s on one thread, so a batch of a hundred takes seconds.
     slow_model={"BATCH__MAX_RECORDS": "256", "BATCH__BATCH_TIMEOUT_MS": "2000"},
@@ -282,12 +249,14 @@ RESPONDER = ServiceProfile(
 # apply.
 RECOMMENDER = ServiceProfile(
     name="recommender",
-    env_prefix="RECOMMENDER_",
     events=400,
     make_events=recommendation_requests,
-    topic_env=_recommender_topics,
-    input_topic=_input,
-    result_topic=_output,
+    topics={
+        "TOPICS__RECS_REQUESTS": ".in",
+        "TOPICS__RECS_RESULTS": ".out",
+        "TOPICS__ACTIVITY": ".activity",
+        "TOPICS__PRODUCTS": ".products",
+    },
     settings={"BATCH__MAX_RECORDS": "32"},
     slow_model=None,
     tables=_recommender_tables,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from shopstream_describer.claims import FactIndex, extract_claims, ground
 from shopstream_describer.compliance import Lexicons
 from shopstream_describer.composer import compose_copy, compose_description
 from shopstream_describer.facts import ProductFacts, content_hash
+from shopstream_describer.generation import GenerationRequest
 from shopstream_describer.pipeline import CopyJob, DescriberPipeline, DescriptionJob
 from shopstream_describer.prompts import ChatPrompt
 from shopstream_describer.text import similarity
@@ -45,31 +45,38 @@ def kinds(text: str) -> set[tuple[str, str]]:
     return {(claim.kind, claim.text) for claim in extract_claims(text)}
 
 
-def test_claims_are_found_in_english_and_chinese() -> None:
-    english = kinds(
-        "A cotton tee by Nike, 200 g, size XL, made in Italy, 2-year warranty, ISO 9001."
-    )
-    assert {
-        ("material", "cotton"),
-        ("brand", "Nike"),
-        ("weight", "200 g"),
-        ("size", "size XL"),
-        ("origin", "Italy"),
-        ("warranty", "warranty"),
-        ("duration", "2-year"),
-    } <= english
-    chinese = kinds(
-        "这款来自梵凯的裙子采用纯棉面料，黑色，长80厘米，质保1年，产自意大利，通过3C认证。"
-    )
-    assert {
-        ("brand", "梵凯"),
-        ("material", "纯棉"),
-        ("colour", "黑色"),
-        ("dimension", "80厘米"),
-        ("warranty", "质保"),
-        ("duration", "1年"),
-        ("origin", "意大利"),
-    } <= chinese
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "A cotton tee by Nike, 200 g, size XL, made in Italy, 2-year warranty, ISO 9001.",
+            {
+                ("material", "cotton"),
+                ("brand", "Nike"),
+                ("weight", "200 g"),
+                ("size", "size XL"),
+                ("origin", "Italy"),
+                ("warranty", "warranty"),
+                ("duration", "2-year"),
+            },
+        ),
+        (
+            "这款来自梵凯的裙子采用纯棉面料，黑色，长80厘米，质保1年，产自意大利，通过3C认证。",
+            {
+                ("brand", "梵凯"),
+                ("material", "纯棉"),
+                ("colour", "黑色"),
+                ("dimension", "80厘米"),
+                ("warranty", "质保"),
+                ("duration", "1年"),
+                ("origin", "意大利"),
+            },
+        ),
+    ],
+    ids=["english", "chinese"],
+)
+def test_claims_are_found_in_english_and_chinese(text: str, expected: set[tuple[str, str]]) -> None:
+    assert expected <= kinds(text)
 
 
 def test_grounding_separates_supported_from_invented_claims() -> None:
@@ -227,16 +234,9 @@ class ChineseScript(ScriptedGenerator):
     def supports(self, locale: str) -> bool:
         return locale.startswith("zh")
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
-        self.prompts += prompts
-        return super().generate(prompts, attempt=attempt, max_new_tokens=max_new_tokens)
+    def generate(self, request: GenerationRequest) -> list[str]:
+        self.prompts += request.prompts
+        return super().generate(request)
 
 
 def test_each_locale_goes_to_its_own_generator_with_its_own_prompt_and_lineage() -> None:
@@ -290,20 +290,13 @@ class ObedientGenerator(ScriptedGenerator):
     def supports(self, locale: str) -> bool:
         return True
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
-        self.calls.append((attempt, len(prompts)))
+    def generate(self, request: GenerationRequest) -> list[str]:
+        self.calls.append((request.attempt, len(request.prompts)))
         return [
             "这款白色上衣是全网最好的上衣，白色百搭，日常穿着舒适大方，值得入手。"
             if "商品" in prompt[-1]["content"]
             else "This white top cures colds. It is the best white top, comfortable every day."
-            for prompt in prompts
+            for prompt in request.prompts
         ]
 
 

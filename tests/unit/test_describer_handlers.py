@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 from faststream.kafka import TestKafkaBroker
@@ -22,6 +21,7 @@ from shopstream_describer.compliance import Lexicons
 from shopstream_describer.config import DescriberSettings, GeneratorConfig
 from shopstream_describer.handlers import DescriberState, build_describer_handler
 from shopstream_describer.pipeline import DescriberPipeline, DescriptionJob, DescriptionResult
+from support.memory import sink
 
 pytestmark = pytest.mark.unit
 
@@ -81,11 +81,7 @@ async def test_copy_request_for_an_unknown_product_is_dead_lettered() -> None:
             "channel": "push",
         },
     )
-    dead: list[dict[str, Any]] = []
-
-    @service.broker.subscriber(dead_letter_topic(TOPICS.copy_requests))
-    async def on_dead(body: dict[str, Any]) -> None:
-        dead.append(body)
+    dead = sink(service, dead_letter_topic(TOPICS.copy_requests))
 
     async with TestKafkaBroker(service.broker) as broker:
         await broker.publish(request.to_json(), TOPICS.copy_requests)

@@ -17,6 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from shopstream_describer.config import GeneratorConfig
+from shopstream_describer.generation import GenerationRequest
 from shopstream_describer.serving import OpenAIChatGenerator, OpenAIServerConfig, OpenAIServerError
 
 pytestmark = pytest.mark.unit
@@ -127,20 +128,26 @@ def prompt(text: str) -> tuple[dict[str, str], ...]:
     return ({"role": "system", "content": "rules"}, {"role": "user", "content": text})
 
 
+def request(*texts: str, attempt: int = 1, max_new_tokens: int = 8) -> GenerationRequest:
+    return GenerationRequest(
+        [prompt(text) for text in texts], attempt=attempt, max_new_tokens=max_new_tokens
+    )
+
+
 def test_results_keep_the_prompts_order_while_requests_overlap(fake_server, generator_on):
     count = 12
     # Later prompts answer sooner, so completion order is the reverse of the prompts' order.
     fake_server.delay = lambda body: (count - int(body["messages"][-1]["content"])) * 0.02
     generator = generator_on(concurrency=4)
-    texts = generator.generate([prompt(str(i)) for i in range(count)], attempt=1, max_new_tokens=8)
+    texts = generator.generate(request(*map(str, range(count))))
     assert texts == [f"echo: {i}" for i in range(count)]
     assert 1 < fake_server.max_in_flight <= 4
 
 
 def test_first_attempt_is_greedy_and_retries_sample_with_a_seed(fake_server, generator_on):
     generator = generator_on(api_key=SecretStr("s3cret"))
-    generator.generate([prompt("a")], attempt=1, max_new_tokens=16)
-    generator.generate([prompt("b")], attempt=3, max_new_tokens=32)
+    generator.generate(request("a", max_new_tokens=16))
+    generator.generate(request("b", attempt=3, max_new_tokens=32))
     greedy, sampled = fake_server.bodies
     config = generator.config
     assert greedy == {
@@ -163,7 +170,7 @@ def test_first_attempt_is_greedy_and_retries_sample_with_a_seed(fake_server, gen
 def test_first_attempt_sampling_and_engine_fields(fake_server, generator_on):
     config = config_for(fake_server.base_url, extra_body={"repeat_penalty": 1.1})
     generator = generator_on(config.model_copy(update={"first_attempt_sampling": True}))
-    generator.generate([prompt("a")], attempt=1, max_new_tokens=8)
+    generator.generate(request("a"))
     (body,) = fake_server.bodies
     assert body["seed"] == config.seed + 1
     assert body["temperature"] == config.temperature
@@ -173,7 +180,7 @@ def test_first_attempt_sampling_and_engine_fields(fake_server, generator_on):
 def test_503_is_retried_until_the_server_answers(fake_server, generator_on):
     fake_server.statuses = [503, 503]
     generator = generator_on(max_retries=3)
-    assert generator.generate([prompt("x")], attempt=1, max_new_tokens=8) == ["echo: x"]
+    assert generator.generate(request("x")) == ["echo: x"]
     assert fake_server.chat_requests == 3
 
 
@@ -181,7 +188,7 @@ def test_retries_are_bounded(fake_server, generator_on):
     fake_server.statuses = [500] * 10
     generator = generator_on(max_retries=2)
     with pytest.raises(OpenAIServerError, match=r"failed 3 times for model 'fake-model': 500"):
-        generator.generate([prompt("x")], attempt=1, max_new_tokens=8)
+        generator.generate(request("x"))
     assert fake_server.chat_requests == 3
 
 
@@ -189,7 +196,7 @@ def test_400_is_not_retried_and_says_why(fake_server, generator_on):
     fake_server.statuses = [400]
     generator = generator_on(max_retries=3)
     with pytest.raises(OpenAIServerError, match=r"answered 400 .*not retried.*scripted 400"):
-        generator.generate([prompt("x")], attempt=1, max_new_tokens=8)
+        generator.generate(request("x"))
     assert fake_server.chat_requests == 1
 
 
@@ -204,7 +211,7 @@ def test_load_fails_clearly_when_no_server_answers():
     ):
         generator.load()
     with pytest.raises(RuntimeError, match="before load"):
-        generator.generate([prompt("x")], attempt=1, max_new_tokens=8)
+        generator.generate(request("x"))
 
 
 def test_load_fails_on_an_error_status(fake_server):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -38,6 +36,7 @@ from shopstream_recommender.handlers import (
     interaction_of,
 )
 from shopstream_recommender.state import Item
+from support.memory import sink
 from support.recommender import FakeEmbedder, activity, request, upsert
 
 pytestmark = pytest.mark.unit
@@ -247,23 +246,11 @@ def test_item_text_holds_what_a_shopper_compares() -> None:
 
 async def test_service_on_the_in_memory_broker_answers_and_dead_letters() -> None:
     service = make_service()
-    received: dict[str, list[dict[str, Any]]] = {
-        "results": [],
-        "dead_activity": [],
-        "dead_requests": [],
+    received = {
+        "results": sink(service, TOPICS.recs_results),
+        "dead_activity": sink(service, dead_letter_topic(TOPICS.activity)),
+        "dead_requests": sink(service, dead_letter_topic(TOPICS.recs_requests)),
     }
-
-    @service.broker.subscriber(TOPICS.recs_results)
-    async def results_sink(body: dict[str, Any]) -> None:
-        received["results"].append(body)
-
-    @service.broker.subscriber(dead_letter_topic(TOPICS.activity))
-    async def dead_activity(body: dict[str, Any]) -> None:
-        received["dead_activity"].append(body)
-
-    @service.broker.subscriber(dead_letter_topic(TOPICS.recs_requests))
-    async def dead_requests(body: dict[str, Any]) -> None:
-        received["dead_requests"].append(body)
 
     bad_kind = json.loads(activity("me", "kettle").to_json())
     bad_kind["payload"]["kind"] = "teleport"
@@ -281,15 +268,6 @@ async def test_service_on_the_in_memory_broker_answers_and_dead_letters() -> Non
     assert answer["payload"]["items"][0]["product_id"] == "teapot"
     assert [d["payload"]["reason"] for d in received["dead_activity"]] == ["schema_violation"]
     assert [d["payload"]["reason"] for d in received["dead_requests"]] == ["unexpected_event_type"]
-
-
-def test_importing_the_service_does_not_import_torch() -> None:
-    code = (
-        "import sys, shopstream_recommender.app, shopstream_recommender.handlers, "
-        "shopstream_recommender.cli; assert 'torch' not in sys.modules, 'torch imported'"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
 
 
 def test_an_event_from_a_clock_far_in_the_future_is_capped_near_now() -> None:

@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import ssl
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ from shopstream.settings import BatchSettings, KafkaSettings
 from shopstream.topics import dead_letter_topic
 from shopstream_sentiment.app import build_service as build_sentiment
 from shopstream_sentiment.config import SentimentSettings
-from shopstream_sentiment.predictions import ReviewText, SentimentPrediction
+from support.sentiment import KeywordModel
 
 CA_PEM = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
 
@@ -107,27 +106,13 @@ def test_principal_follows_the_sasl_username_and_group_the_settings() -> None:
     assert ("TOPIC", dead_letter_topic("a"), "WRITE") in grants("echo", settings)
 
 
-class IdleModel:
-    model_id = "idle"
-    model_revision = "0"
-
-    def load(self) -> None:
-        return None
-
-    def unload(self) -> None:
-        return None
-
-    def predict_batch(self, inputs: Sequence[ReviewText]) -> list[SentimentPrediction]:
-        return []
-
-
 @pytest.mark.parametrize("service", ["sentiment", "echo"])
 def test_grants_cover_every_topic_the_service_declares(service: str) -> None:
     # A new input or output in a service without a matching grant would fail only in a
     # secured deployment; this catches the drift for the services cheap to build here.
     if service == "sentiment":
         settings: EchoSettings | SentimentSettings = SentimentSettings()
-        declared = build_sentiment(settings, model=IdleModel())._topics
+        declared = build_sentiment(settings, model=KeywordModel())._topics
     else:
         settings = EchoSettings()
         declared = build_echo_service(settings)._topics

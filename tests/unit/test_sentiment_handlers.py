@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -28,6 +26,7 @@ from shopstream_sentiment.config import SentimentSettings
 from shopstream_sentiment.handlers import build_review_handler
 from shopstream_sentiment.insights import InsightsBook
 from shopstream_sentiment.predictions import AspectPrediction, ReviewText, SentimentPrediction
+from support.memory import sink
 
 pytestmark = pytest.mark.unit
 
@@ -201,19 +200,11 @@ async def test_windows_follow_the_reviews_occurred_at() -> None:
 
 async def test_service_on_the_in_memory_broker_scores_and_dead_letters() -> None:
     service = make_service()
-    received: dict[str, list[dict[str, Any]]] = {"scored": [], "insights": [], "dead": []}
-
-    @service.broker.subscriber(TOPICS.sentiment)
-    async def scored_sink(body: dict[str, Any]) -> None:
-        received["scored"].append(body)
-
-    @service.broker.subscriber(TOPICS.insights)
-    async def insights_sink(body: dict[str, Any]) -> None:
-        received["insights"].append(body)
-
-    @service.broker.subscriber(dead_letter_topic(TOPICS.reviews))
-    async def dead_sink(body: dict[str, Any]) -> None:
-        received["dead"].append(body)
+    received = {
+        "scored": sink(service, TOPICS.sentiment),
+        "insights": sink(service, TOPICS.insights),
+        "dead": sink(service, dead_letter_topic(TOPICS.reviews)),
+    }
 
     good = [review(), review("it leaks"), review(product="tea")]
     missing_tenant = json.loads(good[0].to_json())
@@ -228,12 +219,3 @@ async def test_service_on_the_in_memory_broker_scores_and_dead_letters() -> None
     assert [i["payload"]["review_count"] for i in received["insights"]] == [1, 2, 1]
     reasons = sorted(d["payload"]["reason"] for d in received["dead"])
     assert reasons == ["invalid_json", "missing_tenant", "processing_error"]
-
-
-def test_importing_the_service_does_not_import_torch() -> None:
-    code = (
-        "import sys, shopstream_sentiment.app, shopstream_sentiment.handlers, "
-        "shopstream_sentiment.insights; assert 'torch' not in sys.modules, 'torch imported'"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 from faststream.kafka import TestKafkaBroker
@@ -63,3 +65,19 @@ async def test_health_and_metrics_endpoints() -> None:
         assert (await http_get(port, "/nope"))[0] == 404
     finally:
         await service.health.stop()
+
+
+@pytest.mark.parametrize(
+    "modules",
+    [
+        "shopstream_sentiment.app, shopstream_sentiment.handlers, shopstream_sentiment.insights",
+        "shopstream_responder.app, shopstream_responder.handlers, shopstream_responder.cli, "
+        "shopstream_responder.evaluation",
+        "shopstream_recommender.app, shopstream_recommender.handlers, shopstream_recommender.cli",
+    ],
+    ids=["sentiment", "responder", "recommender"],
+)
+def test_importing_the_service_does_not_import_torch(modules: str) -> None:
+    code = f"import sys, {modules}; assert 'torch' not in sys.modules, 'torch imported'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -77,11 +77,7 @@ def build_echo_service(settings: EchoSettings | None = None) -> BatchService[Rev
         return handle
 
     return BatchService(
-        name=SERVICE_NAME,
-        version=__version__,
-        settings=settings,
-        input_topics=_topic_use(settings).consumes,
-        output_topics=_topic_use(settings).produces,
+        **SPEC.identity(settings, __version__),
         accepts=ReviewSubmitted,
         build_handler=build_handler,
         model=model,

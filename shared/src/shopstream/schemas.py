@@ -8,6 +8,7 @@ enum or bound narrowed, a new required field) needs a new `schema_version`.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,54 @@ def export_all(directory: Path = SCHEMA_DIR) -> list[Path]:
 
 def breaking_changes(old: JsonSchema, new: JsonSchema) -> list[str]:
     """Every way in which `new` rejects or misreads a document that `old` accepted."""
-    problems: list[str] = []
-    _compare(old, new, old, new, "$", problems)
-    return problems
+    comparison = _Comparison(old_root=old, new_root=new)
+    comparison.compare(old, new, "$")
+    return comparison.problems
+
+
+@dataclass
+class _Comparison:
+    """One walk of an old schema against a new one, from their roots (where `$ref`s point),
+    collecting the problems found."""
+
+    old_root: JsonSchema
+    new_root: JsonSchema
+    problems: list[str] = field(default_factory=list)
+
+    def compare(self, old: JsonSchema, new: JsonSchema, where: str) -> None:
+        problems = self.problems
+        new_alts = _alternatives(new, self.new_root)
+        for old_alt in _alternatives(old, self.old_root):
+            matches = [alt for alt in new_alts if _accepts_kind(alt, old_alt)]
+            if not matches:
+                problems.append(f"{where}: type {_kind(old_alt)!r} is no longer accepted")
+                continue
+            best = matches[0]
+            if _kind(old_alt) == "enum":
+                _compare_enum(old_alt, matches, where, problems)
+            else:
+                _compare_bounds(old_alt, best, where, problems)
+            if _kind(old_alt) == "object":
+                self.compare_object(old_alt, best, where)
+            elif _kind(old_alt) == "array" and "items" in old_alt and "items" in best:
+                self.compare(old_alt["items"], best["items"], where + "[]")
+
+    def compare_object(self, old: JsonSchema, new: JsonSchema, where: str) -> None:
+        problems = self.problems
+        old_properties: dict[str, JsonSchema] = old.get("properties", {})
+        new_properties: dict[str, JsonSchema] = new.get("properties", {})
+        for name, old_property in old_properties.items():
+            if name not in new_properties:
+                problems.append(f"{where}.{name}: field removed or renamed")
+                continue
+            self.compare(old_property, new_properties[name], f"{where}.{name}")
+        added_required = set(new.get("required", [])) - set(old.get("required", []))
+        problems.extend(f"{where}.{name}: new required field" for name in sorted(added_required))
+        if (
+            old.get("additionalProperties") is not False
+            and new.get("additionalProperties") is False
+        ):
+            problems.append(f"{where}: additional properties are no longer allowed")
 
 
 def _resolve(schema: JsonSchema, root: JsonSchema) -> JsonSchema:
@@ -71,32 +117,6 @@ def _kind(schema: JsonSchema) -> str:
         return "enum"
     kind = schema.get("type", "any")
     return "number" if kind == "integer" else str(kind)
-
-
-def _compare(  # noqa: PLR0917 - a recursive walker; keywords would hide its shape
-    old: JsonSchema,
-    new: JsonSchema,
-    old_root: JsonSchema,
-    new_root: JsonSchema,
-    where: str,
-    problems: list[str],
-) -> None:
-    old_alts = _alternatives(old, old_root)
-    new_alts = _alternatives(new, new_root)
-    for old_alt in old_alts:
-        matches = [alt for alt in new_alts if _accepts_kind(alt, old_alt)]
-        if not matches:
-            problems.append(f"{where}: type {_kind(old_alt)!r} is no longer accepted")
-            continue
-        best = matches[0]
-        if _kind(old_alt) == "enum":
-            _compare_enum(old_alt, matches, where, problems)
-        else:
-            _compare_bounds(old_alt, best, where, problems)
-        if _kind(old_alt) == "object":
-            _compare_object(old_alt, best, old_root, new_root, where, problems)
-        elif _kind(old_alt) == "array" and "items" in old_alt and "items" in best:
-            _compare(old_alt["items"], best["items"], old_root, new_root, where + "[]", problems)
 
 
 def _accepts_kind(new: JsonSchema, old: JsonSchema) -> bool:
@@ -154,25 +174,3 @@ def _compare_bounds(old: JsonSchema, new: JsonSchema, where: str, problems: list
         problems.append(f"{where}: pattern changed to {new['pattern']!r}")
     if "format" in new and new.get("format") != old.get("format"):
         problems.append(f"{where}: format changed to {new['format']!r}")
-
-
-def _compare_object(  # noqa: PLR0917 - same walker as `_compare`
-    old: JsonSchema,
-    new: JsonSchema,
-    old_root: JsonSchema,
-    new_root: JsonSchema,
-    where: str,
-    problems: list[str],
-) -> None:
-    old_properties: dict[str, JsonSchema] = old.get("properties", {})
-    new_properties: dict[str, JsonSchema] = new.get("properties", {})
-    for name, old_property in old_properties.items():
-        if name not in new_properties:
-            problems.append(f"{where}.{name}: field removed or renamed")
-            continue
-        where_field = f"{where}.{name}"
-        _compare(old_property, new_properties[name], old_root, new_root, where_field, problems)
-    added_required = set(new.get("required", [])) - set(old.get("required", []))
-    problems.extend(f"{where}.{name}: new required field" for name in sorted(added_required))
-    if old.get("additionalProperties") is not False and new.get("additionalProperties") is False:
-        problems.append(f"{where}: additional properties are no longer allowed")

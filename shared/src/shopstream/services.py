@@ -22,7 +22,7 @@ import importlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from shopstream.logs import configure_logging
 from shopstream.settings import ServiceSettings
@@ -77,6 +77,17 @@ class CommandSpec:
     """`module:function`, a typer command function."""
 
 
+class ServiceIdentity(TypedDict):
+    """The keyword arguments of `BatchService` that its spec decides:
+    `BatchService(**SPEC.identity(settings, __version__), accepts=..., ...)`."""
+
+    name: str
+    version: str
+    settings: ServiceSettings
+    input_topics: tuple[str, ...]
+    output_topics: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -94,12 +105,48 @@ class ServiceSpec:
     image: bool = True
     """Ships a container image and a deploy overlay (the deploy checks look for them)."""
 
+    @classmethod
+    def of_package(
+        cls,
+        name: str,
+        settings: type[ServiceSettings],
+        topics: Callable[[Any], TopicUse],
+        commands: dict[str, str] | None = None,
+    ) -> ServiceSpec:
+        """The spec of a service laid out as every shopstream service is: the package
+        `shopstream_NAME` with `app:build_service`, `demo:demo_step` and a `cli` module whose
+        functions `commands` names by command (`{"eval NAME": "evaluate"}`)."""
+        package = f"shopstream_{name}"
+        return cls(
+            name=name,
+            settings=settings,
+            topics=topics,
+            factory=f"{package}.app:build_service",
+            demo=f"{package}.demo:demo_step",
+            commands=tuple(
+                CommandSpec(*_group_and_name(command), target=f"{package}.cli:{function}")
+                for command, function in (commands or {}).items()
+            ),
+        )
+
     def load_settings(self) -> ServiceSettings:
         """The settings from the service's environment (`DESCRIBER_...`), as it reads them."""
         return self.settings()
 
     def topic_use(self, settings: ServiceSettings | None = None) -> TopicUse:
         return self.topics(settings if settings is not None else self.load_settings())
+
+    def identity(self, settings: ServiceSettings, version: str) -> ServiceIdentity:
+        """The name and the topics the service runs with: those its spec declares, so the ACLs
+        and the topic registry read the same."""
+        topics = self.topic_use(settings)
+        return ServiceIdentity(
+            name=self.name,
+            version=version,
+            settings=settings,
+            input_topics=topics.consumes,
+            output_topics=topics.produces,
+        )
 
     def registry_use(self, topics: TopicSettings) -> TopicUse:
         """What the service uses of the shared registry named by `topics`, with its other
@@ -117,6 +164,11 @@ class ServiceSpec:
             return None
         step: DemoStep = resolve(self.demo)
         return step
+
+
+def _group_and_name(command: str) -> tuple[str, str]:
+    group, _, name = command.partition(" ")
+    return group, name
 
 
 def resolve(target: str) -> Any:  # noqa: ANN401 - the attribute's type is the caller's to know

@@ -19,9 +19,8 @@ from shopstream_describer.config import DescriberSettings, GeneratorConfig
 from shopstream_describer.handlers import ACCEPTED, DescriberState, build_describer_handler
 from shopstream_describer.pipeline import DescriberPipeline, Generator
 from shopstream_describer.serving import OpenAIChatGenerator
-from shopstream_describer.spec import topic_use
+from shopstream_describer.spec import SPEC
 
-SERVICE_NAME = "describer"
 logger = logging.getLogger("shopstream.describer")
 
 
@@ -131,14 +130,8 @@ def build_service(
         "Products in this replica's product table.",
         registry=registry,
     ).set_function(lambda: len(state.products))
-    topics = topic_use(settings)
     return BatchService(
-        name=SERVICE_NAME,
-        version=__version__,
-        settings=settings,
-        # The topics its spec declares (the ACLs and the topic registry read the same).
-        input_topics=topics.consumes,
-        output_topics=topics.produces,
+        **SPEC.identity(settings, __version__),
         accepts=ACCEPTED,
         build_handler=lambda context: build_describer_handler(
             context, pipeline, state, lexicons, settings.topics, refresh_products=table.refresh

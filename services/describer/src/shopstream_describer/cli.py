@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from shopstream.reports import JsonReportOption
 from shopstream_describer.compliance import Lexicons
 from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig, packaged_adapter
 from shopstream_describer.evaluation import evaluate_rows, read_rows, select_split
@@ -25,9 +26,7 @@ console = Console()
 def evaluate(
     *,
     data: Annotated[Path, typer.Option("--data", help="JSONL file of products.")],
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
-    ] = None,
+    json_out: JsonReportOption = None,
     limit: Annotated[int | None, typer.Option(help="Describe at most this many rows.")] = None,
     generator: Annotated[
         str, typer.Option(help="Generator (registry name, dir, Hub id); '' = composer only.")

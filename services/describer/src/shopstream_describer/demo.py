@@ -22,13 +22,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from shopstream import demos
 from shopstream.events import CopyRequested, Event, ProductUpserted, parse_key
 from shopstream.kafka_io import end_offsets, publish_events, read_to_end
 from shopstream.runtime.admin import ensure_topics
@@ -36,14 +36,15 @@ from shopstream.runtime.service import BatchService
 from shopstream.services import DemoOptions
 from shopstream.settings import KafkaSettings
 from shopstream.topics import TopicSettings
-from shopstream_describer.app import SERVICE_NAME, build_service
+from shopstream_describer.app import build_service
 from shopstream_describer.config import DescriberSettings
+from shopstream_describer.spec import SPEC
 
 SHOWN_CHARS = 140
 DEMO_TOKENS = {"description_tokens": 96, "copy_tokens": 48}
 """New tokens per description and per copy variant in the demo, at most the service's defaults:
 enough for the short texts the prompts ask for (a cut-off last sentence is dropped)."""
-_METRIC = f"shopstream_{SERVICE_NAME}_"
+_METRIC = f"shopstream_{SPEC.name}_"
 _WATCHED = ("inference_seconds_sum", "inference_seconds_count")
 """Time in batched pipeline calls, their number, and inputs handled with results acknowledged."""
 
@@ -77,13 +78,7 @@ class DescriberDemoOutcome:
 
 def demo_catalogue() -> dict[str, Any]:
     """The sample products and campaigns shipped with the package (``data/demo_products.json``)."""
-    text = (
-        resources.files("shopstream_describer")
-        .joinpath("data", "demo_products.json")
-        .read_text(encoding="utf-8")
-    )
-    catalogue: dict[str, Any] = json.loads(text)
-    return catalogue
+    return demos.package_json("shopstream_describer", "demo_products.json")
 
 
 def demo_settings(kafka: KafkaSettings) -> DescriberSettings:
@@ -106,6 +101,10 @@ def _clean_with_problems(quality: dict[str, Any]) -> bool:
     return not quality["review_required"] and bool(
         quality["unsupported_claims"] or quality["compliance_findings"]
     )
+
+
+_QUALITY_COLUMNS = ("claims ok / unsupported", "coverage", "findings", "path", "report")
+"""The columns `_quality_cells` fills, in its order."""
 
 
 def _quality_cells(quality: dict[str, Any]) -> tuple[str | Text, ...]:
@@ -163,66 +162,64 @@ def _announce(console: Console, settings: DescriberSettings, start: float, load:
     )
 
 
-def _description_table(
-    described: dict[DescriptionKey, dict[str, Any]],
-    wanted: set[DescriptionKey],
-    ours: set[str],
-    sent_at: datetime,
-    *,
-    title: str,
-    tally: _Tally,
-) -> Table:
-    table = Table(
-        "product", "loc", "description", "claims ok / unsupported", "coverage", "findings",
-        "path", "report", "s",
-        title=f"{title} (written by {_models(described.values())})",
-        caption="s: seconds from the publish until the service wrote the text",
-    )  # fmt: skip
-    for key in sorted(wanted, key=lambda item: (item[1], item[0])):
-        document = described.get(key)
-        if document is None:
-            table.add_row(key[0], key[1], Text("no description", style="red"))
-            continue
-        payload = document["payload"]
-        text = _shorten(payload["description"])
-        after = _seconds_after(document, sent_at)
-        if document["causation_id"] not in ours:
-            text += " (unchanged: kept from an earlier run)"
-            after = "-"
-        tally.add(payload["quality"])
-        table.add_row(key[0], key[1], text, *_quality_cells(payload["quality"]), after)
-    return table
+@dataclass
+class _Tables:
+    """The demo's result tables; drawing them counts what they show into `tally`."""
 
+    sent_at: datetime
+    """When the demo published its inputs (the tables show each text's seconds after it)."""
+    tally: _Tally = field(default_factory=_Tally)
 
-def _copy_table(
-    copies: dict[str, dict[str, Any]],
-    campaigns: list[CopyRequested],
-    sent_at: datetime,
-    *,
-    title: str,
-    tally: _Tally,
-) -> Table:
-    table = Table(
-        "campaign", "loc", "variant", "claims ok / unsupported", "coverage", "findings", "path",
-        "report", "s",
-        title=f"{title} (written by {_models(copies.values())})",
-    )  # fmt: skip
-    for campaign in campaigns:
-        brief = campaign.payload
-        tally.expected_variants += brief.variants
-        label = f"{brief.campaign_id} ({brief.channel.value})"
-        document = copies.get(brief.campaign_id)
-        if document is None:
-            table.add_row(label, brief.locale, Text("no copy", style="red"))
-            continue
-        after = _seconds_after(document, sent_at)
-        for variant in document["payload"]["variants"]:
-            tally.variants += 1
-            tally.add(variant["quality"])
-            table.add_row(
-                label, brief.locale, variant["text"], *_quality_cells(variant["quality"]), after
-            )
-    return table
+    def descriptions(
+        self,
+        described: dict[DescriptionKey, dict[str, Any]],
+        wanted: set[DescriptionKey],
+        ours: set[str],
+        title: str,
+    ) -> Table:
+        table = Table(
+            "product", "loc", "description", *_QUALITY_COLUMNS, "s",
+            title=f"{title} (written by {_models(described.values())})",
+            caption="s: seconds from the publish until the service wrote the text",
+        )  # fmt: skip
+        for key in sorted(wanted, key=lambda item: (item[1], item[0])):
+            document = described.get(key)
+            if document is None:
+                table.add_row(key[0], key[1], Text("no description", style="red"))
+                continue
+            payload = document["payload"]
+            text = _shorten(payload["description"])
+            after = _seconds_after(document, self.sent_at)
+            if document["causation_id"] not in ours:
+                text += " (unchanged: kept from an earlier run)"
+                after = "-"
+            self.tally.add(payload["quality"])
+            table.add_row(key[0], key[1], text, *_quality_cells(payload["quality"]), after)
+        return table
+
+    def copies(
+        self, copies: dict[str, dict[str, Any]], campaigns: list[CopyRequested], title: str
+    ) -> Table:
+        table = Table(
+            "campaign", "loc", "variant", *_QUALITY_COLUMNS, "s",
+            title=f"{title} (written by {_models(copies.values())})",
+        )  # fmt: skip
+        for campaign in campaigns:
+            brief = campaign.payload
+            self.tally.expected_variants += brief.variants
+            label = f"{brief.campaign_id} ({brief.channel.value})"
+            document = copies.get(brief.campaign_id)
+            if document is None:
+                table.add_row(label, brief.locale, Text("no copy", style="red"))
+                continue
+            after = _seconds_after(document, self.sent_at)
+            for variant in document["payload"]["variants"]:
+                self.tally.variants += 1
+                self.tally.add(variant["quality"])
+                table.add_row(
+                    label, brief.locale, variant["text"], *_quality_cells(variant["quality"]), after
+                )
+        return table
 
 
 async def _publish_and_wait(
@@ -275,10 +272,9 @@ async def run_describer_demo(
     }
     await ensure_topics(kafka, topics.specs())
     service = build_service(settings)
-    began = time.perf_counter()
-    with console.status(f"describer: loading {settings.model.generator or 'no generator'}..."):
-        await service.start()
-    start_seconds = time.perf_counter() - began
+    start_seconds = await demos.start_in_view(
+        console, service, f"describer: loading {settings.model.generator or 'no generator'}..."
+    )
     registry = service.registry
 
     def metric(name: str) -> float:
@@ -306,11 +302,11 @@ async def run_describer_demo(
 
     ours = {str(product.event_id) for product in products}
     fresh = sum(document["causation_id"] in ours for document in described.values())
-    tally = _Tally()
+    tables = _Tables(sent_at)
     title = f"description.generated for {tenant} on {topics.descriptions}"
-    console.print(_description_table(described, wanted, ours, sent_at, title=title, tally=tally))
-    title = f"copy.generated on {topics.copies}"
-    console.print(_copy_table(copies, campaigns, sent_at, title=title, tally=tally))
+    console.print(tables.descriptions(described, wanted, ours, title))
+    console.print(tables.copies(copies, campaigns, f"copy.generated on {topics.copies}"))
+    tally = tables.tally
     texts = fresh + len(copies)
     per_text = f" ({generation / texts:.1f} s per description or campaign)" if texts else ""
     console.print(

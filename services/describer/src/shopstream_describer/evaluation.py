@@ -26,6 +26,7 @@ from shopstream.events import GenerationPath, ProductUpsertedPayload
 from shopstream_describer.claims import FactIndex, ground
 from shopstream_describer.compliance import Lexicon
 from shopstream_describer.facts import ProductFacts
+from shopstream_describer.generation import GenerationRequest
 from shopstream_describer.pipeline import DescriberPipeline, DescriptionJob, Generator, tidy
 from shopstream_describer.prompts import ChatPrompt
 from shopstream_describer.quality import coverage
@@ -277,18 +278,9 @@ class _Tap:
     def supports(self, locale: str) -> bool:
         return self.inner.supports(locale)
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
-        outputs = self.inner.generate(
-            prompts, attempt=attempt, max_new_tokens=max_new_tokens, avoid=avoid
-        )
-        self.seen += zip(map(_prompt_key, prompts), outputs, strict=True)
+    def generate(self, request: GenerationRequest) -> list[str]:
+        outputs = self.inner.generate(request)
+        self.seen += zip(map(_prompt_key, request.prompts), outputs, strict=True)
         return outputs
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from shopstream.models import LoadReport, TextGenerator
 from shopstream_describer.config import GeneratorConfig
-from shopstream_describer.prompts import ChatPrompt
+from shopstream_describer.generation import GenerationRequest
 
 
 class DescriberModel:
@@ -37,26 +35,19 @@ class DescriberModel:
     def load(self) -> LoadReport:
         return self._generator.load()
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
-        sample = attempt > 1 or self.config.first_attempt_sampling
+    def generate(self, request: GenerationRequest) -> list[str]:
+        sample = request.attempt > 1 or self.config.first_attempt_sampling
         return self._generator.generate(
-            prompts,
-            max_new_tokens=max_new_tokens,
+            request.prompts,
+            max_new_tokens=request.max_new_tokens,
             do_sample=sample,
             temperature=self.config.temperature,
             top_p=self.config.top_p,
             repetition_penalty=self.config.repetition_penalty,
             no_repeat_ngram_size=self.config.no_repeat_ngram_size,
-            seed=self.config.seed + attempt if sample else None,
+            seed=self.config.seed + request.attempt if sample else None,
             batch_size=self.config.batch_size,
-            banned_phrases=avoid if self.config.avoid_unsupported_terms else None,
+            banned_phrases=request.avoid if self.config.avoid_unsupported_terms else None,
         )
 
     def unload(self) -> None:

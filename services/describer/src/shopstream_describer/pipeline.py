@@ -29,6 +29,7 @@ from shopstream_describer.composer import (
     compose_description,
 )
 from shopstream_describer.facts import Fact, ProductFacts
+from shopstream_describer.generation import GenerationRequest
 from shopstream_describer.prompts import ChatPrompt, as_data, channel_guidance, chat, prompt_version
 from shopstream_describer.quality import Check, check, report
 from shopstream_describer.text import (
@@ -53,15 +54,8 @@ class Generator(ServedModel, Protocol):
 
     def supports(self, locale: str) -> bool: ...
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
-        """One completion per prompt; `attempt` > 1 must decode differently (sampling)."""
+    def generate(self, request: GenerationRequest) -> list[str]:
+        """One completion per prompt of `request`, in order."""
         ...
 
 
@@ -184,15 +178,7 @@ class DescriberPipeline:
             model_id=COMPOSER_ID, model_revision=COMPOSER_VERSION, prompt_version=COMPOSER_VERSION
         )
 
-    def _generate(
-        self,
-        locales: Sequence[str],
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]],
-    ) -> list[str]:
+    def _generate(self, locales: Sequence[str], request: GenerationRequest) -> list[str]:
         """One completion per prompt, in order; each generator gets its locales' prompts at once."""
         groups: dict[int, list[int]] = {}
         for position, locale in enumerate(locales):
@@ -200,14 +186,9 @@ class DescriberPipeline:
             if generator is None:
                 raise ValueError(f"no generator writes {locale!r}")
             groups.setdefault(self.generators.index(generator), []).append(position)
-        outputs = [""] * len(prompts)
+        outputs = [""] * len(request.prompts)
         for number, positions in groups.items():
-            texts = self.generators[number].generate(
-                [prompts[position] for position in positions],
-                attempt=attempt,
-                max_new_tokens=max_new_tokens,
-                avoid=[avoid[position] for position in positions],
-            )
+            texts = self.generators[number].generate(request.subset(positions))
             for position, text in zip(positions, texts, strict=True):
                 outputs[position] = text
         return outputs
@@ -242,10 +223,12 @@ class DescriberPipeline:
                 break
             outputs = self._generate(
                 [jobs[i].locale for i in pending],
-                [self.description_prompt(jobs[i]) for i in pending],
-                attempt=attempt,
-                max_new_tokens=options.description_tokens,
-                avoid=[avoid[i] for i in pending],
+                GenerationRequest(
+                    [self.description_prompt(jobs[i]) for i in pending],
+                    attempt=attempt,
+                    max_new_tokens=options.description_tokens,
+                    avoid=[avoid[i] for i in pending],
+                ),
             )
             still_pending = []
             for i, raw in zip(pending, outputs, strict=True):
@@ -355,10 +338,12 @@ class DescriberPipeline:
             owners = [i for i in pending for _ in range(jobs[i].variants * per_variant)]
             outputs = self._generate(
                 [jobs[i].locale for i in owners],
-                [self.copy_prompt(jobs[i]) for i in owners],
-                attempt=attempt + 1,  # always sampled: variants must differ
-                max_new_tokens=self.options.copy_tokens,
-                avoid=[avoid[i] for i in owners],
+                GenerationRequest(
+                    [self.copy_prompt(jobs[i]) for i in owners],
+                    attempt=attempt + 1,  # always sampled: variants must differ
+                    max_new_tokens=self.options.copy_tokens,
+                    avoid=[avoid[i] for i in owners],
+                ),
             )
             for i, raw in zip(owners, outputs, strict=True):
                 job = jobs[i]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 if TYPE_CHECKING:
     from shopstream_describer.config import GeneratorConfig
+    from shopstream_describer.generation import GenerationRequest
     from shopstream_describer.prompts import ChatPrompt
 
 logger = logging.getLogger("shopstream.describer")
@@ -149,14 +150,7 @@ class OpenAIChatGenerator:
             self._client.close()
             self._client = None
 
-    def generate(
-        self,
-        prompts: Sequence[ChatPrompt],
-        *,
-        attempt: int,
-        max_new_tokens: int,
-        avoid: Sequence[Sequence[str]] | None = None,
-    ) -> list[str]:
+    def generate(self, request: GenerationRequest) -> list[str]:
         """One completion per prompt, in the prompts' order, `concurrency` requests at a time.
 
         `avoid` is not sent: the OpenAI API can only bias single token ids, which this side
@@ -164,7 +158,10 @@ class OpenAIChatGenerator:
         if self._pool is None or self._client is None:
             raise RuntimeError("OpenAIChatGenerator.generate before load()")
         client = self._client
-        bodies = [self.request_body(prompt, attempt, max_new_tokens) for prompt in prompts]
+        bodies = [
+            self.request_body(prompt, request.attempt, request.max_new_tokens)
+            for prompt in request.prompts
+        ]
         return list(self._pool.map(lambda body: self._complete(client, body), bodies))
 
     def request_body(self, prompt: ChatPrompt, attempt: int, max_new_tokens: int) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopstream.services import CommandSpec, ServiceSpec, TopicUse
+from shopstream.services import ServiceSpec, TopicUse
 from shopstream_describer.config import DescriberSettings
 
 
@@ -18,15 +18,13 @@ def topic_use(settings: DescriberSettings) -> TopicUse:
     )
 
 
-SPEC = ServiceSpec(
-    name="describer",
-    settings=DescriberSettings,
-    topics=topic_use,
-    factory="shopstream_describer.app:build_service",
-    demo="shopstream_describer.demo:demo_step",
-    commands=(
-        CommandSpec("eval", "describer", "shopstream_describer.cli:evaluate"),
-        CommandSpec("describer", "tune", "shopstream_describer.cli:tune"),
-        CommandSpec("describer", "export-adapter", "shopstream_describer.cli:export_adapter"),
-    ),
+SPEC = ServiceSpec.of_package(
+    "describer",
+    DescriberSettings,
+    topic_use,
+    {
+        "eval describer": "evaluate",
+        "describer tune": "tune",
+        "describer export-adapter": "export_adapter",
+    },
 )

@@ -31,10 +31,9 @@ from shopstream_recommender.config import RecommenderSettings
 from shopstream_recommender.handlers import RecommenderInput, build_handler, recommender_input
 from shopstream_recommender.ranking import SIGNALS, Ranker, Signal
 from shopstream_recommender.recovery import ActivityCatchUp, ReplayReport, replay_activity
-from shopstream_recommender.spec import topic_use
+from shopstream_recommender.spec import SPEC
 from shopstream_recommender.state import RecommenderState
 
-SERVICE_NAME = "recommender"
 RANKING_VERSION = "blend-2"
 """Part of every result's lineage; bump it when the ranking changes meaning."""
 logger = logging.getLogger("shopstream.recommender")
@@ -62,7 +61,7 @@ class RecommenderCore:
         self.ranker = ranker
         self.catalogue = catalogue
         self._gauges = gauges
-        self._group_id = settings.group_id or f"shopstream-{SERVICE_NAME}"
+        self._group_id = settings.group_id or f"shopstream-{SPEC.name}"
         self.replay: ReplayReport | None = None
         self.catch_up: ActivityCatchUp | None = None
         if settings.replay_activity:
@@ -163,14 +162,8 @@ def build_service(
     )
     lineage = lineage_for(chosen)
 
-    topics = topic_use(settings)
     service: BatchService[RecommenderInput] = BatchService(
-        name=SERVICE_NAME,
-        version=__version__,
-        settings=settings,
-        # The topics its spec declares (the ACLs and the topic registry read the same).
-        input_topics=topics.consumes,
-        output_topics=topics.produces,
+        **SPEC.identity(settings, __version__),
         accepts=recommender_input,
         build_handler=lambda context: build_handler(
             context,

@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from shopstream import demos
 from shopstream.events import RecommendationsRequested
 from shopstream.kafka_io import publish_events, read_topic
 from shopstream.runtime.service import BatchService
@@ -53,14 +54,11 @@ async def run_recommender_demo(
     settings = RecommenderSettings(kafka=kafka, http_port=metrics_port, log_json=False)
     service = build_service(settings)
     began = time.perf_counter()
-    with console.status("starting the recommender (item encoder, catalogue, replay)..."):
-        await service.start()
-    load_seconds = time.perf_counter() - began
-    metrics_url = f"http://127.0.0.1:{service.health.port}/metrics"
-    console.print(
-        f"[green]recommender service[/green] ready in {load_seconds:.1f} s; "
-        f"metrics at {metrics_url}"
+    load_seconds = await demos.start_in_view(
+        console, service, "starting the recommender (item encoder, catalogue, replay)..."
     )
+    demos.announce_ready(console, service, load_seconds)
+    metrics_url = demos.metrics_url(service)
     tenant = f"{SAMPLE_TENANT}-{secrets.token_hex(2)}"
     outcome = RecommenderDemoOutcome(0, 0, 0.0, load_seconds, metrics_url)
     deadline = time.monotonic() + max_seconds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopstream.services import CommandSpec, ServiceSpec, TopicUse
+from shopstream.services import ServiceSpec, TopicUse
 from shopstream_recommender.config import RecommenderSettings
 
 
@@ -17,11 +17,6 @@ def topic_use(settings: RecommenderSettings) -> TopicUse:
     )
 
 
-SPEC = ServiceSpec(
-    name="recommender",
-    settings=RecommenderSettings,
-    topics=topic_use,
-    factory="shopstream_recommender.app:build_service",
-    demo="shopstream_recommender.demo:demo_step",
-    commands=(CommandSpec("eval", "recommender", "shopstream_recommender.cli:evaluate"),),
+SPEC = ServiceSpec.of_package(
+    "recommender", RecommenderSettings, topic_use, {"eval recommender": "evaluate"}
 )

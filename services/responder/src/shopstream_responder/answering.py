@@ -107,6 +107,25 @@ def _scores(
     return cosines, ranked
 
 
+def _hits(
+    snapshot: TenantSnapshot,
+    rows: npt.NDArray[np.intp],
+    cosines: npt.NDArray[np.float32],
+    ranked: npt.NDArray[np.float32],
+    order: npt.NDArray[np.intp],
+) -> list[Hit]:
+    """The scored `rows` as hits, in `order` (positions into `rows` and their scores)."""
+    return [
+        Hit(
+            passage=snapshot.passages[int(rows[index])],
+            row=int(rows[index]),
+            score=float(np.clip(cosines[index], -1.0, 1.0)),
+            rank_score=float(ranked[index]),
+        )
+        for index in order
+    ]
+
+
 def search(
     snapshot: TenantSnapshot,
     query: Vector,
@@ -138,15 +157,7 @@ def search(
     count = min(limit, rows.size)
     best = np.argpartition(-ranked, count - 1)[:count]
     best = best[np.argsort(-ranked[best], kind="stable")]
-    return [
-        Hit(
-            passage=snapshot.passages[int(rows[index])],
-            row=int(rows[index]),
-            score=float(np.clip(cosines[index], -1.0, 1.0)),
-            rank_score=float(ranked[index]),
-        )
-        for index in best
-    ]
+    return _hits(snapshot, rows, cosines, ranked, best)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,15 +211,7 @@ def rank_documents(
             config=config,
         )
         order = np.argsort(-ranked, kind="stable")
-        document_hits = tuple(
-            Hit(
-                passage=snapshot.passages[int(rows[index])],
-                row=int(rows[index]),
-                score=float(np.clip(cosines[index], -1.0, 1.0)),
-                rank_score=float(ranked[index]),
-            )
-            for index in order
-        )
+        document_hits = tuple(_hits(snapshot, rows, cosines, ranked, order))
         best_per_heading: dict[str, float] = {}
         for document_hit in document_hits:
             best_per_heading.setdefault(document_hit.passage.heading, document_hit.rank_score)

@@ -23,9 +23,7 @@ from shopstream_responder.intents import IntentClassifier, IntentRules
 from shopstream_responder.knowledge import Document, KnowledgeIndex, PassageVectors
 from shopstream_responder.metrics import ResponderMetrics
 from shopstream_responder.model import ResponderModel
-from shopstream_responder.spec import topic_use
-
-SERVICE_NAME = "responder"
+from shopstream_responder.spec import SPEC
 
 
 class ResponderModelLike(ResponderPredictor, ModelLifecycle, Protocol):
@@ -74,14 +72,8 @@ def responder_service(
         embed = functools.partial(context.inference.run, model.embed_documents)
         return [KnowledgeSync(settings, embed, index, metrics)]
 
-    topics = topic_use(settings)
     return BatchService(
-        name=SERVICE_NAME,
-        version=__version__,
-        settings=settings,
-        # The topics its spec declares (the ACLs and the topic registry read the same).
-        input_topics=topics.consumes,
-        output_topics=topics.produces,
+        **SPEC.identity(settings, __version__),
         accepts=QuestionAsked,
         build_handler=lambda context: build_question_handler(
             context,

@@ -17,6 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from shopstream.events import KnowledgeGapFound
+from shopstream.reports import JsonReportOption, write_json_report
 from shopstream_responder.config import ResponderSettings
 
 console = Console()
@@ -29,9 +30,7 @@ def evaluate(  # noqa: PLR0917 - each typer option is a parameter
     data_format: Annotated[
         str, typer.Option("--format", help="intents (CSV) or squad (JSON).")
     ] = "intents",
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
-    ] = None,
+    json_out: JsonReportOption = None,
     limit: Annotated[int | None, typer.Option(help="Answer at most this many questions.")] = None,
     kb_per_intent: Annotated[
         int, typer.Option(help="intents: rows per intent that form its FAQ article.")
@@ -89,9 +88,7 @@ def evaluate(  # noqa: PLR0917 - each typer option is a parameter
         )
     print_report(report)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        console.print(f"wrote {json_out}")
+        write_json_report(json_out, report, console)
 
 
 def _percent(value: float | None) -> str:

@@ -8,18 +8,17 @@ back from Kafka like any help desk would, not taken from the service's memory.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from shopstream import demos
 from shopstream.events import KnowledgeUpserted, ProductUpserted, QuestionAsked
-from shopstream.kafka_io import publish_events, read_topic
+from shopstream.kafka_io import publish_events, results_of
 from shopstream.runtime.admin import ensure_topics
 from shopstream.services import DemoOptions
 from shopstream.settings import KafkaSettings
@@ -31,13 +30,7 @@ SHOWN_ANSWER_CHARS = 90
 
 def demo_shop() -> dict[str, Any]:
     """The sample shop shipped with the package (``data/demo_shop.json``)."""
-    text = (
-        resources.files("shopstream_responder")
-        .joinpath("data", "demo_shop.json")
-        .read_text(encoding="utf-8")
-    )
-    shop: dict[str, Any] = json.loads(text)
-    return shop
+    return demos.package_json("shopstream_responder", "demo_shop.json")
 
 
 @dataclass
@@ -94,10 +87,9 @@ async def run_responder_demo(
     await publish_events(kafka, topics.knowledge, knowledge)
     await publish_events(kafka, topics.products, products)
     service = build_service(settings)
-    began = time.perf_counter()
-    with console.status("responder: loading the encoder and reading the knowledge topic..."):
-        await service.start()
-    load_seconds = time.perf_counter() - began
+    load_seconds = await demos.start_in_view(
+        console, service, "responder: loading the encoder and reading the knowledge topic..."
+    )
     stats = service.component(KnowledgeSync).index.stats()
     console.print(
         f"responder ready in {load_seconds:.1f} s: {stats.passages} passages of "
@@ -113,7 +105,7 @@ async def run_responder_demo(
     asked_at = time.perf_counter()
     try:
         await publish_events(kafka, topics.questions, questions)
-        answers = await _read_answers(kafka, topics.answers, questions, within_seconds)
+        answers = await results_of(kafka, topics.answers, questions, within=within_seconds)
     finally:
         await service.stop()
     seconds = time.perf_counter() - asked_at
@@ -141,22 +133,6 @@ async def run_responder_demo(
         model_load_seconds=load_seconds,
         handoff_reasons=reasons,
     )
-
-
-async def _read_answers(
-    kafka: KafkaSettings, topic: str, questions: list[QuestionAsked], within_seconds: float
-) -> dict[str, dict[str, Any]]:
-    wanted = {str(question.event_id) for question in questions}
-    found: dict[str, dict[str, Any]] = {}
-    async for _key, value, _headers in read_topic(
-        kafka, topic, idle_timeout=within_seconds, deadline=time.monotonic() + within_seconds
-    ):
-        document = json.loads(value)
-        if document.get("causation_id") in wanted:
-            found[document["causation_id"]] = document
-        if len(found) == len(wanted):
-            break
-    return found
 
 
 async def demo_step(options: DemoOptions) -> bool:

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from shopstream.events import HandoffReason, KnowledgeKind
 from shopstream_responder.answering import Draft, Question
-from shopstream_responder.config import ResponderSettings
+from shopstream_responder.config import AnsweringConfig, ResponderSettings
 from shopstream_responder.intents import IntentClassifier, IntentRules
 from shopstream_responder.knowledge import (
     Document,
@@ -333,6 +333,17 @@ def gold_answer_share(
     return _share(contained, len(answered))
 
 
+def never_hand_off(configured: AnsweringConfig) -> AnsweringConfig:
+    """`configured` with no hand-off for low confidence or coverage: an evaluation answers
+    everything and applies the thresholds afterwards."""
+    return configured.model_copy(
+        update={
+            "handoff_below": 0.0,
+            "coverage": configured.coverage.model_copy(update={"min_probability": 0.0}),
+        }
+    )
+
+
 def select_split(questions: Sequence[EvalQuestion], split: Split) -> list[EvalQuestion]:
     """The first ``DEV_SHARE`` of the shuffled questions are ``dev``, the rest ``test``."""
     boundary = round(len(questions) * DEV_SHARE)
@@ -369,17 +380,15 @@ def evaluate_file(
     questions = select_split(eval_set.questions, split)
     questions = questions[:limit] if limit is not None else questions
     rules = IntentRules.from_file(settings.intent_rules)
-    # Every question gets its best passage, confidence and coverage (nothing is handed off
-    # for low confidence or coverage here), so the report can apply each threshold afterwards.
+    # Every question gets its best passage, confidence and coverage, so the report can apply
+    # each threshold afterwards.
     configured = settings.answering
-    answering = configured.model_copy(
-        update={
-            "handoff_below": 0.0,
-            "coverage": configured.coverage.model_copy(update={"min_probability": 0.0}),
-        }
-    )
     model = ResponderModel(
-        settings.model, answering, rules, embedder=embedder, english_embedder=english_embedder
+        settings.model,
+        never_hand_off(configured),
+        rules,
+        embedder=embedder,
+        english_embedder=english_embedder,
     )
     model.load()
     loaded = time.perf_counter()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopstream.services import CommandSpec, ServiceSpec, TopicUse
+from shopstream.services import ServiceSpec, TopicUse
 from shopstream_responder.config import ResponderSettings
 
 
@@ -18,14 +18,9 @@ def topic_use(settings: ResponderSettings) -> TopicUse:
     )
 
 
-SPEC = ServiceSpec(
-    name="responder",
-    settings=ResponderSettings,
-    topics=topic_use,
-    factory="shopstream_responder.app:build_service",
-    demo="shopstream_responder.demo:demo_step",
-    commands=(
-        CommandSpec("eval", "responder", "shopstream_responder.cli:evaluate"),
-        CommandSpec("responder", "gaps", "shopstream_responder.cli:gaps"),
-    ),
+SPEC = ServiceSpec.of_package(
+    "responder",
+    ResponderSettings,
+    topic_use,
+    {"eval responder": "evaluate", "responder gaps": "gaps"},
 )

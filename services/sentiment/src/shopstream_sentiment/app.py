@@ -19,9 +19,8 @@ from shopstream_sentiment import __version__
 from shopstream_sentiment.config import SentimentSettings
 from shopstream_sentiment.handlers import SentimentPredictor, build_review_handler
 from shopstream_sentiment.insights import InsightRules, InsightsBook
-from shopstream_sentiment.spec import topic_use
+from shopstream_sentiment.spec import SPEC
 
-SERVICE_NAME = "sentiment"
 logger = logging.getLogger("shopstream.sentiment")
 
 
@@ -142,14 +141,8 @@ def build_service(
         registry=registry,
     )
 
-    topics = topic_use(settings)
     return BatchService(
-        name=SERVICE_NAME,
-        version=__version__,
-        settings=settings,
-        # The topics its spec declares (the ACLs and the topic registry read the same).
-        input_topics=topics.consumes,
-        output_topics=topics.produces,
+        **SPEC.identity(settings, __version__),
         accepts=ReviewSubmitted,
         build_handler=lambda context: build_review_handler(context, chosen, book, settings.topics),
         model=chosen,

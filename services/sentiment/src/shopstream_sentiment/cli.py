@@ -6,7 +6,6 @@ torch is imported inside the commands, so listing the CLI's help stays fast.
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from shopstream.reports import JsonReportOption, write_json_report
 from shopstream_sentiment.config import DEFAULT_ASPECTS, DEFAULT_HEAD, SentimentModelConfig
 
 console = Console()
@@ -123,9 +123,7 @@ def train(
 
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="CSV file with label,text[,rating,title].")],
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
-    ] = None,
+    json_out: JsonReportOption = None,
     limit: Annotated[int | None, typer.Option(help="Score at most this many rows.")] = None,
     *,
     head: Annotated[Path, typer.Option(help="Head directory (encoder_head backend).")] = (
@@ -165,9 +163,7 @@ def evaluate(
         )
     _print_report(report)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        console.print(f"wrote {json_out}")
+        write_json_report(json_out, report, console)
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -208,9 +204,7 @@ def evaluate_aspects(
         list[Path],
         typer.Option("--data", help="JSON lines with text and gold [aspect, polarity] pairs."),
     ],
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report (with misses) here.")
-    ] = None,
+    json_out: JsonReportOption = None,
     *,
     aspects_file: Annotated[
         Path, typer.Option("--aspects", help="Aspect catalogue to measure.")
@@ -259,9 +253,7 @@ def evaluate_aspects(
         f"({report['model_revision']}); {report['seconds']:.1f} s"
     )
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        console.print(f"wrote {json_out}")
+        write_json_report(json_out, report, console)
 
 
 def _print_aspect_report(report: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from shopstream import demos
 from shopstream.events import ReviewSubmitted
 from shopstream.kafka_io import publish_paced
 from shopstream.runtime.tables import TopicReader
@@ -235,15 +236,11 @@ async def run_sentiment_demo(
 
     settings = SentimentSettings(kafka=kafka, http_port=metrics_port, log_json=False)
     service = build_service(settings)
-    began_load = time.perf_counter()
-    with console.status("loading the sentiment model (converted once on first use)..."):
-        await service.start()
-    load_seconds = time.perf_counter() - began_load
-    metrics_url = f"http://127.0.0.1:{service.health.port}/metrics"
-    console.print(
-        f"[green]sentiment service[/green] ready in {load_seconds:.1f} s "
-        f"(model, topics, insights restore); metrics at {metrics_url}"
+    load_seconds = await demos.start_in_view(
+        console, service, "loading the sentiment model (converted once on first use)..."
     )
+    demos.announce_ready(console, service, load_seconds, " (model, topics, insights restore)")
+    metrics_url = demos.metrics_url(service)
     # A fresh tenant per run keeps each run's insights its own on a broker that keeps its data.
     reviews = sample_reviews(f"{SAMPLE_TENANT}-{secrets.token_hex(2)}")
     watcher = ResultsWatcher(kafka, settings.topics, reviews)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopstream.services import CommandSpec, ServiceSpec, TopicUse
+from shopstream.services import ServiceSpec, TopicUse
 from shopstream_sentiment.config import SentimentSettings
 
 
@@ -17,15 +17,13 @@ def topic_use(settings: SentimentSettings) -> TopicUse:
     )
 
 
-SPEC = ServiceSpec(
-    name="sentiment",
-    settings=SentimentSettings,
-    topics=topic_use,
-    factory="shopstream_sentiment.app:build_service",
-    demo="shopstream_sentiment.demo:demo_step",
-    commands=(
-        CommandSpec("sentiment", "train", "shopstream_sentiment.cli:train"),
-        CommandSpec("eval", "sentiment", "shopstream_sentiment.cli:evaluate"),
-        CommandSpec("eval", "sentiment-aspects", "shopstream_sentiment.cli:evaluate_aspects"),
-    ),
+SPEC = ServiceSpec.of_package(
+    "sentiment",
+    SentimentSettings,
+    topic_use,
+    {
+        "sentiment train": "train",
+        "eval sentiment": "evaluate",
+        "eval sentiment-aspects": "evaluate_aspects",
+    },
 )

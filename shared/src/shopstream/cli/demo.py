@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
 from typing import Annotated, Any
@@ -17,7 +16,7 @@ from shopstream.devbroker import LocalBrokerConfig
 from shopstream.devbroker import broker as local_broker
 from shopstream.echo import EchoSettings, build_echo_service
 from shopstream.events import ReviewSubmitted
-from shopstream.kafka_io import publish_events, read_topic
+from shopstream.kafka_io import publish_events, results_of
 from shopstream.logs import configure_logging
 from shopstream.services import DemoOptions, discover, serve, service_spec
 from shopstream.settings import KafkaSettings
@@ -63,16 +62,9 @@ async def echo_round_trip(kafka: KafkaSettings, count: int) -> dict[str, Any]:
         events = sample_reviews(count)
         started = time.perf_counter()
         await publish_events(kafka, settings.input_topic, events)
-        wanted = {str(event.event_id) for event in events}
-        seen: dict[str, dict[str, Any]] = {}
-        async for _key, value, _headers in read_topic(
-            kafka, settings.output_topic, idle_timeout=20.0, deadline=time.monotonic() + 60
-        ):
-            document = json.loads(value)
-            if document["causation_id"] in wanted:
-                seen[document["causation_id"]] = document
-            if len(seen) == len(wanted):
-                break
+        seen = await results_of(
+            kafka, settings.output_topic, events, within=60.0, idle_timeout=20.0
+        )
         seconds = time.perf_counter() - started
         return {
             "sent": len(events),
