@@ -3,8 +3,9 @@
 # the four images if needed (scripts/containers.sh, scripts/images.sh), brings up Kafka, each
 # service's topic job, the services and Prometheus (docker-compose.yml + docker-compose.podman.yml),
 # publishes one event of each input type from the host, reads every result topic, checks that
-# Prometheus scrapes every service (tests/containers/compose_stack_check.py), and takes the
-# stack down with its volumes. Where a Docker engine answers, `docker compose` runs the
+# Prometheus scrapes every service (tests/containers/compose_stack_check.py), stops each service
+# with SIGTERM (exit code 0, every consumed record committed: compose_stopped_check.py), and takes
+# the stack down with its volumes. Where a Docker engine answers, `docker compose` runs the
 # unmodified docker-compose.yml instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +66,19 @@ else
   "${compose[@]}" up -d --no-deps prometheus
   wait_healthy prometheus 120
 fi
-SHOPSTREAM_COMPOSE_SERVICES="${SERVICES[*]}" SHOPSTREAM_COMPOSE_BOOTSTRAP=localhost:9092 uv run --frozen pytest -p no:cacheprovider -q \
-  tests/containers/compose_stack_check.py
+export SHOPSTREAM_COMPOSE_SERVICES="${SERVICES[*]}" SHOPSTREAM_COMPOSE_BOOTSTRAP=localhost:9092
+uv run --frozen pytest -p no:cacheprovider -q tests/containers/compose_stack_check.py
+
+# SIGTERM drains: each service stops within its grace period with exit code 0, and its group has
+# committed everything it consumed (tests/containers/compose_stopped_check.py).
+for service in "${SERVICES[@]}"; do
+  "${compose[@]}" stop --timeout 120 "$service" >/dev/null
+  id="$(podman ps --all --quiet --filter "label=com.docker.compose.service=$service" 2>/dev/null \
+    || docker ps --all --quiet --filter "label=com.docker.compose.service=$service")"
+  code="$(podman inspect --format '{{.State.ExitCode}}' "$id" 2>/dev/null \
+    || docker inspect --format '{{.State.ExitCode}}' "$id")"
+  echo "compose: $service stopped with exit code $code at $((SECONDS - started)) s" >&2
+  [ "$code" = 0 ] || { "${compose[@]}" logs --tail 30 "$service" >&2 || true; exit 1; }
+done
+uv run --frozen pytest -p no:cacheprovider -q tests/containers/compose_stopped_check.py
 echo "compose: stack checked after $((SECONDS - started)) s in all" >&2

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from shopstream.reports import JsonReportOption
+from shopstream.reports import JsonReportOption, progress_bar
 from shopstream_describer.compliance import Lexicons
 from shopstream_describer.config import DEFAULT_GENERATOR, GeneratorConfig, packaged_adapter
 from shopstream_describer.evaluation import evaluate_rows, read_rows, select_split
@@ -68,15 +68,8 @@ def evaluate(
         copy_tokens=config.copy_tokens,
     )
     pipeline = DescriberPipeline(models, options)
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("describing", total=len(rows))
-        result = evaluate_rows(
-            rows,
-            pipeline,
-            Lexicons().default,
-            batch_size,
-            progress=lambda done: progress.update(task, completed=done),
-        )
+    with progress_bar(console, "describing", total=len(rows)) as update:
+        result = evaluate_rows(rows, pipeline, Lexicons().default, batch_size, progress=update)
     result |= {
         "data": str(data),
         "generator": ",".join(str(item.generator) for item in used) or None,

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
+from shopstream.reports import progress_bar
 from shopstream.settings import ShopstreamSettings
 from shopstream_recommender import evaluation
 from shopstream_recommender.config import RecommenderSettings
@@ -77,9 +77,8 @@ def evaluate(
         cut = int(len(clicks) * warmup_fraction)
         history, test = clicks[:cut], clicks[cut:]
     settings = RecommenderSettings()
-    with Progress(console=console, transient=True) as bar:
-        # The replay skips re-clicks, so the number of predictions is known only at the end.
-        task = bar.add_task("replaying clicks", total=limit)
+    # The replay skips re-clicks, so the number of predictions is known only at the end.
+    with progress_bar(console, "replaying clicks", total=limit) as update:
         report = evaluation.evaluate(
             history,
             test,
@@ -87,7 +86,7 @@ def evaluate(
             limits=settings.limits,
             k=k,
             limit=limit,
-            progress=lambda done: bar.update(task, completed=done),
+            progress=update,
         )
     wire: KafkaEvalReport | None = None
     if through_kafka:

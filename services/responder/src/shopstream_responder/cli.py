@@ -13,11 +13,10 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from shopstream.events import KnowledgeGapFound
-from shopstream.reports import JsonReportOption, write_json_report
+from shopstream.reports import JsonReportOption, progress_bar, write_json_report
 from shopstream_responder.config import ResponderSettings
 
 console = Console()
@@ -72,8 +71,7 @@ def evaluate(  # noqa: PLR0917 - each typer option is a parameter
     if answering:
         updates["answering"] = settings.answering.model_copy(update=answering)
     settings = settings.model_copy(update=updates)
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("answering", total=None)
+    with progress_bar(console, "answering") as update:
         report = evaluate_file(
             data,
             "intents" if data_format == "intents" else "squad",
@@ -84,7 +82,7 @@ def evaluate(  # noqa: PLR0917 - each typer option is a parameter
             seed=seed,
             split="dev" if split == "dev" else "test" if split == "test" else "all",
             progress=console.print,
-            answered=lambda done, total: bar.update(task, completed=done, total=total),
+            answered=update,
         )
     print_report(report)
     if json_out is not None:

@@ -13,10 +13,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
-from shopstream.reports import JsonReportOption, write_json_report
+from shopstream.reports import JsonReportOption, progress_bar, write_json_report
 from shopstream_sentiment.config import DEFAULT_ASPECTS, DEFAULT_HEAD, SentimentModelConfig
 
 console = Console()
@@ -153,14 +152,8 @@ def evaluate(
             "aspects_enabled": aspects,
         }
     )
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("scoring", total=None)
-        report = evaluate_file(
-            data,
-            config,
-            limit=limit,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+    with progress_bar(console, "scoring") as update:
+        report = evaluate_file(data, config, limit=limit, progress=update)
     _print_report(report)
     if json_out is not None:
         write_json_report(json_out, report, console)
@@ -237,13 +230,8 @@ def evaluate_aspects(
             "threads": threads,
         }
     )
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("finding aspects", total=None)
-        report = evaluate_aspect_files(
-            data,
-            config,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+    with progress_bar(console, "finding aspects") as update:
+        report = evaluate_aspect_files(data, config, progress=update)
     for file_report in report["files"]:
         _print_aspect_report(file_report)
     console.print(
