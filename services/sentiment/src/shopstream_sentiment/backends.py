@@ -29,7 +29,8 @@ logger = logging.getLogger("shopstream.sentiment")
 
 
 class EncoderHeadBackend:
-    """Frozen sentence encoder + the linear head trained for it."""
+    """Sentence encoder (frozen, or with the top layers fine-tuned and shipped in the head)
+    + the linear head trained for it."""
 
     def __init__(self, config: SentimentModelConfig) -> None:
         self.config = config
@@ -52,6 +53,9 @@ class EncoderHeadBackend:
 
     def load(self) -> LoadReport:
         report = self.encoder.load()
+        if self.head.encoder_weights:
+            # Fine-tuned top layers ship with the head: same architecture, same cost.
+            self.encoder.replace_weights(self.head.encoder_weights)
         if self._trained_revision and self.encoder.revision != self._trained_revision:
             # Same model name, other weights (e.g. a newer package): scores may drift a little.
             logger.warning(

@@ -57,8 +57,14 @@ def train(
         Path | None,
         typer.Option(help="Cache passage embeddings here (development; never commit it)."),
     ] = None,
+    finetune_layers: Annotated[
+        int, typer.Option(help="Fine-tune the encoder's top N layers with the head; 0 = frozen.")
+    ] = 0,
+    finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs (best on dev).")] = 2,
+    finetune_lr: Annotated[float, typer.Option(help="Learning rate of the tuned layers.")] = 1e-4,
 ) -> None:
     """Train the sentiment head on labelled reviews and report held-out metrics."""
+    from shopstream_sentiment.finetune import FinetuneOptions  # noqa: PLC0415  torch
     from shopstream_sentiment.head import Chunking  # noqa: PLC0415
     from shopstream_sentiment.train import TrainOptions, train_head  # noqa: PLC0415  torch
 
@@ -73,6 +79,13 @@ def train(
         batch_size=batch_size,
         threads=threads,
         cache_dir=cache_dir,
+        finetune=(
+            FinetuneOptions(
+                layers=finetune_layers, epochs=finetune_epochs, learning_rate=finetune_lr, seed=seed
+            )
+            if finetune_layers
+            else None
+        ),
     )
     command = _command_line(
         data,
@@ -85,6 +98,15 @@ def train(
             "chunk_tokens": chunk_tokens,
             "max_chunks": max_chunks,
             "folds": folds,
+            **(
+                {
+                    "finetune_layers": finetune_layers,
+                    "finetune_epochs": finetune_epochs,
+                    "finetune_lr": finetune_lr,
+                }
+                if finetune_layers
+                else {}
+            ),
         },
     )
     result = train_head(data, out, options, command)
@@ -111,6 +133,17 @@ def train(
             f"{group} head: {record['train_rows']} training reviews, C (embedding, lexical) = "
             f"{record['embedding_c']}, {record['lexical_c']}; out-of-fold accuracy "
             f"{record['out_of_fold_accuracy']:.2%}"
+        )
+    tuned = metadata["encoder"].get("fine_tuned")
+    if tuned:
+        for epoch in tuned["per_epoch"]:
+            console.print(
+                f"fine-tuning epoch {epoch['epoch']}: loss {epoch['train_loss']:.3f}, dev "
+                f"accuracy {epoch['dev_accuracy']}, {epoch['seconds']:.0f} s"
+            )
+        console.print(
+            f"kept epoch {tuned['kept_epoch']} of the top {tuned['layers']} layers; lower-layer "
+            f"cache {tuned['cache_seconds']:.0f} s, fine-tuning in all {tuned['seconds']:.0f} s"
         )
     console.print(
         f"neutral band {metadata['neutral_band']:.2f}; embedding "

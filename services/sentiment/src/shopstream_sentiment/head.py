@@ -15,7 +15,8 @@ On disk a head is a directory with
 * ``head.safetensors``: per group ``<group>.embedding_weights`` (dim,), ``<group>.bias`` (1,),
   ``<group>.calibration`` (2,) = Platt scale and shift, and ``<group>.lexical_weights``
   (2**bits, float16 to keep the file small; the naive-Bayes bucket scale is folded into them,
-  since a row is normalised before it is scaled);
+  since a row is normalised before it is scaled); a head trained with fine-tuned encoder layers
+  also holds them, float16, under ``encoder_layers.<parameter name in the encoder>``;
 * ``metadata.json``: the encoder (id and revision) the head was trained on, how reviews were
   chunked, the lexical hash size, the neutral band, held-out metrics, the training data's
   sha256, the date and the exact command that reproduces it.
@@ -47,6 +48,7 @@ FORMAT_VERSION = 2
 ZH_GROUP = "zh"
 DEFAULT_GROUP = "default"
 CJK_SHARE = 0.3
+ENCODER_PREFIX = "encoder_layers."
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _OTHER_WORD = re.compile(r"[^\W\d_\u3400-\u9fff\uf900-\ufaff]+")
@@ -149,6 +151,8 @@ class SentimentHead:
     metadata: dict[str, Any] = field(default_factory=dict)
     revision: str = ""
     """First 12 hex digits of the weights file's sha256, stamped on every result."""
+    encoder_weights: dict[str, npt.NDArray[np.float16]] = field(default_factory=dict)
+    """Fine-tuned encoder parameters by their name in the encoder; empty for a frozen one."""
 
     @property
     def dim(self) -> int:
@@ -190,6 +194,8 @@ class SentimentHead:
         tensors: dict[str, npt.NDArray[Any]] = {}
         for name, head in self.groups.items():
             tensors.update(head.tensors(name))
+        for name, value in self.encoder_weights.items():
+            tensors[ENCODER_PREFIX + name] = value.astype(np.float16)
         weights_path = directory / WEIGHTS_FILE
         save_file(tensors, str(weights_path), metadata={"format": "shopstream-sentiment-head"})
         self.revision = file_revision(weights_path)
@@ -227,11 +233,17 @@ class SentimentHead:
             name: LinearHead.from_tensors(name, tensors, int(bits) if bits else None)
             for name in metadata["groups"]
         }
+        encoder_weights = {
+            name.removeprefix(ENCODER_PREFIX): value.astype(np.float16)
+            for name, value in tensors.items()
+            if name.startswith(ENCODER_PREFIX)
+        }
         return cls(
             groups=groups,
             neutral_band=float(metadata.get("neutral_band", 0.0)),
             metadata=metadata,
             revision=file_revision(weights_path),
+            encoder_weights=encoder_weights,
         )
 
 

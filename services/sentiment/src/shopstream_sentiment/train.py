@@ -18,6 +18,12 @@ Steps (``train_head``):
    (every training row scored by a model that did not see it), then fit the final model on
    all training rows (``logistic``).
 5. Score the held-out rows (never seen by steps 2-4) and write the head and its metadata.
+
+With ``finetune`` set, step 2 trains the encoder's top layers first (``finetune``): a dev share
+of each (file, label) group of the training rows is set aside to choose the epoch, the heads are
+fitted on the other training rows, and Platt scaling and the neutral band are fitted on the dev
+rows' logits instead of out-of-fold ones, because the tuned layers have seen every other
+training row and their out-of-fold logits would be over-confident.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,8 +43,10 @@ import numpy.typing as npt
 import torch
 
 from shopstream.lexical import LexicalHasher
+from shopstream.models import TextEncoder, configure_threads
 from shopstream_sentiment.datasets import LabelledReview, file_sha256, read_reviews, split_held_out
 from shopstream_sentiment.embedding_cache import PassageCache, embed_reviews
+from shopstream_sentiment.finetune import FinetuneOptions, TuningRows, finetune_encoder
 from shopstream_sentiment.head import (
     Chunking,
     FloatArray,
@@ -76,6 +85,11 @@ class TrainOptions:
     device: str = "auto"
     threads: int | None = None
     cache_dir: Path | None = None
+    finetune: FinetuneOptions | None = None
+    """Train the encoder's top layers too; None keeps the encoder frozen."""
+    dev_fraction: float = 0.1
+    """Share of each (file, label) group of training rows that chooses the fine-tuning epoch
+    and calibrates the heads; only used with ``finetune``."""
 
 
 def binary_summary(
@@ -135,6 +149,9 @@ def read_and_split(data: Sequence[Path], options: TrainOptions) -> SplitData:
 class TrainingResult:
     head: SentimentHead
     metadata: dict[str, Any]
+    held_out: list[LabelledReview] = field(default_factory=list)
+    held_out_probabilities: FloatArray | None = None
+    """P(positive) of each held-out review, scored through the saved head at training time."""
 
 
 @dataclass
@@ -199,46 +216,58 @@ def train_head(
     data: Sequence[Path], out: Path, options: TrainOptions, command: str
 ) -> TrainingResult:
     """Train, calibrate, evaluate on the held-out split and write the head to ``out``."""
-    from shopstream.models import TextEncoder, configure_threads  # noqa: PLC0415  heavy import
-
     started = time.perf_counter()
     configure_threads(options.threads)
     split = read_and_split(data, options)
     encoder = TextEncoder(options.encoder, device=options.device, max_length=options.max_length)
     encoder.load()
-    cache = PassageCache(options.cache_dir, options.encoder, encoder.revision)
-
-    def embed(reviews: Sequence[LabelledReview]) -> FloatArray:
-        texts = [r.text for r in reviews]
-        return embed_reviews(
-            texts, encoder, cache, chunking=options.chunking, batch_size=options.batch_size
-        )
-
     embed_started = time.perf_counter()
-    train_dense = embed(split.train)
-    test_dense = embed(split.held_out)
+    tuned: TunedVectors | None = None
+    if options.finetune is None:
+        cache = PassageCache(options.cache_dir, options.encoder, encoder.revision)
+
+        def embed(reviews: Sequence[LabelledReview]) -> FloatArray:
+            texts = [r.text for r in reviews]
+            return embed_reviews(
+                texts, encoder, cache, chunking=options.chunking, batch_size=options.batch_size
+            )
+
+        train_dense = embed(split.train)
+        test_dense = embed(split.held_out)
+        dev = np.zeros(len(split.train), dtype=bool)
+    else:
+        tuned = tune_encoder(encoder, split, options, options.finetune)
+        train_dense, test_dense, dev = tuned.train_dense, tuned.test_dense, tuned.dev
     embedding_seconds = time.perf_counter() - embed_started
-    encoder_info = {
+    encoder_info: dict[str, Any] = {
         "id": options.encoder,
         "revision": encoder.revision,
         "dim": int(train_dense.shape[1]),
         "prefix": "query",
         "max_length": options.max_length,
     }
+    if tuned is not None:
+        encoder_info["fine_tuned"] = tuned.record
     encoder.unload()
 
     fit_started = time.perf_counter()
     train_groups = np.array([language_group(r.text) for r in split.train])
     fits: dict[str, GroupFit] = {}
+    positive = np.array([r.label == "positive" for r in split.train])
     for group in sorted(set(train_groups.tolist())):
-        rows = np.flatnonzero(train_groups == group)
+        rows = np.flatnonzero((train_groups == group) & ~dev)
         logger.info("fitting the %s head on %d reviews", group, len(rows))
         fits[group] = fit_group(
-            train_dense[rows],
-            [split.train[i].text for i in rows],
-            np.array([split.train[i].label == "positive" for i in rows]),
-            options,
+            train_dense[rows], [split.train[i].text for i in rows], positive[rows], options
         )
+        if tuned is not None:
+            calibration_rows = np.flatnonzero((train_groups == group) & dev)
+            calibrate_on_dev(
+                fits[group],
+                train_dense[calibration_rows],
+                [split.train[i].text for i in calibration_rows],
+                positive[calibration_rows],
+            )
     neutral_band = calibrate_neutral_band(
         [float(p) for fit in fits.values() for p in fit.calibrated_out_of_fold],
         [bool(v) for fit in fits.values() for v in fit.positive],
@@ -275,7 +304,11 @@ def train_head(
             f"C grid {list(options.embedding_c)} x {list(options.lexical_c)} scored on fold 0 "
             f"of a stratified {options.folds}-fold split of each group's training rows"
         ),
-        "calibration": f"Platt scaling per group on {options.folds}-fold out-of-fold logits",
+        "calibration": (
+            f"Platt scaling per group on {options.folds}-fold out-of-fold logits"
+            if tuned is None
+            else "Platt scaling and neutral band per group on the dev rows' logits"
+        ),
         "neutral_band_rule": (
             "widest band around 0.5 with out-of-fold accuracy <= 0.70 inside it, edges within "
             "0.30-0.70, at most 10% of rows inside"
@@ -291,6 +324,8 @@ def train_head(
             "threads": torch.get_num_threads(),
         },
     }
+    if tuned is not None:
+        head.encoder_weights = tuned.weights
     head.save(out)
     # Score the held-out rows through the saved file (float16 weights included), as served.
     saved = SentimentHead.load(out)
@@ -310,7 +345,86 @@ def train_head(
     head.metadata["metrics"] = {"held_out": held_out}
     head.metadata["timing"]["total_seconds"] = round(time.perf_counter() - started, 1)
     head.save(out)
-    return TrainingResult(head=head, metadata=head.metadata)
+    return TrainingResult(
+        head=head,
+        metadata=head.metadata,
+        held_out=split.held_out,
+        held_out_probabilities=probabilities,
+    )
+
+
+@dataclass
+class TunedVectors:
+    """Review vectors from a fine-tuned encoder, and what to ship and record of it."""
+
+    train_dense: FloatArray
+    test_dense: FloatArray
+    dev: npt.NDArray[np.bool_]
+    """Training rows set aside to choose the epoch and calibrate; never trained on."""
+    weights: dict[str, npt.NDArray[np.float16]]
+    record: dict[str, Any]
+
+
+def dev_rows(
+    reviews: Sequence[LabelledReview], fraction: float, seed: int
+) -> npt.NDArray[np.bool_]:
+    """A fixed share of each (file, label) group, chosen by a seeded permutation."""
+    dev = np.zeros(len(reviews), dtype=bool)
+    keys = sorted({(r.source, r.label) for r in reviews})
+    for source, label in keys:
+        members = [i for i, r in enumerate(reviews) if (r.source, r.label) == (source, label)]
+        order = np.random.default_rng([seed, zlib.crc32(f"{source}\0{label}".encode())])
+        chosen = order.permutation(len(members))[: round(fraction * len(members))]
+        dev[[members[i] for i in chosen]] = True
+    return dev
+
+
+def tune_encoder(
+    encoder: TextEncoder, split: SplitData, options: TrainOptions, finetune: FinetuneOptions
+) -> TunedVectors:
+    """Fine-tune the top layers on the training rows less the dev rows; vectors for all."""
+    dev = dev_rows(split.train, options.dev_fraction, options.seed + 1)
+    reviews = [*split.train, *split.held_out]
+    texts = [r.text for r in reviews]
+    rows = TuningRows(
+        texts=texts,
+        groups=[language_group(t) for t in texts],
+        positive=np.array([r.label == "positive" for r in reviews]),
+        train=np.flatnonzero(~dev).tolist(),
+        dev=np.flatnonzero(dev).tolist(),
+    )
+    result = finetune_encoder(encoder, rows, options.chunking, finetune)
+    count = len(split.train)
+    return TunedVectors(
+        train_dense=result.vectors[:count],
+        test_dense=result.vectors[count:],
+        dev=dev,
+        weights=result.weights,
+        record=result.record,
+    )
+
+
+def calibrate_on_dev(
+    fit: GroupFit, dense: FloatArray, texts: Sequence[str], positive: npt.NDArray[np.bool_]
+) -> None:
+    """Refit a group's Platt scaling on rows neither its head nor the tuned layers saw; the
+    neutral band is then fitted on these rows too (``calibrated_out_of_fold``)."""
+    logits = fit.head.logits(dense, texts)
+    scale, shift = fit_platt(logits, positive)
+    fit.head.calibration_scale, fit.head.calibration_shift = scale, shift
+    fit.calibrated_out_of_fold = sigmoid(scale * logits + shift)
+    fit.positive = positive
+    probabilities = [float(p) for p in fit.calibrated_out_of_fold]
+    fit.record.update(
+        {
+            "platt": [round(scale, 6), round(shift, 6)],
+            "dev_rows": len(positive),
+            "dev_accuracy": round(float(((logits >= 0) == positive).mean()), 4),
+            "dev_expected_calibration_error": round(
+                expected_calibration_error(probabilities, [bool(v) for v in positive]), 4
+            ),
+        }
+    )
 
 
 def _sparse(hasher: LexicalHasher, texts: Sequence[str]) -> SparseRows:

@@ -134,13 +134,7 @@ class TextEncoder(PretrainedHandle):
         output = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return output
-        prefix = self._prefixes[0] if kind == "query" else self._prefixes[1]
-        inputs = [prefix + text for text in texts]
-        if self._character_map is not None:
-            inputs = [text.translate(self._character_map) for text in inputs]
-        token_ids: list[list[int]] = tokenizer(inputs, truncation=True, max_length=self.max_length)[
-            "input_ids"
-        ]
+        token_ids = self.token_ids(texts, kind=kind)
         pad_id = int(tokenizer.pad_token_id or 0)
         with torch.inference_mode():
             for batch, input_ids, mask in padded_batches(
@@ -153,6 +147,19 @@ class TextEncoder(PretrainedHandle):
                 pooled = torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
                 output[batch] = pooled.cpu().numpy()
         return output
+
+    def token_ids(self, texts: Sequence[str], *, kind: TextKind = "query") -> list[list[int]]:
+        """Token ids of each text exactly as ``encode`` feeds them to the model: prefixed,
+        character-mapped and truncated to ``max_length``."""
+        _, tokenizer, _ = self._parts()
+        prefix = self._prefixes[0] if kind == "query" else self._prefixes[1]
+        inputs = [prefix + text for text in texts]
+        if self._character_map is not None:
+            inputs = [text.translate(self._character_map) for text in inputs]
+        token_ids: list[list[int]] = tokenizer(inputs, truncation=True, max_length=self.max_length)[
+            "input_ids"
+        ]
+        return token_ids
 
     def unload(self) -> None:
         self._character_map = None

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
@@ -188,6 +190,28 @@ class PretrainedHandle:
         if self._model is None or self._tokenizer is None or self._device is None:
             raise RuntimeError(f"{self.role} {self.model_id} is not loaded; call load() first")
         return self._model, self._tokenizer, self._device
+
+    def loaded_model(self) -> PreTrainedModel:
+        """The loaded model itself, for training code that runs parts of it."""
+        return self._parts()[0]
+
+    def replace_weights(self, tensors: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Overwrite named parameters of the loaded model in place (e.g. fine-tuned layers
+        shipped with a head), cast to the model's dtype and device. The architecture, and so
+        the inference cost, stay as they are; an unknown name or a wrong shape is an error."""
+        model, _, _ = self._parts()
+        parameters = dict(model.named_parameters())
+        for name, value in tensors.items():
+            target = parameters.get(name)
+            if target is None:
+                raise ValueError(f"{self.role} {self.model_id} has no parameter {name!r}")
+            if tuple(target.shape) != tuple(value.shape):
+                raise ValueError(
+                    f"{self.role} {self.model_id}: parameter {name!r} has shape "
+                    f"{tuple(target.shape)}, the replacement {tuple(value.shape)}"
+                )
+            with torch.no_grad():
+                target.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(target.dtype))
 
     def unload(self) -> None:
         device = self._device

@@ -1,0 +1,141 @@
+"""Fine-tuning the encoder's top layers: a short real run on the packaged encoder, then the
+service loads the shipped layers and scores exactly what training scored.
+
+The labelled rows come from the package's own sample reviews (rating >= 4 positive, <= 2
+negative), so the test needs nothing outside the repository.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shopstream.models import DEFAULT_ENCODER, TextEncoder
+from shopstream_sentiment.backends import EncoderHeadBackend
+from shopstream_sentiment.config import SentimentModelConfig
+from shopstream_sentiment.finetune import FinetuneOptions
+from shopstream_sentiment.head import SentimentHead, language_group
+from shopstream_sentiment.scoring import ScoringUnit
+from shopstream_sentiment.segmentation import chunk_text
+from shopstream_sentiment.train import TrainingResult, TrainOptions, train_head
+
+pytestmark = pytest.mark.model
+
+SAMPLES = (
+    Path(__file__).parents[2]
+    / "services/sentiment/src/shopstream_sentiment/data/sample_reviews.jsonl"
+)
+
+
+def labelled_samples(path: Path) -> Path:
+    with SAMPLES.open(encoding="utf-8") as lines, path.open("w", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["label", "rating", "text"])
+        for line in lines:
+            row = json.loads(line)
+            if row["rating"] in {None, 3}:
+                continue
+            label = "positive" if row["rating"] >= 4 else "negative"
+            writer.writerow([label, row["rating"], row["text"]])
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainingResult]:
+    directory = tmp_path_factory.mktemp("finetune")
+    options = TrainOptions(
+        lexical_bits=0,
+        folds=3,
+        embedding_c=(0.01,),
+        device="cpu",
+        finetune=FinetuneOptions(layers=1, epochs=1, learning_rate=1e-3),
+        dev_fraction=0.25,
+    )
+    data = labelled_samples(directory / "samples.csv")
+    return directory / "head", train_head([data], directory / "head", options, "test")
+
+
+def test_the_head_ships_the_tuned_layer_and_records_the_run(
+    trained: tuple[Path, TrainingResult],
+) -> None:
+    directory, result = trained
+    head = SentimentHead.load(directory)
+    encoder = TextEncoder(DEFAULT_ENCODER, device="cpu")
+    encoder.load()
+    parameters = dict(encoder.loaded_model().named_parameters())
+    last = max(int(name.split(".")[2]) for name in parameters if name.startswith("encoder.layer."))
+    layer = {n: p for n, p in parameters.items() if n.startswith(f"encoder.layer.{last}.")}
+    encoder.unload()
+    assert set(head.encoder_weights) == set(layer)
+    # A few AdamW steps move weights by about the learning rate; float16 rounds by far less.
+    changed = [
+        name
+        for name, value in head.encoder_weights.items()
+        if np.abs(value.astype(np.float32) - layer[name].detach().numpy()).max() > 5e-4
+    ]
+    assert changed, "training left the top layer as it was"
+    record = result.metadata["encoder"]["fine_tuned"]
+    assert record["layers"] == 1
+    assert record["first_layer"] == last
+    assert record["kept_epoch"] == 1
+    assert record["dev_rows"] > 0
+    assert record["train_rows"] + record["dev_rows"] == sum(
+        g["train_rows"] + g["dev_rows"]
+        for name, g in result.metadata["language_groups"].items()
+        if name in result.metadata["groups"]
+    )
+    assert "dev rows" in result.metadata["calibration"]
+    for group in result.metadata["groups"]:
+        record = result.metadata["language_groups"][group]
+        assert 0.0 <= record["dev_expected_calibration_error"] <= 1.0
+        assert 0.0 <= record["dev_accuracy"] <= 1.0
+
+
+def test_the_service_scores_what_training_scored(trained: tuple[Path, TrainingResult]) -> None:
+    directory, result = trained
+    assert result.held_out_probabilities is not None
+    config = SentimentModelConfig(head=directory, device="cpu", aspects_enabled=False)
+    backend = EncoderHeadBackend(config)
+    backend.load()
+    chunking = backend.chunking
+    units = [
+        ScoringUnit(
+            text=r.text,
+            passages=tuple(
+                c.text for c in chunk_text(r.text, chunking.chunk_tokens, chunking.max_chunks)
+            ),
+            group=language_group(r.text),
+        )
+        for r in result.held_out
+    ]
+    served, served_vectors = backend.score(units)
+    backend.unload()
+    # Training scored from float16-cached layer inputs; serving runs the whole encoder.
+    assert np.allclose(served, result.held_out_probabilities, atol=0.02)
+
+    frozen = EncoderHeadBackend(config)
+    frozen.head.encoder_weights = {}
+    frozen.load()
+    _, frozen_vectors = frozen.score(units)
+    frozen.unload()
+    assert served_vectors is not None
+    assert frozen_vectors is not None
+    assert not np.allclose(served_vectors, frozen_vectors, atol=1e-3)
+
+
+def test_replacing_weights_checks_names_and_shapes() -> None:
+    encoder = TextEncoder(DEFAULT_ENCODER, device="cpu")
+    encoder.load()
+    name, parameter = next(iter(encoder.loaded_model().named_parameters()))
+    with pytest.raises(ValueError, match="no parameter"):
+        encoder.replace_weights({"encoder.layer.99.output.dense.weight": np.zeros(3)})
+    with pytest.raises(ValueError, match="shape"):
+        encoder.replace_weights({name: np.zeros((1, 1), dtype=np.float16)})
+    replacement = np.full(tuple(parameter.shape), 0.5, dtype=np.float16)
+    encoder.replace_weights({name: replacement})
+    assert float(dict(encoder.loaded_model().named_parameters())[name].detach().mean()) == 0.5
+    encoder.unload()
