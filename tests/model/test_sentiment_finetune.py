@@ -7,6 +7,7 @@ negative), so the test needs nothing outside the repository.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from pathlib import Path
@@ -14,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shopstream.models import DEFAULT_ENCODER, TextEncoder
-from shopstream_sentiment.backends import EncoderHeadBackend
+from shopstream.models import DEFAULT_ENCODER, LayerStack, TextEncoder, transformer_layers
+from shopstream_sentiment.backends import EncoderHeadBackend, tuned_from
 from shopstream_sentiment.config import SentimentModelConfig
 from shopstream_sentiment.finetune import FinetuneOptions
-from shopstream_sentiment.head import SentimentHead, language_group
-from shopstream_sentiment.scoring import ScoringUnit
+from shopstream_sentiment.head import FloatArray, SentimentHead, language_group, pool_passages
+from shopstream_sentiment.scoring import ScoringUnit, unique_passages
 from shopstream_sentiment.segmentation import chunk_text
 from shopstream_sentiment.train import TrainingResult, TrainOptions, train_head
 
@@ -95,14 +96,9 @@ def test_the_head_ships_the_tuned_layer_and_records_the_run(
         assert 0.0 <= record["dev_accuracy"] <= 1.0
 
 
-def test_the_service_scores_what_training_scored(trained: tuple[Path, TrainingResult]) -> None:
-    directory, result = trained
-    assert result.held_out_probabilities is not None
-    config = SentimentModelConfig(head=directory, device="cpu", aspects_enabled=False)
-    backend = EncoderHeadBackend(config)
-    backend.load()
+def held_out_units(result: TrainingResult, backend: EncoderHeadBackend) -> list[ScoringUnit]:
     chunking = backend.chunking
-    units = [
+    return [
         ScoringUnit(
             text=r.text,
             passages=tuple(
@@ -112,19 +108,56 @@ def test_the_service_scores_what_training_scored(trained: tuple[Path, TrainingRe
         )
         for r in result.held_out
     ]
-    served, served_vectors = backend.score(units)
-    backend.unload()
-    # Training scored from float16-cached layer inputs; serving runs the whole encoder.
-    assert np.allclose(served, result.held_out_probabilities, atol=0.02)
 
-    frozen = EncoderHeadBackend(config)
-    frozen.head.encoder_weights = {}
+
+def served(config: SentimentModelConfig, result: TrainingResult) -> tuple[FloatArray, FloatArray]:
+    backend = EncoderHeadBackend(config)
+    backend.load()
+    probabilities, vectors = backend.score(held_out_units(result, backend))
+    backend.unload()
+    assert vectors is not None
+    return probabilities, vectors
+
+
+def test_the_service_scores_what_training_scored(trained: tuple[Path, TrainingResult]) -> None:
+    directory, result = trained
+    assert result.held_out_probabilities is not None
+    config = SentimentModelConfig(head=directory, device="cpu")
+    probabilities, aspect_vectors = served(config, result)
+    # Training scored from float16-cached layer inputs; serving runs the whole encoder.
+    assert np.allclose(probabilities, result.held_out_probabilities, atol=0.02)
+
+    # Aspects are matched on the frozen layers' vectors by default, the tuned ones on request.
+    frozen = TextEncoder(DEFAULT_ENCODER, device="cpu")
     frozen.load()
-    _, frozen_vectors = frozen.score(units)
+    passages, groups = unique_passages(held_out_units(result, EncoderHeadBackend(config)))
+    frozen_vectors = pool_passages(frozen.encode(passages, kind="query"), groups)
     frozen.unload()
-    assert served_vectors is not None
-    assert frozen_vectors is not None
-    assert not np.allclose(served_vectors, frozen_vectors, atol=1e-3)
+    assert np.allclose(aspect_vectors, frozen_vectors, atol=1e-4)
+    tuned = config.model_copy(update={"aspect_vectors": "tuned"})
+    tuned_probabilities, tuned_vectors = served(tuned, result)
+    assert np.array_equal(tuned_probabilities, probabilities)
+    assert not np.allclose(tuned_vectors, frozen_vectors, atol=1e-3)
+
+
+def test_a_branch_of_the_same_layers_encodes_what_the_model_encodes() -> None:
+    encoder = TextEncoder(DEFAULT_ENCODER, device="cpu")
+    encoder.load()
+    layers = transformer_layers(encoder.loaded_model())
+    branch = LayerStack(copy.deepcopy(layers[-3:]))
+    texts = ["质量很好，物流也快。", "It broke after a day.", "还行吧"]
+    vectors, branched = encoder.encode_with_branch(texts, branch, batch_size=2)
+    encoder.unload()
+    assert branched.shape == vectors.shape == (3, encoder.dim)
+    assert np.allclose(vectors, branched, atol=1e-5)
+
+
+def test_tuned_weights_must_be_a_top_block() -> None:
+    assert tuned_from({"encoder.layer.10.a": 0, "encoder.layer.11.b": 0}, 12) == 10
+    with pytest.raises(ValueError, match="top block"):
+        tuned_from({"encoder.layer.9.a": 0, "encoder.layer.11.b": 0}, 12)
+    with pytest.raises(ValueError, match="top block"):
+        tuned_from({"embeddings.word_embeddings.weight": 0}, 12)
 
 
 def test_replacing_weights_checks_names_and_shapes() -> None:

@@ -6,6 +6,7 @@ unit tests) never pulls in torch. Both backends load through ``shopstream.models
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -13,7 +14,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from shopstream.models import LoadReport, TextClassifier, TextEncoder
+from shopstream.models import (
+    LayerStack,
+    LoadReport,
+    TextClassifier,
+    TextEncoder,
+    transformer_layers,
+)
 from shopstream_sentiment.config import SentimentModelConfig
 from shopstream_sentiment.head import Chunking, SentimentHead, encoder_record, pool_passages
 from shopstream_sentiment.predictions import PolarityName
@@ -50,11 +57,17 @@ class EncoderHeadBackend:
         self.revision = ""
         self.chunking = self.head.chunking
         self.neutral_band = self.head.neutral_band
+        self.frozen_top: LayerStack | None = None
+        """The original top layers, kept for aspect vectors when the head tunes them."""
 
     def load(self) -> LoadReport:
         report = self.encoder.load()
         if self.head.encoder_weights:
             # Fine-tuned top layers ship with the head: same architecture, same cost.
+            layers = transformer_layers(self.encoder.loaded_model())
+            first = tuned_from(self.head.encoder_weights, len(layers))
+            if self.config.aspects_enabled and self.config.aspect_vectors == "frozen":
+                self.frozen_top = LayerStack(copy.deepcopy(layers[first:]))
             self.encoder.replace_weights(self.head.encoder_weights)
         if self._trained_revision and self.encoder.revision != self._trained_revision:
             # Same model name, other weights (e.g. a newer package): scores may drift a little.
@@ -68,18 +81,47 @@ class EncoderHeadBackend:
         return report
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
-        return self.encoder.encode(list(texts), kind="query", batch_size=self.config.batch_size)
+        """Vectors in the space aspects are matched in (the frozen layers' when kept)."""
+        return self._encode(texts)[1]
 
     def score(self, units: Sequence[ScoringUnit]) -> tuple[FloatArray, FloatArray | None]:
+        """(P(positive) per unit, the unit's vector for aspect matching)."""
         passages, groups = unique_passages(units)
-        vectors = pool_passages(self.embed(passages), groups)
+        sentiment, aspect = self._encode(passages)
+        vectors = pool_passages(sentiment, groups)
         probabilities = self.head.probabilities(
             vectors, [unit.text for unit in units], [unit.group for unit in units]
         )
-        return probabilities, vectors
+        return probabilities, vectors if aspect is sentiment else pool_passages(aspect, groups)
+
+    def _encode(self, texts: Sequence[str]) -> tuple[FloatArray, FloatArray]:
+        """(sentiment vectors, aspect vectors): the same array unless frozen layers are kept."""
+        batch_size = self.config.batch_size
+        if self.frozen_top is None:
+            vectors = self.encoder.encode(list(texts), kind="query", batch_size=batch_size)
+            return vectors, vectors
+        return self.encoder.encode_with_branch(
+            list(texts), self.frozen_top, kind="query", batch_size=batch_size
+        )
 
     def unload(self) -> None:
+        self.frozen_top = None
         self.encoder.unload()
+
+
+def tuned_from(weights: Mapping[str, object], layer_count: int) -> int:
+    """The first encoder layer a head's tuned weights replace; they must run to the top."""
+    indices = {
+        int(match.group(1))
+        for name in weights
+        if (match := re.search(r"(?:^|\.)layer\.(\d+)\.", name)) is not None
+    }
+    if not indices or indices != set(range(min(indices), layer_count)):
+        raise ValueError(
+            f"the head's encoder weights cover layers {sorted(indices)}, not a top block of "
+            f"the encoder's {layer_count}"
+        )
+    return min(indices)
 
 
 _STAR_LABEL = re.compile(r"^([1-5])\s*stars?$")

@@ -36,9 +36,10 @@ class SentimentModelConfig(ModelRuntimeSettings):
     and aspect clauses together) come from ``ModelRuntimeSettings``."""
 
     backend: Literal["encoder_head", "sequence_classification"] = "encoder_head"
-    """``encoder_head``: a frozen sentence encoder plus the small linear head trained by
-    ``shopstream-sentiment train``. ``sequence_classification``: any Hugging Face
-    ``AutoModelForSequenceClassification`` (Hub id or local directory) named by ``hf_model``."""
+    """``encoder_head``: a sentence encoder (frozen, or with fine-tuned top layers shipped in the
+    head) plus the small linear head trained by ``shopstream-sentiment train``.
+    ``sequence_classification``: any Hugging Face ``AutoModelForSequenceClassification`` (Hub id
+    or local directory) named by ``hf_model``."""
     encoder: str = DEFAULT_ENCODER
     """Encoder of the ``encoder_head`` backend: a registry name, local directory or Hub id. It
     must be the encoder the head was trained on; ``load()`` refuses a mismatch."""
@@ -57,6 +58,11 @@ class SentimentModelConfig(ModelRuntimeSettings):
     operator's own JSON file to change the aspects without a release."""
     aspects_enabled: bool = True
     """Turn off aspect findings to score whole reviews only (about half the encoder work)."""
+    aspect_vectors: Literal["frozen", "tuned"] = "frozen"
+    """With a head that ships fine-tuned encoder layers: which layers give the clause vectors
+    that aspects are matched on. ``frozen`` (the space the catalogue's prototypes and threshold
+    were chosen in) also runs the original top layers in the same pass, which costs those
+    layers once more; ``tuned`` reuses the sentiment vectors."""
     max_length: int = Field(default=256, ge=16, le=512)
     """Longest tokenised passage handed to the model; chunks are sized below it."""
     chunk_tokens: int = Field(default=128, ge=16, le=512)

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from shopstream.models import TextEncoder
+from shopstream.models import LayerStack, TextEncoder, transformer_layers
 from shopstream_sentiment.head import Chunking, FloatArray
 from shopstream_sentiment.segmentation import chunk_text
 
@@ -101,17 +101,6 @@ class LayerInputs:
         return hidden, mask
 
 
-def encoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The transformer layers of a BERT-style encoder (``model.encoder.layer``)."""
-    layers = getattr(getattr(model, "encoder", None), "layer", None)
-    if not isinstance(layers, torch.nn.ModuleList):
-        raise TypeError(
-            f"{type(model).__name__} has no encoder.layer list; top-layer fine-tuning "
-            "supports BERT-style encoders"
-        )
-    return layers
-
-
 def layer_inputs(
     encoder: TextEncoder, chunks: ChunkedReviews, first_layer: int, batch_tokens: int
 ) -> LayerInputs:
@@ -156,34 +145,22 @@ def layer_inputs(
     return inputs
 
 
-class TunedLayers(torch.nn.Module):
-    """Trainable float32 copies of the encoder's top layers, mean-pooled to unit vectors."""
+class TunedLayers(LayerStack):
+    """Trainable float32 copies of the encoder's top layers."""
 
     def __init__(self, model: torch.nn.Module, count: int) -> None:
-        super().__init__()
-        layers = encoder_layers(model)
+        layers = transformer_layers(model)
         if not 1 <= count <= len(layers):
             raise ValueError(f"can fine-tune 1 to {len(layers)} layers, not {count}")
-        self.first = len(layers) - count
-        self.layers = torch.nn.ModuleList(
-            [copy.deepcopy(layer).float() for layer in layers[self.first :]]
-        )
+        first = len(layers) - count
+        super().__init__(copy.deepcopy(layer).float() for layer in layers[first:])
+        self.first = first
         # The names the same parameters have in the full model, for replace_weights.
-        prefix = next(
-            name.rsplit(f".{self.first}.", 1)[0]
+        self.model_prefix = next(
+            name.rsplit(f".{first}.", 1)[0]
             for name, parameter in model.named_parameters()
-            if parameter is next(layers[self.first].parameters())
+            if parameter is next(layers[first].parameters())
         )
-        self.model_prefix = prefix
-
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
-        for layer in self.layers:
-            output = layer(hidden, attention_mask=additive)
-            hidden = output[0] if isinstance(output, tuple) else output
-        weights = mask.unsqueeze(-1).float()
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return torch.nn.functional.normalize(pooled, dim=-1)
 
     def model_weights(self) -> dict[str, npt.NDArray[np.float16]]:
         """The trained parameters under their names in the full model, as float16."""

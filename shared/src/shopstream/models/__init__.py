@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from shopstream.models.cache import CACHE_ENV, METADATA_FILE, ConversionRecord, cache_root
     from shopstream.models.classifier import TextClassifier
     from shopstream.models.device import configure_threads, inference_dtype, resolve_device
-    from shopstream.models.embeddings import TextEncoder, TextKind
+    from shopstream.models.embeddings import LayerStack, TextEncoder, TextKind, transformer_layers
     from shopstream.models.generator import ChatMessage, Prompt, TextGenerator
     from shopstream.models.loading import LoadReport
     from shopstream.models.pretrained import Pretrained, load_pretrained
@@ -51,8 +51,10 @@ _LAZY = {
     "configure_threads": "device",
     "inference_dtype": "device",
     "resolve_device": "device",
+    "LayerStack": "embeddings",
     "TextEncoder": "embeddings",
     "TextKind": "embeddings",
+    "transformer_layers": "embeddings",
     "ChatMessage": "generator",
     "Prompt": "generator",
     "TextGenerator": "generator",
@@ -89,6 +91,7 @@ __all__ = [
     "SMALL_GENERATOR",
     "ChatMessage",
     "ConversionRecord",
+    "LayerStack",
     "LoadReport",
     "ModelPlacementSettings",
     "ModelRuntimeSettings",
@@ -108,4 +111,5 @@ __all__ = [
     "load_pretrained",
     "resolve",
     "resolve_device",
+    "transformer_layers",
 ]

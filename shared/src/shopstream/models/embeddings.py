@@ -72,6 +72,39 @@ def _pooler_option(config: PretrainedConfig, resolved: ResolvedModel) -> dict[st
     return {} if _checkpoint_has_pooler(resolved.location) else {"add_pooling_layer": False}
 
 
+def transformer_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The transformer layers of a BERT-style encoder (``model.encoder.layer``)."""
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if not isinstance(layers, torch.nn.ModuleList):
+        raise TypeError(
+            f"{type(model).__name__} has no encoder.layer list; only BERT-style encoders can "
+            "run or replace their top layers"
+        )
+    return layers
+
+
+class LayerStack(torch.nn.Module):
+    """An encoder's top transformer layers (or copies of them), run on the hidden state that
+    enters the first of them and mean-pooled to unit vectors, as ``TextEncoder.encode`` pools."""
+
+    def __init__(self, layers: Iterable[torch.nn.Module]) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(layers)
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # The additive mask the model builds for its own layers: 0 on tokens, -inf on padding.
+        blocked = 1.0 - attention_mask[:, None, None, :].to(hidden.dtype)
+        additive = blocked * torch.finfo(hidden.dtype).min
+        for layer in self.layers:
+            output = layer(hidden, attention_mask=additive)
+            hidden = output[0] if isinstance(output, tuple) else output
+        return torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
+
+
 class TextEncoder(PretrainedHandle):
     """Encode texts to unit vectors; cosine similarity is then a dot product.
 
@@ -128,12 +161,31 @@ class TextEncoder(PretrainedHandle):
         self, texts: Sequence[str], *, kind: TextKind = "query", batch_size: int = 32
     ) -> npt.NDArray[np.float32]:
         """Return a float32 array of shape (len(texts), dim), each row L2-normalised."""
+        return self._encode(texts, kind, batch_size, None)[0]
+
+    def encode_with_branch(
+        self,
+        texts: Sequence[str],
+        branch: LayerStack,
+        *,
+        kind: TextKind = "query",
+        batch_size: int = 32,
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """``encode``'s vectors, and the vectors of ``branch`` (other weights for the top
+        ``branch.depth`` layers) run on the same lower layers' output in the same pass."""
+        return self._encode(texts, kind, batch_size, branch)
+
+    def _encode(
+        self, texts: Sequence[str], kind: TextKind, batch_size: int, branch: LayerStack | None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """(vectors, branch vectors); without a branch the second has no rows."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of texts; wrap a single text in a list")
         model, tokenizer, device = self._parts()
         output = np.zeros((len(texts), self.dim), dtype=np.float32)
+        branched = np.zeros((0 if branch is None else len(texts), self.dim), dtype=np.float32)
         if not texts:
-            return output
+            return output, branched
         token_ids = self.token_ids(texts, kind=kind)
         pad_id = int(tokenizer.pad_token_id or 0)
         with torch.inference_mode():
@@ -141,12 +193,18 @@ class TextEncoder(PretrainedHandle):
                 token_ids, pad_id, batch_size, side="right"
             ):
                 attention_mask = mask.to(device)
-                hidden = model(
-                    input_ids=input_ids.to(device), attention_mask=attention_mask
-                ).last_hidden_state
+                result = model(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention_mask,
+                    output_hidden_states=branch is not None,
+                )
+                hidden = result.last_hidden_state
                 pooled = torch.nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
                 output[batch] = pooled.cpu().numpy()
-        return output
+                if branch is not None:
+                    entry = result.hidden_states[-1 - branch.depth]
+                    branched[batch] = branch(entry, attention_mask).cpu().numpy()
+        return output, branched
 
     def token_ids(self, texts: Sequence[str], *, kind: TextKind = "query") -> list[list[int]]:
         """Token ids of each text exactly as ``encode`` feeds them to the model: prefixed,
