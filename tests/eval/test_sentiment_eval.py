@@ -20,7 +20,9 @@ pytestmark = pytest.mark.eval
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "sentiment"
 ROWS = 300
-FLOORS = {"reviews_zh.csv": 0.89, "reviews_en.csv": 0.86}
+# The fine-tuned head scores 92.3 % (zh) and 93.7 % (en) on these 300-row slices, the frozen head
+# it replaced 90.3 % and 93.7 %; the zh floor fails if the tuned layers stop being applied.
+FLOORS = {"reviews_zh.csv": 0.905, "reviews_en.csv": 0.915}
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"development data not found at {DATA}")

@@ -2,9 +2,12 @@
 
 Two backends, chosen by ``SENTIMENT_MODEL__BACKEND``:
 
-* ``encoder_head`` (default, offline): the frozen multilingual-e5-small encoder from the
+* ``encoder_head`` (default, offline): the multilingual-e5-small encoder from the
   ``shopstream.models`` registry and the small logistic-regression head shipped in
-  ``heads/default`` (trained by ``shopstream-sentiment train``). A review is cut into
+  ``heads/default`` (trained by ``shopstream-sentiment train``). A head trained with
+  ``--finetune-layers`` also ships the encoder's fine-tuned top layers, which replace the
+  packaged ones at load; aspects are then matched on the original top layers, run from the
+  same lower layers' output (``aspect_vectors``). A review is cut into
   whole-sentence chunks of about ``chunk_tokens`` tokens; their embeddings are averaged, so a
   long review is read to the end instead of being truncated at the encoder's limit.
 * ``sequence_classification``: any Hugging Face ``AutoModelForSequenceClassification`` (a Hub id
