@@ -9,9 +9,10 @@ the tenant's blend learn from it (`shopstream_recommender.blend`). The blend is 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -95,6 +96,7 @@ class Anchor:
 
 SIGNALS = tuple(Signal)
 """The order of the signals in a tenant's `BlendWeights` and in rehearsal features."""
+Entry = TypeVar("Entry")
 
 
 def configured_weights(config: RankingConfig) -> dict[Signal, float]:
@@ -112,43 +114,130 @@ def configured_weights(config: RankingConfig) -> dict[Signal, float]:
     }
 
 
-class _Evidence:
-    """Summed score per candidate, and the largest single contribution (for the reason).
+class _Evidence(Generic[Entry]):
+    """The candidates of one request in order of first mention (`candidates`, shared by both
+    kinds below), and the contributions the signals make to them.
 
-    A contribution is (signal weight x `unit` x strength). With `features` on (a rehearsal),
-    the unweighted part (`unit` x strength) is also summed per signal, for the learner.
+    A contribution is (signal weight x `unit` x strength). A request needs each candidate's
+    summed score and its largest single contribution (for the reason): `_Scores`. A rehearsal
+    of the learned blend needs only the unweighted part (`unit` x strength) summed per signal:
+    `_Features`. Keeping them apart spares each the other's bookkeeping in the loop every
+    contribution goes through (the hottest of ranking and of rehearsals).
     """
 
-    __slots__ = ("best", "features", "scores", "weights")
+    __slots__ = ("candidates", "weights")
 
-    def __init__(self, weights: dict[Signal, float], *, features: bool = False) -> None:
+    def __init__(self, weights: dict[Signal, float]) -> None:
         self.weights = weights
-        self.scores: dict[str, float] = {}
-        self.best: dict[str, tuple[float, Signal, str | None]] = {}
-        self.features: dict[Signal, dict[str, float]] | None = (
-            {signal: {} for signal in SIGNALS} if features else None
-        )
+        self.candidates: dict[str, Entry] = {}
+
+    @property
+    def rehearsal(self) -> bool:
+        return False
 
     def add(
-        self, found: Iterable[tuple[str, float]], unit: float, signal: Signal, anchor: str | None
+        self,
+        found: Iterable[tuple[str, float]],
+        unit: float,
+        signal: Signal,
+        anchor: str | None,
+        skip: str | None = None,
     ) -> None:
-        scores, best = self.scores, self.best
-        priority = REASON_PRIORITY[signal]
-        scale = self.weights[signal] * unit
-        column = self.features[signal] if self.features is not None else None
-        for item, strength in found:
-            value = scale * strength
-            scores[item] = scores.get(item, 0.0) + value
-            current = best.get(item)
-            if current is None or value * priority > current[0]:
-                best[item] = (value * priority, signal, anchor)
-            if column is not None:
-                column[item] = column.get(item, 0.0) + unit * strength
+        """Contributions of `signal` to the `found` items, except `skip`."""
+        raise NotImplementedError
+
+    def add_prior(self, counts: Mapping[str, float], unit: float, signal: Signal) -> None:
+        """A prior's contribution to every candidate so far: min(1, count x `unit`)."""
+        raise NotImplementedError
 
     def candidate(self, item: str) -> None:
-        if item not in self.scores:
-            self.scores[item] = 0.0
-            self.best[item] = (0.0, Signal.POPULAR, None)
+        raise NotImplementedError
+
+
+class _Scores(_Evidence[list[Any]]):
+    """`candidates` maps each candidate to [summed score, its best contribution x the reason
+    priority, that contribution's signal, its anchor]: one dict look-up per contribution."""
+
+    __slots__ = ()
+
+    def add(
+        self,
+        found: Iterable[tuple[str, float]],
+        unit: float,
+        signal: Signal,
+        anchor: str | None,
+        skip: str | None = None,
+    ) -> None:
+        candidates = self.candidates
+        priority = REASON_PRIORITY[signal]
+        scale = self.weights[signal] * unit
+        for item, strength in found:
+            if item == skip:
+                continue
+            value = scale * strength
+            entry = candidates.get(item)
+            if entry is None:
+                candidates[item] = [value, value * priority, signal, anchor]
+            else:
+                entry[0] += value
+                if value * priority > entry[1]:
+                    entry[1:] = value * priority, signal, anchor
+
+    def add_prior(self, counts: Mapping[str, float], unit: float, signal: Signal) -> None:
+        priority = REASON_PRIORITY[signal]
+        scale = self.weights[signal]
+        for item, entry in self.candidates.items():
+            # min(1, count x unit), without a call per candidate (a request has thousands).
+            strength = counts.get(item, 0.0) * unit
+            if strength > 1.0:  # noqa: PLR1730 (a call to min costs more here)
+                strength = 1.0
+            value = scale * strength
+            entry[0] += value
+            if value * priority > entry[1]:
+                entry[1:] = value * priority, signal, None
+
+    def candidate(self, item: str) -> None:
+        if item not in self.candidates:
+            self.candidates[item] = [0.0, 0.0, Signal.POPULAR, None]
+
+
+class _Features(_Evidence[None]):
+    """Per signal, the unweighted contributions summed per candidate (a rehearsal's rows)."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, weights: dict[Signal, float]) -> None:
+        super().__init__(weights)
+        self.columns: dict[Signal, dict[str, float]] = {signal: {} for signal in SIGNALS}
+
+    @property
+    def rehearsal(self) -> bool:
+        return True
+
+    def add(
+        self,
+        found: Iterable[tuple[str, float]],
+        unit: float,
+        signal: Signal,
+        anchor: str | None,
+        skip: str | None = None,
+    ) -> None:
+        candidates = self.candidates
+        column = self.columns[signal]
+        for item, strength in found:
+            if item == skip:
+                continue
+            candidates[item] = None
+            column[item] = column.get(item, 0.0) + unit * strength
+
+    def add_prior(self, counts: Mapping[str, float], unit: float, signal: Signal) -> None:
+        # Only the priors add to their own columns, and each adds once per candidate.
+        self.columns[signal] = {
+            item: min(1.0, counts.get(item, 0.0) * unit) for item in self.candidates
+        }
+
+    def candidate(self, item: str) -> None:
+        self.candidates[item] = None
 
 
 def anchors_of(
@@ -196,12 +285,14 @@ class Ranker:
             return Ranking([], cold_start)
         tenant = self.state.tenant(tenant_id)
         blocked = self._blocked(user, context_product_id, exclude)
-        evidence = self._evidence(tenant, user, context_product_id, blocked, features=False)
+        evidence = _Scores(self._weights(tenant))
+        self._evidence(evidence, tenant, user, context_product_id, blocked)
         discount = _repeat_discounts(tenant, user)
+        candidates = evidence.candidates
         chosen = _diversified(
             (
-                (item, score * discount.get(item, 1.0))
-                for item, score in evidence.scores.items()
+                (item, entry[0] * discount.get(item, 1.0))
+                for item, entry in candidates.items()
                 if item not in blocked and tenant.recommendable(item)
             ),
             tenant,
@@ -213,8 +304,8 @@ class Ranker:
                 Recommendation(
                     item,
                     round(score, 6),
-                    _reason(tenant, item, *evidence.best[item][1:]),
-                    evidence.best[item][1],
+                    _reason(tenant, item, *candidates[item][2:]),
+                    candidates[item][2],
                 )
                 for item, score in chosen
             ],
@@ -241,16 +332,18 @@ class Ranker:
         """Every candidate of a request by `user` now, with its evidence per signal (rows:
         candidates; columns: `SIGNALS`, unweighted, after the repeat discount)."""
         blocked = self._blocked(user, context_product_id, ())
-        evidence = self._evidence(tenant, user, context_product_id, blocked, features=True)
-        assert evidence.features is not None, "asked for just above"
+        evidence = _Features(self._weights(tenant))
+        self._evidence(evidence, tenant, user, context_product_id, blocked)
         discount = _repeat_discounts(tenant, user)
         items = [
-            item for item in evidence.scores if item not in blocked and tenant.recommendable(item)
+            item
+            for item in evidence.candidates
+            if item not in blocked and tenant.recommendable(item)
         ]
         row_of = {item: row for row, item in enumerate(items)}
         features = np.zeros((len(items), len(SIGNALS)), dtype=np.float64)
         for column, signal in enumerate(SIGNALS):
-            for item, value in evidence.features[signal].items():
+            for item, value in evidence.columns[signal].items():
                 row = row_of.get(item)
                 if row is not None:
                     features[row, column] = value
@@ -280,26 +373,25 @@ class Ranker:
         items, features = self._rehearsal(tenant, user, user.history[-1].product_id)
         blend.learn(features, product, items, learning)
 
+    def _weights(self, tenant: TenantState) -> dict[Signal, float]:
+        """The tenant's learned weights (positive exactly where the configured ones are:
+        learning multiplies them), or the configured ones when learning is off."""
+        if not self.config.learning.enabled:
+            return self._configured
+        return dict(zip(SIGNALS, self.blend(tenant).values.tolist(), strict=True))
+
     def _evidence(
         self,
+        evidence: _Evidence[Any],
         tenant: TenantState,
         user: UserState | None,
         context_product_id: str | None,
         blocked: set[str],
-        *,
-        features: bool,
-    ) -> _Evidence:
-        """Every signal's contributions to the candidates of one request, under the tenant's
-        learned weights (positive exactly where the configured ones are: learning multiplies
-        them), or the configured ones when learning is off."""
+    ) -> None:
+        """Every signal's contributions to the candidates of one request, into `evidence`."""
         config = self.config
-        weights = (
-            dict(zip(SIGNALS, self.blend(tenant).values.tolist(), strict=True))
-            if config.learning.enabled
-            else self._configured
-        )
+        weights = evidence.weights
         anchors = anchors_of(user, config, context_product_id)
-        evidence = _Evidence(weights, features=features)
         for graph, signal in (
             (tenant.next_item, Signal.NEXT_ITEM),
             (tenant.co_bought, Signal.CO_BOUGHT),
@@ -315,11 +407,10 @@ class Ranker:
         if user is not None and weights[Signal.REVISIT] > 0:
             self._add_revisits(evidence, user, blocked)
         self._add_priors(evidence, tenant)
-        return evidence
 
     def _add_neighbours(
         self,
-        evidence: _Evidence,
+        evidence: _Evidence[Any],
         graph: NeighbourGraph,
         anchors: list[Anchor],
         signal: Signal,
@@ -335,17 +426,14 @@ class Ranker:
             # neighbours lead to (a second step of a random walk on the item graph).
             for via, first in neighbours[:TWO_HOP_FIRST]:
                 evidence.add(
-                    (
-                        (item, second)
-                        for item, second in graph.neighbours(via, TWO_HOP_SECOND)
-                        if item != anchor.product_id
-                    ),
+                    graph.neighbours(via, TWO_HOP_SECOND),
                     config.two_hop_weight * scale * first,
                     signal,
                     anchor.product_id,
+                    skip=anchor.product_id,
                 )
 
-    def _add_profile(self, evidence: _Evidence, tenant: TenantState, user: UserState) -> None:
+    def _add_profile(self, evidence: _Evidence[Any], tenant: TenantState, user: UserState) -> None:
         """Item-kNN over the shopper's whole profile: each profile item's long-term neighbours,
         weighted by the item's recency-decayed weight, the sum scaled into [0, 1] and given a
         share of the blend that grows with the length of the profile."""
@@ -369,7 +457,9 @@ class Ranker:
             neighbours = tenant.co_profile.neighbours(item, config.profile_neighbours)
             evidence.add(neighbours, unit * weight, Signal.PROFILE, item)
 
-    def _add_content(self, evidence: _Evidence, tenant: TenantState, anchors: list[Anchor]) -> None:
+    def _add_content(
+        self, evidence: _Evidence[Any], tenant: TenantState, anchors: list[Anchor]
+    ) -> None:
         present, vectors = tenant.vectors.stack(anchor.product_id for anchor in anchors)
         if not present:
             return
@@ -383,7 +473,7 @@ class Ranker:
         nearest, typical = tenant.vectors.nearest(profile, self.config.content_candidates)
         for item, _ in nearest:
             evidence.candidate(item)
-        items, candidate_vectors = tenant.vectors.stack(list(evidence.scores))
+        items, candidate_vectors = tenant.vectors.stack(list(evidence.candidates))
         if not items:
             return
         similarities = candidate_vectors @ profile
@@ -403,7 +493,7 @@ class Ranker:
                     ((item, strength * boost),), scale, Signal.CONTENT, present[anchor_row]
                 )
 
-    def _add_revisits(self, evidence: _Evidence, user: UserState, blocked: set[str]) -> None:
+    def _add_revisits(self, evidence: _Evidence[Any], user: UserState, blocked: set[str]) -> None:
         seen: set[str] = set()
         for position, visit in enumerate(user.session_items()):
             if visit.product_id in seen or visit.product_id in blocked:
@@ -412,9 +502,9 @@ class Ranker:
             value = self.config.anchor_decay**position
             evidence.add(((visit.product_id, value),), 1.0, Signal.REVISIT, None)
 
-    def _add_priors(self, evidence: _Evidence, tenant: TenantState) -> None:
+    def _add_priors(self, evidence: _Evidence[Any], tenant: TenantState) -> None:
         config = self.config
-        lazy = evidence.features is not None  # a rehearsal: see `DecayedCounts.top`
+        lazy = evidence.rehearsal  # see `DecayedCounts.top`
         for counts, signal in (
             (tenant.popularity, Signal.POPULAR),
             (tenant.trending, Signal.TRENDING),
@@ -424,13 +514,7 @@ class Ranker:
             unit = counts.scale(lazy=lazy)
             if evidence.weights[signal] <= 0 or unit <= 0:
                 continue
-            known = counts.counts
-            evidence.add(
-                [(item, min(1.0, known.get(item, 0.0) * unit)) for item in evidence.scores],
-                1.0,
-                signal,
-                None,
-            )
+            evidence.add_prior(counts.counts, unit, signal)
 
     def _blocked(
         self, user: UserState | None, context_product_id: str | None, exclude: Collection[str]

@@ -115,6 +115,7 @@ class NeighbourGraph:
         (ingestion's hottest loop, so it is worked out once, not per edge)."""
         growth: float | None = None
         rows, ranked, totals, damping = self._rows, self._ranked, self._totals, self._damping
+        prune_at = self._prune_at
         for source, target, weight in edges:
             if weight <= 0 or source == target:
                 continue
@@ -129,19 +130,27 @@ class NeighbourGraph:
             if row is None:
                 row = rows[source] = {}
             added = weight * growth
+            if damping:
+                totals[target] = totals.get(target, 0.0) + added
             current = row.get(target)
             if current is None:
                 self.edges += 1
                 row[target] = added
+                if len(row) > prune_at:  # only a new target grows a row
+                    self._prune(source, row)
             else:
                 row[target] = current + added
-            if damping:
-                totals[target] = totals.get(target, 0.0) + added
-            if len(row) > self._prune_at:
-                kept = heapq.nlargest(self._cap, self._damped(row).items(), key=itemgetter(1))
-                kept = [(item, row[item]) for item, _ in kept]
-                self.edges -= len(row) - len(kept)
-                rows[source] = dict(kept)
+
+    def _prune(self, source: str, row: dict[str, float]) -> None:
+        """Keep the `cap` strongest neighbours of `source`, strongest first, ties in row order.
+
+        A stable sort of the whole row, not `heapq.nlargest`: the same result (nlargest is
+        defined as sorted(..., reverse=True)[:n]), but keeping 100 of 125 is where nlargest's
+        Python loop is slowest (62 against 13 us per prune measured here; a busy graph prunes
+        every few interactions)."""
+        kept = sorted(self._damped(row), key=itemgetter(1), reverse=True)[: self._cap]
+        self.edges -= len(row) - len(kept)
+        self._rows[source] = {item: row[item] for item, _ in kept}
 
     def neighbours(self, source: str, limit: int) -> list[tuple[str, float]]:
         """The strongest `limit` neighbours, strongest first, scaled so the first is 1."""
@@ -150,17 +159,19 @@ class NeighbourGraph:
             row = self._rows.get(source)
             if not row:
                 return []
-            ordered = sorted(self._damped(row).items(), key=itemgetter(1), reverse=True)
+            ordered = sorted(self._damped(row), key=itemgetter(1), reverse=True)
             top = ordered[0][1]
             ranked = [(item, weight / top) for item, weight in ordered] if top > 0 else []
             self._ranked[source] = ranked
         return ranked[:limit]
 
-    def _damped(self, row: dict[str, float]) -> dict[str, float]:
+    def _damped(self, row: dict[str, float]) -> list[tuple[str, float]]:
+        """The row's (target, weight) pairs in row order, damped (a list: only sorted, so it
+        need not be hashed into a dict)."""
         if not self._damping:
-            return row
+            return list(row.items())
         totals, power = self._totals, self._damping
-        return {item: weight / totals.get(item, weight) ** power for item, weight in row.items()}
+        return [(item, weight / totals.get(item, weight) ** power) for item, weight in row.items()]
 
     def remove(self, item: str) -> None:
         """Forget an item's own neighbours; it stays in others' rows and is filtered at ranking."""
@@ -228,7 +239,7 @@ class DecayedCounts:
         if lazy:
             threshold = max(threshold, len(self._counts) // 10)
         if self._stale_updates >= threshold or (self._stale_updates and not self._top):
-            self._top = heapq.nlargest(self._top_size, self._counts.items(), key=itemgetter(1))
+            self._top = _largest(self._counts, self._top_size)
             self._stale_updates = 0
         return self._top
 
@@ -244,6 +255,22 @@ class DecayedCounts:
 
     def __len__(self) -> int:
         return len(self._counts)
+
+
+def _largest(counts: dict[str, float], size: int) -> list[tuple[str, float]]:
+    """The `size` largest counts, largest first, ties in insertion order: exactly
+    `heapq.nlargest(size, counts.items(), key=itemgetter(1))`, in numpy (a refresh scans every
+    item: 100k items took 12 ms that way and take 5 ms this way, measured here)."""
+    total = len(counts)
+    values = np.fromiter(counts.values(), dtype=np.float64, count=total)
+    if size < total:
+        threshold = np.partition(values, total - size)[total - size]
+        rows = np.flatnonzero(values >= threshold)  # ascending, so ties stay in order below
+    else:
+        rows = np.arange(total)
+    ordered = rows[np.argsort(-values[rows], kind="stable")][:size].tolist()
+    keys = list(counts)
+    return [(keys[row], float(values[row])) for row in ordered]
 
 
 class VectorTable:
@@ -364,7 +391,9 @@ class Profile:
         self.weights[item] = self.weights.get(item, 0.0) + weight * math.exp2(exponent)
         self._clock += 1.0
         if len(self.weights) > cap + max(1, cap // 4):
-            self.weights = dict(heapq.nlargest(cap, self.weights.items(), key=itemgetter(1)))
+            # sorted()[:cap] is nlargest(cap) by definition, and faster when cap is most of it.
+            ranked = sorted(self.weights.items(), key=itemgetter(1), reverse=True)
+            self.weights = dict(ranked[:cap])
         return len(self.weights) - before
 
     def top(self, limit: int) -> list[tuple[str, float]]:
