@@ -34,6 +34,7 @@ import numpy.typing as npt
 import torch
 
 from shopstream.models import LayerStack, TextEncoder, transformer_layers
+from shopstream.models.batching import padded_batches
 from shopstream_sentiment.head import Chunking, FloatArray
 from shopstream_sentiment.segmentation import chunk_text
 
@@ -102,30 +103,20 @@ class LayerInputs:
 
 
 def layer_inputs(
-    encoder: TextEncoder, chunks: ChunkedReviews, first_layer: int, batch_tokens: int
+    encoder: TextEncoder, chunks: ChunkedReviews, first_layer: int, batch_size: int
 ) -> LayerInputs:
-    """Run the frozen encoder once over every chunk and keep the first tuned layer's input."""
+    """Run the frozen encoder once over every chunk and keep the first tuned layer's input,
+    batched and padded as ``TextEncoder.encode`` batches (``padded_batches``)."""
     model = encoder.loaded_model()
     lengths = chunks.lengths
-    total = int(lengths.sum())
-    dim = int(model.config.hidden_size)
-    states = torch.zeros((total, dim), dtype=torch.float16)
+    states = torch.zeros((int(lengths.sum()), int(model.config.hidden_size)), dtype=torch.float16)
     inputs = LayerInputs(states, lengths)
-    order = np.argsort(-lengths, kind="stable")
     device = next(model.parameters()).device
     started = time.perf_counter()
-    position = 0
     with torch.inference_mode():
-        while position < len(order):
-            width = int(lengths[order[position]])
-            batch = order[position : position + max(1, min(64, batch_tokens // width))]
-            position += len(batch)
-            input_ids = torch.zeros((len(batch), width), dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, chunk in enumerate(batch):
-                size = int(lengths[chunk])
-                input_ids[row, :size] = torch.tensor(chunks.token_ids[chunk])
-                mask[row, :size] = 1
+        for batch, input_ids, mask in padded_batches(
+            chunks.token_ids, encoder.pad_token_id, batch_size, side="right"
+        ):
             output = model(
                 input_ids=input_ids.to(device),
                 attention_mask=mask.to(device),
@@ -139,7 +130,7 @@ def layer_inputs(
         "cached layer %d inputs of %d chunks (%d tokens) in %.0f s",
         first_layer,
         len(lengths),
-        total,
+        len(states),
         time.perf_counter() - started,
     )
     return inputs
@@ -250,7 +241,7 @@ class EncoderTuning:
         self.dim = int(model.config.hidden_size)
         self.tuned = TunedLayers(model, options.layers)
         self.chunks = chunk_reviews(rows.texts, encoder, chunking)
-        self.inputs = layer_inputs(encoder, self.chunks, self.tuned.first, options.batch_tokens)
+        self.inputs = layer_inputs(encoder, self.chunks, self.tuned.first, batch_size=32)
         # Train where the encoder runs (CUDA when present); the cached inputs stay on the CPU.
         self.device = next(model.parameters()).device
         self.tuned.to(self.device)

@@ -181,16 +181,15 @@ class TextEncoder(PretrainedHandle):
         """(vectors, branch vectors); without a branch the second has no rows."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of texts; wrap a single text in a list")
-        model, tokenizer, device = self._parts()
+        model, _, device = self._parts()
         output = np.zeros((len(texts), self.dim), dtype=np.float32)
         branched = np.zeros((0 if branch is None else len(texts), self.dim), dtype=np.float32)
         if not texts:
             return output, branched
         token_ids = self.token_ids(texts, kind=kind)
-        pad_id = int(tokenizer.pad_token_id or 0)
         with torch.inference_mode():
             for batch, input_ids, mask in padded_batches(
-                token_ids, pad_id, batch_size, side="right"
+                token_ids, self.pad_token_id, batch_size, side="right"
             ):
                 attention_mask = mask.to(device)
                 result = model(
@@ -205,6 +204,11 @@ class TextEncoder(PretrainedHandle):
                     entry = result.hidden_states[-1 - branch.depth]
                     branched[batch] = branch(entry, attention_mask).cpu().numpy()
         return output, branched
+
+    @property
+    def pad_token_id(self) -> int:
+        """The id ``encode`` pads batches with."""
+        return int(self._parts()[1].pad_token_id or 0)
 
     def token_ids(self, texts: Sequence[str], *, kind: TextKind = "query") -> list[list[int]]:
         """Token ids of each text exactly as ``encode`` feeds them to the model: prefixed,
