@@ -1,7 +1,8 @@
-"""Bus benchmark: the shopstream runtime with a no-op model vs a raw aiokafka loop.
+"""Bus benchmark: the shopstream runtime with a no-op model, on both Kafka clients, vs raw loops.
 
-Both paths consume the same pre-produced events from a real broker and publish one result per
-event, committing offsets after the results are acknowledged. Throughput drains a backlog;
+Every column consumes the same pre-produced events from a real broker and publishes one result
+per event, committing offsets after the results are acknowledged (or, exactly once, with them).
+The raw loops do nothing else: they show what each client costs on its own. Throughput drains a backlog;
 latency is measured at a steady offered load (occurred_at at send -> result read back). The
 exactly-once column's results are read back with `read_committed`, as its consumers must.
 
@@ -9,11 +10,12 @@ The columns run in interleaved rounds (raw, at-least-once, exactly-once, raw, ..
 figure is the median over the rounds, so a burst of load from other jobs on a shared machine
 skews one round of every column rather than one whole column.
 
-CPU per event is the whole benchmark process's CPU time over the drain: the column's own
-consumer and producer, plus the reader that counts the results (the same for every column), so
-the difference between two columns is what one adds over the other.
+CPU per event is the whole benchmark process's CPU time over the drain, librdkafka's threads
+included: the column's own consumer and producer, plus the reader that counts the results (the
+same for every column), so the difference between two columns is what one adds over the other.
 
     uv run python bench/bus_bench.py [--events 50000] [--rate 2000] [--rounds 3] [--port 19592]
+        [--columns raw,raw-confluent,alo,eos,alo-confluent,eos-confluent]
         [--json bench/results/bus.json]
 """
 
@@ -32,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from confluent_kafka import Consumer, Producer
 from rich.console import Console
 from rich.table import Table
 
@@ -125,11 +128,13 @@ async def start_shopstream(
     bootstrap: str,
     source: str,
     group: str,
+    *,
     delivery: str = "at_least_once",
     batch: int = DEFAULT_BATCH,
+    client: str = "aiokafka",
 ) -> Callable[[], Awaitable[None]]:
     settings = EchoSettings(
-        kafka=KafkaSettings(bootstrap_servers=bootstrap),
+        kafka=KafkaSettings(bootstrap_servers=bootstrap, client=client),
         input_topic=source,
         output_topic=source + ".out",
         group_id=group,
@@ -184,6 +189,54 @@ async def start_raw_loop(
         await task
         await consumer.stop()
         await producer.stop()
+
+    return stop
+
+
+async def start_raw_confluent_loop(
+    bootstrap: str, source: str, group: str, batch: int = DEFAULT_BATCH
+) -> Callable[[], Awaitable[None]]:
+    """The same loop on confluent-kafka: librdkafka consumes and produces in C threads."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 0,
+            "partitioner": "murmur2_random",
+        }
+    )
+    consumer.subscribe([source])
+    stopping = asyncio.Event()
+
+    def one_batch() -> None:
+        messages = consumer.consume(num_messages=batch, timeout=0.02)
+        if not messages:
+            return
+        for message in messages:
+            if message.error() is None:
+                producer.produce(source + ".out", message.value(), message.key())
+        producer.flush()
+        consumer.commit(asynchronous=False)
+
+    async def loop() -> None:
+        while not stopping.is_set():
+            await asyncio.to_thread(one_batch)
+
+    task = asyncio.create_task(loop())
+
+    async def stop() -> None:
+        stopping.set()
+        await task
+        await asyncio.to_thread(consumer.close)
 
     return stop
 
@@ -249,6 +302,11 @@ async def main() -> None:
         default=DEFAULT_BATCH,
         help="records per batch (the services default to 64; exactly-once pays per batch)",
     )
+    parser.add_argument(
+        "--columns",
+        default="raw,raw-confluent,alo,eos,alo-confluent,eos-confluent",
+        help="comma-separated columns, run in this order each round",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench/results/bus.json"))
     parser.add_argument(
         "--port", type=int, default=19592, help="local broker port (controller: port + 1)"
@@ -259,43 +317,65 @@ async def main() -> None:
     if bootstrap is None:
         local_broker.ensure_jars(config)
         bootstrap = local_broker.start(config).bootstrap_servers
-    columns_runs: dict[str, list[dict[str, float]]] = {"raw": [], "alo": [], "eos": []}
-    raw_loop = functools.partial(start_raw_loop, batch=args.batch)
-    at_least_once = functools.partial(start_shopstream, batch=args.batch)
-    exactly_once_runner = functools.partial(
-        start_shopstream, delivery="exactly_once", batch=args.batch
-    )
+    # (title, runner, read_committed): every column runs once per round, in this order.
+    available: dict[str, tuple[str, Runner, bool]] = {
+        "raw": ("raw aiokafka loop", functools.partial(start_raw_loop, batch=args.batch), False),
+        "raw-confluent": (
+            "raw confluent-kafka loop",
+            functools.partial(start_raw_confluent_loop, batch=args.batch),
+            False,
+        ),
+        "alo": (
+            "shopstream (at-least-once)",
+            functools.partial(start_shopstream, batch=args.batch),
+            False,
+        ),
+        "eos": (
+            "shopstream (exactly-once)",
+            functools.partial(start_shopstream, delivery="exactly_once", batch=args.batch),
+            True,
+        ),
+        "alo-confluent": (
+            "shopstream on confluent-kafka (at-least-once)",
+            functools.partial(start_shopstream, batch=args.batch, client="confluent"),
+            False,
+        ),
+        "eos-confluent": (
+            "shopstream on confluent-kafka (exactly-once)",
+            functools.partial(
+                start_shopstream, delivery="exactly_once", batch=args.batch, client="confluent"
+            ),
+            True,
+        ),
+    }
+    chosen = [name.strip() for name in args.columns.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(available))
+    if unknown:
+        parser.error(f"unknown columns {unknown}; choose from {sorted(available)}")
+    columns_runs: dict[str, list[dict[str, float]]] = {name: [] for name in chosen}
     try:
         for _ in range(args.rounds):
-            columns_runs["raw"].append(
-                await measure(bootstrap, "raw", raw_loop, args.events, args.rate)
-            )
-            columns_runs["alo"].append(
-                await measure(bootstrap, "shopstream", at_least_once, args.events, args.rate)
-            )
-            columns_runs["eos"].append(
-                await measure(
-                    bootstrap,
-                    "shopstream-eos",
-                    exactly_once_runner,
-                    args.events,
-                    args.rate,
-                    read_committed=True,
+            for name in chosen:
+                _, runner, read_committed = available[name]
+                columns_runs[name].append(
+                    await measure(
+                        bootstrap,
+                        name,
+                        runner,
+                        args.events,
+                        args.rate,
+                        read_committed=read_committed,
+                    )
                 )
-            )
     finally:
         if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
             local_broker.stop(config)
-    raw, ours, exactly_once = (median_of(columns_runs[key]) for key in ("raw", "alo", "eos"))
+    medians = {name: median_of(runs) for name, runs in columns_runs.items()}
     table = Table(
         title=f"bus path, {args.events} events, {PARTITIONS} partitions, batch {args.batch}, "
         f"median of {args.rounds} interleaved rounds"
     )
-    columns = {
-        "raw aiokafka loop": raw,
-        "shopstream (at-least-once)": ours,
-        "shopstream (exactly-once)": exactly_once,
-    }
+    columns = {available[name][0]: figures for name, figures in medians.items()}
     table.add_column("metric")
     for title in columns:
         table.add_column(title, justify="right")
@@ -312,22 +392,22 @@ async def main() -> None:
             *(f"{c[key]:.1f}" for c in columns.values()),
         )
     table.add_row("load average (1 min)", *(f"{c['load_average']:.1f}" for c in columns.values()))
-    ratio = ours["events_per_second"] / raw["events_per_second"]
-    eos_cost = 1 - exactly_once["events_per_second"] / ours["events_per_second"]
     console.print(table)
-    console.print(
-        f"shopstream / raw throughput ratio: {ratio:.2f} (target >= 0.80, >= 10,000 ev/s); "
-        f"exactly-once costs {eos_cost:.0%} of at-least-once throughput"
-    )
+    rates = {name: figures["events_per_second"] for name, figures in medians.items()}
+    for name, rate in rates.items():
+        if name != "raw" and "raw" in rates:
+            console.print(f"{available[name][0]} / raw aiokafka loop: {rate / rates['raw']:.2f}")
+    for at_least_once, exactly_once in (("alo", "eos"), ("alo-confluent", "eos-confluent")):
+        if at_least_once in rates and exactly_once in rates:
+            console.print(
+                f"{available[exactly_once][0]} / at-least-once: "
+                f"{rates[exactly_once] / rates[at_least_once]:.2f} (target >= 0.80)"
+            )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
             {
-                "raw": raw,
-                "shopstream": ours,
-                "shopstream_exactly_once": exactly_once,
-                "ratio": ratio,
-                "exactly_once_cost": eos_cost,
+                "columns": {available[name][0]: figures for name, figures in medians.items()},
                 "batch": args.batch,
                 "rounds_events_per_second": {
                     column: [r["events_per_second"] for r in runs]

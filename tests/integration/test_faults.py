@@ -37,6 +37,7 @@ from support.ports import broker_port
 from support.replicas import (
     DESCRIBER,
     ECHO,
+    ECHO_CONFLUENT,
     RECOMMENDER,
     RESPONDER,
     SENTIMENT,
@@ -53,7 +54,8 @@ from support.replicas import (
 pytestmark = pytest.mark.integration
 
 PROFILES = {
-    profile.name: profile for profile in (ECHO, SENTIMENT, DESCRIBER, RESPONDER, RECOMMENDER)
+    profile.name: profile
+    for profile in (ECHO, ECHO_CONFLUENT, SENTIMENT, DESCRIBER, RESPONDER, RECOMMENDER)
 }
 # The echo service (runtime only) is already covered by test_runtime_real_broker's SIGKILL
 # tests; by default the suite's time goes to the services with real models.

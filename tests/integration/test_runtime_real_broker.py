@@ -27,6 +27,13 @@ from support.kafka import collect, unique
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(params=["aiokafka", "confluent"])
+def client(request: pytest.FixtureRequest) -> str:
+    """Every runtime promise holds on both Kafka clients a service may run with."""
+    chosen: str = request.param
+    return chosen
+
+
 def reviews(count: int, tenant: str = "acme", text: str = "fine") -> list[ReviewSubmitted]:
     return [
         ReviewSubmitted(
@@ -38,9 +45,9 @@ def reviews(count: int, tenant: str = "acme", text: str = "fine") -> list[Review
 
 
 async def test_poison_records_are_dead_lettered_and_batch_mates_proceed(
-    kafka_bootstrap: str,
+    kafka_bootstrap: str, client: str
 ) -> None:
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, client=client)
     source = unique("it.poison")
     settings = echo_settings(kafka, source, batch=BatchSettings(max_event_bytes=4_096))
     good = reviews(20)
@@ -98,8 +105,10 @@ async def test_poison_records_are_dead_lettered_and_batch_mates_proceed(
         assert base64.b64decode(letter["payload"]["original_key_b64"]) == b"poison"
 
 
-async def test_handler_failure_isolates_only_the_failing_record(kafka_bootstrap: str) -> None:
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+async def test_handler_failure_isolates_only_the_failing_record(
+    kafka_bootstrap: str, client: str
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, client=client)
     source = unique("it.bisect")
     settings = echo_settings(kafka, source, fail_marker="EXPLODE")
     batch = reviews(30)
@@ -123,11 +132,12 @@ async def test_handler_failure_isolates_only_the_failing_record(kafka_bootstrap:
 
 
 def start_echo_process(
-    kafka_bootstrap: str, source: str, delivery: str = "at_least_once"
+    kafka_bootstrap: str, source: str, delivery: str, client: str
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "ECHO_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "ECHO_KAFKA__CLIENT": client,
         "ECHO_INPUT_TOPIC": source,
         "ECHO_OUTPUT_TOPIC": source + ".out",
         "ECHO_GROUP_ID": source + ".group",
@@ -149,7 +159,7 @@ def start_echo_process(
 
 @pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
 async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
-    kafka_bootstrap: str, delivery: str
+    kafka_bootstrap: str, delivery: str, client: str
 ) -> None:
     exactly_once = delivery == "exactly_once"
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
@@ -157,7 +167,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
     await ensure_topics(kafka, TopicSettings(partitions=3).specs((source, source + ".out")))
     events = reviews(2_000)
     await publish_events(kafka, source, events)
-    process = start_echo_process(kafka_bootstrap, source, delivery)
+    process = start_echo_process(kafka_bootstrap, source, delivery, client)
     try:
         # Let it process part of the backlog, then kill it without any chance to clean up.
         first = await collect(kafka, source + ".out", 300, within=60)
@@ -167,7 +177,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
         killed_at = time.monotonic()
         partial = len(await collect(kafka, source + ".out", len(events), within=3))
         assert partial < len(events), "the crash should have happened mid-stream"
-        process = start_echo_process(kafka_bootstrap, source, delivery)
+        process = start_echo_process(kafka_bootstrap, source, delivery, client)
         deadline = time.monotonic() + 120
         results: list[dict[str, object]] = []
         while time.monotonic() < deadline:
@@ -190,7 +200,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
     if exactly_once:
         assert len(results) == len(events), "read_committed consumers see no duplicates"
     record(
-        f"sigkill_{delivery}",
+        f"sigkill_{delivery}" + ("" if client == "aiokafka" else f"_{client}"),
         {
             "inputs": len(events),
             "results": len(results),
@@ -201,8 +211,10 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_share_ids(
     )
 
 
-async def test_two_consumers_in_one_group_share_the_partitions(kafka_bootstrap: str) -> None:
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+async def test_two_consumers_in_one_group_share_the_partitions(
+    kafka_bootstrap: str, client: str
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, client=client)
     source = unique("it.group")
     await ensure_topics(kafka, TopicSettings(partitions=6).specs((source,)))
     first = build_echo_service(echo_settings(kafka, source, delay_ms=5))

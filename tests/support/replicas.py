@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import signal
@@ -152,9 +153,16 @@ class ServiceProfile:
     """Reference data published before the replicas start, by topic (what the service reads
     in full at start-up, e.g. the responder's knowledge)."""
 
+    service: str = ""
+    """The service the profile runs when its name is a variant's (e.g. `echo-confluent`)."""
+
+    @property
+    def service_name(self) -> str:
+        return self.service or self.name
+
     @property
     def env_prefix(self) -> str:
-        return f"{self.name.upper()}_"
+        return f"{self.service_name.upper()}_"
 
     def topic_env(self, prefix: str) -> dict[str, str]:
         """Environment (without `env_prefix`) naming the topics for a unique test prefix."""
@@ -179,6 +187,14 @@ ECHO = ServiceProfile(
     settings={"DELAY_MS": "20", "BATCH__MAX_RECORDS": "50"},
     slow_model={"DELAY_MS": "5000", "BATCH__MAX_RECORDS": "400"},
     startup_seconds=60,
+)
+
+# The runtime alone on the confluent-kafka client (librdkafka): the same faults, the same checks.
+ECHO_CONFLUENT = dataclasses.replace(
+    ECHO,
+    name="echo-confluent",
+    service="echo",
+    settings={**ECHO.settings, "KAFKA__CLIENT": "confluent"},
 )
 
 # One torch thread per replica: two replicas (the SIGKILL scenario) then share the two cores
@@ -301,7 +317,7 @@ class ReplicaSet:
         log = (self.log_dir / f"{self.profile.name}-{self.starts}.log").open("wb")
         with log:
             return subprocess.Popen(
-                [sys.executable, "-m", "shopstream.cli", "run", self.profile.name],
+                [sys.executable, "-m", "shopstream.cli", "run", self.profile.service_name],
                 env=self._env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,

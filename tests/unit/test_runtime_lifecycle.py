@@ -151,12 +151,12 @@ def test_the_settings_pick_the_delivery_and_its_consumer_options() -> None:
     chosen = delivery_for(exactly, client_id="c", group_id="g")
     assert isinstance(chosen, ExactlyOnce)
     assert (chosen.ack_policy, chosen.isolation_level) == (AckPolicy.MANUAL, "read_committed")
-    assert chosen.revoked_partitions_commit(Unconnected()) is None, "committed in transactions"
+    assert chosen.attach(Unconnected()) is None, "committed in transactions"
     plain = delivery_for(ServiceSettings(), client_id="c", group_id="g")
     assert isinstance(plain, AtLeastOnce)
     assert plain.ack_policy == AckPolicy.NACK_ON_ERROR
     assert plain.isolation_level == "read_uncommitted"
-    assert plain.revoked_partitions_commit(Unconnected()) is not None
+    assert plain.attach(Unconnected()) is not None
 
 
 class Unconnected:

@@ -34,6 +34,10 @@ class KafkaSettings(BaseModel):
     ssl_keyfile: Path | None = None
     ssl_keyfile_password: SecretStr | None = None
     request_timeout_ms: int = Field(default=40_000, ge=1_000)
+    client: Literal["aiokafka", "confluent"] = "aiokafka"
+    """The Kafka client a service consumes and publishes with: `aiokafka` (pure Python) or
+    `confluent` (confluent-kafka, librdkafka in C: less CPU per event on the bus path). Both
+    give the same guarantees; admin, tables and tools use aiokafka either way."""
 
 
 class BatchSettings(BaseModel):

@@ -22,7 +22,6 @@ from typing import Any, Literal, Protocol
 from aiokafka import AIOKafkaProducer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from shopstream.runtime.batch import Publication
 from shopstream.runtime.partitions import CommitOffsets
@@ -34,17 +33,35 @@ from shopstream.settings import ServiceSettings
 IsolationLevel = Literal["read_committed", "read_uncommitted"]
 
 
+class Rewindable(Protocol):
+    """The batch's FastStream message (either client): `nack` rewinds it for redelivery."""
+
+    async def nack(self) -> None: ...
+
+
 class Delivery(Protocol):
     async def start(self) -> None: ...
 
     async def publish(
-        self, publications: Sequence[Publication], records: Sequence[Record], message: KafkaMessage
+        self, publications: Sequence[Publication], records: Sequence[Record], message: Rewindable
     ) -> None:
         """Publish a batch's results; return only once they (and, where the strategy commits
         them itself, the batch's offsets) are durable. Raise to have the batch redelivered."""
         ...
 
     async def stop(self) -> None: ...
+
+
+class KafkaDelivery(Delivery, Protocol):
+    """A delivery to a real broker: it also decides how the subscriber acknowledges."""
+
+    ack_policy: AckPolicy
+    isolation_level: IsolationLevel
+
+    def attach(self, subscriber: ConsumerSource) -> CommitOffsets | None:
+        """Called once with the service's subscriber; returns how offsets of revoked partitions
+        are committed on the way out (None: not needed)."""
+        ...
 
 
 class ConsumerSource(Protocol):
@@ -70,8 +87,9 @@ class _ProducerDelivery:
     def _transactional_id(self) -> str | None:
         return None
 
-    def revoked_partitions_commit(self, subscriber: ConsumerSource) -> CommitOffsets | None:
-        """How offsets of revoked partitions are committed on the way out; None: not needed."""
+    def attach(self, subscriber: ConsumerSource) -> CommitOffsets | None:
+        """Called once with the service's subscriber; returns how offsets of revoked partitions
+        are committed on the way out (None: not needed)."""
         return None
 
     async def start(self) -> None:
@@ -106,7 +124,7 @@ class AtLeastOnce(_ProducerDelivery):
     ack_policy = AckPolicy.NACK_ON_ERROR
     isolation_level: IsolationLevel = "read_uncommitted"
 
-    def revoked_partitions_commit(self, subscriber: ConsumerSource) -> CommitOffsets | None:
+    def attach(self, subscriber: ConsumerSource) -> CommitOffsets | None:
         # Offsets are committed after the batch, which a rebalance would refuse: the tracker
         # commits the revoked partitions on the way out.
         async def commit(offsets: dict[TopicPartition, int]) -> None:
@@ -117,7 +135,7 @@ class AtLeastOnce(_ProducerDelivery):
         return commit
 
     async def publish(
-        self, publications: Sequence[Publication], records: Sequence[Record], message: KafkaMessage
+        self, publications: Sequence[Publication], records: Sequence[Record], message: Rewindable
     ) -> None:
         # Send everything first and await the acknowledgements together: one round trip per
         # batch instead of one per event. An exception here rewinds the whole batch.
@@ -138,7 +156,7 @@ class ExactlyOnce(_ProducerDelivery):
         return configured or f"{self._group_id}-{socket.gethostname()}"
 
     async def publish(
-        self, publications: Sequence[Publication], records: Sequence[Record], message: KafkaMessage
+        self, publications: Sequence[Publication], records: Sequence[Record], message: Rewindable
     ) -> None:
         producer, sender = self._started()
         next_offsets: dict[TopicPartition, int] = {}
@@ -173,7 +191,7 @@ class InMemory:
         return None
 
     async def publish(
-        self, publications: Sequence[Publication], records: Sequence[Record], message: KafkaMessage
+        self, publications: Sequence[Publication], records: Sequence[Record], message: Rewindable
     ) -> None:
         await asyncio.gather(*await self._sender.send(publications))
 

@@ -67,3 +67,29 @@ def aiokafka_options(settings: KafkaSettings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.sasl_username
         options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
     return options
+
+
+def librdkafka_options(settings: KafkaSettings) -> dict[str, str | int]:
+    """librdkafka properties (confluent-kafka clients) for the same settings. librdkafka reads
+    certificates from files, so an SSL connection names them instead of building a context."""
+    options: dict[str, str | int] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.security_protocol.lower(),
+        "socket.timeout.ms": settings.request_timeout_ms,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        files = {
+            "ssl.ca.location": settings.ssl_cafile,
+            "ssl.certificate.location": settings.ssl_certfile,
+            "ssl.key.location": settings.ssl_keyfile,
+        }
+        options.update({name: str(path) for name, path in files.items() if path is not None})
+        if settings.ssl_keyfile_password is not None:
+            options["ssl.key.password"] = settings.ssl_keyfile_password.get_secret_value()
+    if settings.security_protocol.startswith("SASL"):
+        if settings.sasl_username is None or settings.sasl_password is None:
+            raise ValueError("SASL needs kafka.sasl_username and kafka.sasl_password")
+        options["sasl.mechanism"] = settings.sasl_mechanism
+        options["sasl.username"] = settings.sasl_username
+        options["sasl.password"] = settings.sasl_password.get_secret_value()
+    return options

@@ -23,6 +23,12 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aiokafka import ConsumerRecord
+from confluent_kafka import Message
+from faststream.confluent import KafkaBroker as ConfluentBroker
+from faststream.confluent.annotations import KafkaMessage as ConfluentMessage
+from faststream.confluent.prometheus import (
+    KafkaPrometheusMiddleware as ConfluentPrometheusMiddleware,
+)
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -33,14 +39,28 @@ from shopstream.events import Event, Lineage, Producer, ResultEvent, result_even
 from shopstream.runtime.admin import ensure_topics
 from shopstream.runtime.batch import BatchHandler, Publication, process_batch
 from shopstream.runtime.codec import EventDecoder
+from shopstream.runtime.confluent import (
+    ConfluentAtLeastOnce,
+    ConfluentExactlyOnce,
+    RebalanceBridge,
+    confluent_delivery_for,
+    record_of,
+    tolerant_headers,
+)
 from shopstream.runtime.dead_letters import dead_letter_for
-from shopstream.runtime.delivery import Delivery, InMemory, delivery_for
+from shopstream.runtime.delivery import (
+    Delivery,
+    InMemory,
+    KafkaDelivery,
+    Rewindable,
+    delivery_for,
+)
 from shopstream.runtime.http import HealthServer
 from shopstream.runtime.lifecycle import AssignmentListener, Component, ModelLifecycle
 from shopstream.runtime.metrics import InferenceRunner, ServiceMetrics
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record
-from shopstream.runtime.security import faststream_security
+from shopstream.runtime.security import faststream_security, librdkafka_options
 from shopstream.settings import ServiceSettings
 from shopstream.topics import dead_letter_topic
 
@@ -142,13 +162,24 @@ class BatchService(Generic[EventT]):
         self._stopping = asyncio.Event()
         self._client_id = settings.kafka.client_id or f"shopstream-{name}"
         self._group_id = settings.group_id or f"shopstream-{name}"
-        self._kafka_delivery = delivery_for(
-            settings, client_id=self._client_id, group_id=self._group_id
-        )
-        self.broker = self._build_broker(name, input_topics)
-        # Until `start()` swaps in the Kafka guarantee, FastStream's in-memory TestKafkaBroker
-        # may drive the service, and only the broker's own publish reaches its subscribers.
-        self._delivery: Delivery = InMemory(self.broker)
+        self._rebalance: RebalanceBridge | None = None
+        self.broker: KafkaBroker | ConfluentBroker
+        if settings.kafka.client == "confluent":
+            confluent = confluent_delivery_for(
+                settings, client_id=self._client_id, group_id=self._group_id
+            )
+            self._kafka_delivery: KafkaDelivery = confluent
+            self.broker = self._build_confluent_broker(name, input_topics, confluent)
+            self._delivery: Delivery = self._kafka_delivery
+        else:
+            self._kafka_delivery = delivery_for(
+                settings, client_id=self._client_id, group_id=self._group_id
+            )
+            self.broker = self._build_broker(name, input_topics)
+            # Until `start()` swaps in the Kafka guarantee, FastStream's in-memory
+            # TestKafkaBroker may drive the service, and only the broker's own publish reaches
+            # its subscribers.
+            self._delivery = InMemory(self.broker)
         self.health = HealthServer(
             self.registry, self._is_ready, settings.http_host, settings.http_port
         )
@@ -156,6 +187,7 @@ class BatchService(Generic[EventT]):
     def _build_broker(self, name: str, input_topics: Sequence[str]) -> KafkaBroker:
         kafka = self._settings.kafka
         batch = self._settings.batch
+        delivery = self._kafka_delivery
         broker = KafkaBroker(
             kafka.bootstrap_servers,
             client_id=self._client_id,
@@ -177,19 +209,68 @@ class BatchService(Generic[EventT]):
             session_timeout_ms=batch.session_timeout_ms,
             heartbeat_interval_ms=batch.heartbeat_interval_ms,
             auto_offset_reset=batch.auto_offset_reset,
-            ack_policy=self._kafka_delivery.ack_policy,
-            isolation_level=self._kafka_delivery.isolation_level,
+            ack_policy=delivery.ack_policy,
+            isolation_level=delivery.isolation_level,
             parser=_tolerant_parser,
             decoder=_undecoded,
             listener=self.context.partitions,
         )
         subscriber(self._on_batch)
-        self.context.partitions.commit = self._kafka_delivery.revoked_partitions_commit(subscriber)
+        self.context.partitions.commit = self._kafka_delivery.attach(subscriber)
+        return broker
+
+    def _build_confluent_broker(
+        self,
+        name: str,
+        input_topics: Sequence[str],
+        delivery: ConfluentAtLeastOnce | ConfluentExactlyOnce,
+    ) -> ConfluentBroker:
+        kafka = self._settings.kafka
+        batch = self._settings.batch
+        self._rebalance = RebalanceBridge(self.context.partitions, delivery)
+        broker = ConfluentBroker(
+            kafka.bootstrap_servers,
+            client_id=self._client_id,
+            config=librdkafka_options(kafka),  # type: ignore[arg-type]  # a TypedDict of str keys
+            request_timeout_ms=kafka.request_timeout_ms,
+            middlewares=[
+                ConfluentPrometheusMiddleware(registry=self.registry, app_name=f"shopstream-{name}")
+            ],
+            graceful_timeout=batch.max_poll_interval_ms / 1000,
+            logger=logger,
+        )
+        subscriber = broker.subscriber(
+            *input_topics,
+            group_id=self._group_id,
+            batch=True,
+            max_records=batch.max_records,
+            polling_interval=batch.batch_timeout_ms / 1000,
+            max_poll_interval_ms=batch.max_poll_interval_ms,
+            session_timeout_ms=batch.session_timeout_ms,
+            heartbeat_interval_ms=batch.heartbeat_interval_ms,
+            auto_offset_reset=batch.auto_offset_reset,
+            ack_policy=delivery.ack_policy,
+            isolation_level=delivery.isolation_level,
+            on_assign=self._rebalance.on_assign,
+            on_revoke=self._rebalance.on_revoke,
+            parser=_tolerant_confluent_parser,
+            decoder=_undecoded,
+        )
+        subscriber(self._on_confluent_batch)
+        self.context.partitions.commit = self._kafka_delivery.attach(subscriber)
         return broker
 
     async def _on_batch(self, message: KafkaMessage) -> None:
         raw = message.raw_message
         records = [Record.of(item) for item in (raw if isinstance(raw, tuple | list) else (raw,))]
+        await self._consume(records, message)
+
+    async def _on_confluent_batch(self, message: ConfluentMessage) -> None:
+        raw = message.raw_message
+        items = raw if isinstance(raw, tuple) else (raw,)
+        await self._consume([record_of(item) for item in items], message)
+
+    async def _consume(self, records: list[Record], message: Rewindable) -> None:
         # A batch fetched while a new assignment is being caught up with waits for it.
         await self.context.partitions.settled()
         self.context.partitions.batch_started()
@@ -198,7 +279,7 @@ class BatchService(Generic[EventT]):
         finally:
             self.context.partitions.batch_finished()
 
-    async def _handle_batch(self, records: list[Record], message: KafkaMessage) -> None:
+    async def _handle_batch(self, records: list[Record], message: Rewindable) -> None:
         self.metrics.batch_size.observe(len(records))
         self.metrics.events_total.labels("consumed").inc(len(records))
         outcome = await process_batch(records, self._decoder, self._handler)
@@ -257,6 +338,8 @@ class BatchService(Generic[EventT]):
             self._started.append(component)
         await self._kafka_delivery.start()
         self._delivery = self._kafka_delivery
+        if self._rebalance is not None:
+            self._rebalance.loop = asyncio.get_running_loop()
         await self.broker.start()
         self._ready = True
         self.metrics.ready.set(1)
@@ -330,7 +413,15 @@ def _safe_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str
     ]
 
 
-async def _undecoded(message: KafkaMessage) -> None:
+async def _tolerant_confluent_parser(
+    messages: tuple[Message, ...],
+    original_parser: Callable[[tuple[Message, ...]], Awaitable[Any]],
+) -> Any:  # noqa: ANN401 - FastStream's parser contract
+    tolerant_headers(messages)
+    return await original_parser(messages)
+
+
+async def _undecoded(message: KafkaMessage | ConfluentMessage) -> None:
     # Records are decoded one by one in `process_batch`, so one bad record cannot fail the
     # whole batch inside FastStream's default JSON decoder.
     return None
