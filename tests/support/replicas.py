@@ -195,6 +195,8 @@ ECHO_CONFLUENT = dataclasses.replace(
     name="echo-confluent",
     service="echo",
     settings={**ECHO.settings, "KAFKA__CLIENT": "confluent"},
+    # librdkafka raises the poll interval to the session timeout: a batch must outlast that.
+    slow_model={"DELAY_MS": str(SESSION_TIMEOUT_MS + 1_500), "BATCH__MAX_RECORDS": "400"},
 )
 
 # One torch thread per replica: two replicas (the SIGKILL scenario) then share the two cores

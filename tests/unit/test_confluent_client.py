@@ -103,8 +103,17 @@ def test_producers_are_idempotent_keyed_like_java_and_transactional_when_asked()
 class RecordingConsumer:
     """Stands in for confluent's Consumer: records synchronous commits."""
 
-    def __init__(self) -> None:
+    def __init__(self, committed: dict[tuple[str, int], int] | None = None) -> None:
         self.commits: list[list[tuple[str, int, int]]] = []
+        self._committed = committed or {}
+
+    def committed(self, partitions: list[ConfluentPartition]) -> list[ConfluentPartition]:
+        return [
+            ConfluentPartition(
+                p.topic, p.partition, self._committed.get((p.topic, p.partition), -1001)
+            )
+            for p in partitions
+        ]
 
     def commit(self, *, offsets: list[ConfluentPartition], asynchronous: bool) -> None:
         assert asynchronous is False
@@ -142,3 +151,19 @@ async def test_exactly_once_commits_nothing_on_revocation() -> None:
     await asyncio.to_thread(bridge.on_assign, consumer, [ConfluentPartition("t", 0)])
     await asyncio.to_thread(bridge.on_revoke, consumer, [ConfluentPartition("t", 0)])
     assert consumer.commits == []
+
+
+async def test_an_assignment_commits_published_offsets_the_group_is_behind_on() -> None:
+    # After an eviction (a batch longer than the poll interval) the batch's commit was refused
+    # though its results were published; the group must not redo it after the rejoin, and a
+    # partition another replica moved further meanwhile must not be wound back.
+    tracker = PartitionTracker(ServiceMetrics("unit_assign", CollectorRegistry()))
+    delivery = ConfluentAtLeastOnce(EchoSettings(), client_id="c", group_id="g")
+    tracker.commit = delivery.attach(NoSubscriber())
+    bridge = RebalanceBridge(tracker, delivery)
+    bridge.loop = asyncio.get_running_loop()
+    tracker.note_processed([Record("t", 0, 99, None, b"", ()), Record("t", 1, 9, None, b"", ())])
+    consumer = RecordingConsumer(committed={("t", 0): 50, ("t", 1): 200})
+    owned = [ConfluentPartition("t", 0), ConfluentPartition("t", 1), ConfluentPartition("t", 2)]
+    await asyncio.to_thread(bridge.on_assign, consumer, owned)
+    assert consumer.commits == [[("t", 0, 100)]]

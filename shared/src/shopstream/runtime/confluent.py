@@ -119,6 +119,7 @@ class RebalanceBridge:
 
     def on_assign(self, consumer: Any, partitions: list[ConfluentPartition]) -> None:  # noqa: ANN401 - untyped client
         self._wait(self._tracker.on_partitions_assigned(_aiokafka_partitions(partitions)))
+        self._delivery.commit_assigned(consumer, partitions, self._tracker.processed)
 
     def on_revoke(self, consumer: Any, partitions: list[ConfluentPartition]) -> None:  # noqa: ANN401 - untyped client
         self._wait(self._tracker.on_partitions_revoked(_aiokafka_partitions(partitions)))
@@ -164,6 +165,16 @@ class _ConfluentDelivery:
 
     def commit_revoked(self, consumer: Any) -> None:  # noqa: ANN401 - confluent's Consumer
         """On the consumer's thread, in a revocation: commit what the tracker handed over."""
+        return
+
+    def commit_assigned(
+        self,
+        consumer: Any,  # noqa: ANN401 - confluent's Consumer
+        partitions: list[ConfluentPartition],
+        processed: dict[TopicPartition, int],
+    ) -> None:
+        """On the consumer's thread, in an assignment: catch the group's offsets up with what
+        this replica published but could not commit."""
         return
 
     async def start(self) -> None:
@@ -244,15 +255,54 @@ class ConfluentAtLeastOnce(_ConfluentDelivery):
 
         return hand_over
 
+    def commit_assigned(
+        self,
+        consumer: Any,  # noqa: ANN401 - confluent's Consumer
+        partitions: list[ConfluentPartition],
+        processed: dict[TopicPartition, int],
+    ) -> None:
+        # librdkafka evicts a member whose batch outlasts the poll interval, and rejoins only at
+        # the next `consume`: the batch's commit comes in between and is refused, though its
+        # results are published. Without this the same batch would be redone after every
+        # rejoin, forever if every batch is that slow (aiokafka rejoins in the background and
+        # its commit goes through). Only offsets ahead of the group's are committed, so a
+        # partition another replica moved on in the meantime is never wound back.
+        mine = [
+            ConfluentPartition(p.topic, p.partition, processed[key])
+            for p in partitions
+            if (key := TopicPartition(p.topic, p.partition)) in processed
+        ]
+        if not mine:
+            return
+        try:
+            committed = {
+                (c.topic, c.partition): c.offset
+                for c in consumer.committed(
+                    [ConfluentPartition(p.topic, p.partition) for p in mine]
+                )
+            }
+            ahead = [p for p in mine if p.offset > committed.get((p.topic, p.partition), -1)]
+            if ahead:
+                consumer.commit(offsets=ahead, asynchronous=False)
+                logger.info(
+                    "committed published offsets on assignment", extra={"partitions": len(ahead)}
+                )
+        except KafkaException:
+            logger.exception("catching up the group's offsets failed; a batch may be redone")
+
     def commit_revoked(self, consumer: Any) -> None:  # noqa: ANN401 - confluent's Consumer
         revoked, self._revoked = self._revoked, []
         if not revoked:
             return
         try:
             consumer.commit(offsets=revoked, asynchronous=False)
-        except KafkaException:
-            # The group moves on either way; the next owner redoes what was not committed.
-            logger.exception("committing revoked partitions failed; their last batch may be redone")
+        except KafkaException as error:
+            # Refused after an eviction (the batch outlasted the poll interval); the group moves
+            # on either way, and `commit_assigned` catches up if the partition comes back.
+            logger.warning(
+                "committing revoked partitions failed; their last batch may be redone",
+                extra={"error": str(error)},
+            )
 
     async def publish(
         self,

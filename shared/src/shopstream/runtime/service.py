@@ -61,7 +61,7 @@ from shopstream.runtime.metrics import InferenceRunner, ServiceMetrics
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record
 from shopstream.runtime.security import faststream_security, librdkafka_options
-from shopstream.settings import ServiceSettings
+from shopstream.settings import BatchSettings, ServiceSettings
 from shopstream.topics import dead_letter_topic
 
 __all__ = ["BatchService", "Component", "ModelLifecycle", "ServiceContext"]
@@ -245,7 +245,7 @@ class BatchService(Generic[EventT]):
             batch=True,
             max_records=batch.max_records,
             polling_interval=batch.batch_timeout_ms / 1000,
-            max_poll_interval_ms=batch.max_poll_interval_ms,
+            max_poll_interval_ms=_librdkafka_poll_interval_ms(batch),
             session_timeout_ms=batch.session_timeout_ms,
             heartbeat_interval_ms=batch.heartbeat_interval_ms,
             auto_offset_reset=batch.auto_offset_reset,
@@ -411,6 +411,20 @@ def _safe_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str
         (name, (value or b"").decode("utf-8", errors="replace").encode("utf-8"))
         for name, value in headers
     ]
+
+
+def _librdkafka_poll_interval_ms(batch: BatchSettings) -> int:
+    # librdkafka refuses a poll interval shorter than the session timeout (aiokafka takes it).
+    if batch.max_poll_interval_ms >= batch.session_timeout_ms:
+        return batch.max_poll_interval_ms
+    logger.warning(
+        "max_poll_interval_ms raised to session_timeout_ms for librdkafka",
+        extra={
+            "max_poll_interval_ms": batch.max_poll_interval_ms,
+            "session_timeout_ms": batch.session_timeout_ms,
+        },
+    )
+    return batch.session_timeout_ms
 
 
 async def _tolerant_confluent_parser(
