@@ -2,9 +2,12 @@
 
 Every column consumes the same pre-produced events from a real broker and publishes one result
 per event, committing offsets after the results are acknowledged (or, exactly once, with them).
-The raw loops do nothing else: they show what each client costs on its own. Throughput drains a backlog;
-latency is measured at a steady offered load (occurred_at at send -> result read back). The
-exactly-once column's results are read back with `read_committed`, as its consumers must.
+The raw loops do nothing else: they show what each client costs on its own. The Quix Streams
+peer (`bench/quix_peer.py`, run by uv in an environment of its own, so the product does not
+depend on it) does the echo service's work as a Quix app, with Quix's own checkpointing.
+Throughput drains a backlog; latency is measured at a steady offered load (occurred_at at
+send -> result read back). The exactly-once column's results are read back with
+`read_committed`, as its consumers must.
 
 The columns run in interleaved rounds (raw, at-least-once, exactly-once, raw, ...) and each
 figure is the median over the rounds, so a burst of load from other jobs on a shared machine
@@ -15,7 +18,7 @@ included: the column's own consumer and producer, plus the reader that counts th
 same for every column), so the difference between two columns is what one adds over the other.
 
     uv run python bench/bus_bench.py [--events 50000] [--rate 2000] [--rounds 3] [--port 19592]
-        [--columns raw,raw-confluent,alo,eos,alo-confluent,eos-confluent]
+        [--columns raw,raw-confluent,quix,alo,eos,alo-confluent,eos-confluent]
         [--json bench/results/bus.json]
 """
 
@@ -241,6 +244,47 @@ async def start_raw_confluent_loop(
     return stop
 
 
+QUIX_VERSION = "3.28.1"
+OUT_OF_PROCESS: dict[str, dict[str, float]] = {}
+"""Per group, what a peer running in its own process reports: `startup_seconds` (process start
+and imports, left out of the drain: the in-process columns imported everything before theirs)
+and `cpu_seconds` (its CPU from ready to stop, added to the bench process's own)."""
+
+
+async def start_quix_peer(bootstrap: str, source: str, group: str) -> Callable[[], Awaitable[None]]:
+    """The Quix Streams app of `bench/quix_peer.py`, in its own uv environment."""
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        "uv",
+        "run",
+        "--isolated",
+        "--no-project",
+        "--with",
+        f"quixstreams=={QUIX_VERSION}",
+        "python",
+        str(Path(__file__).with_name("quix_peer.py")),
+        bootstrap,
+        source,
+        group,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), timeout=300)
+    if line.strip() != b"ready":
+        raise RuntimeError(f"the Quix peer did not start: {line!r}")
+    OUT_OF_PROCESS[group] = {"startup_seconds": time.perf_counter() - started}
+
+    async def stop() -> None:
+        process.terminate()
+        output, _ = await process.communicate()
+        for text in output.decode().splitlines():
+            if text.startswith("cpu_seconds "):
+                OUT_OF_PROCESS[group]["cpu_seconds"] = float(text.split()[1])
+
+    return stop
+
+
 async def measure(
     bootstrap: str,
     name: str,
@@ -257,7 +301,8 @@ async def measure(
     await ensure_topics(kafka, topics.specs((backlog, backlog + ".out", steady, steady + ".out")))
     await produce(bootstrap, backlog, events)
     started, cpu_started = time.perf_counter(), time.process_time()
-    stop = await runner(bootstrap, backlog, f"bench-{name}-{tag}")
+    group = f"bench-{name}-{tag}"
+    stop = await runner(bootstrap, backlog, group)
     await count_until(
         bootstrap, backlog + ".out", events, 600, latency=False, read_committed=read_committed
     )
@@ -265,6 +310,9 @@ async def measure(
     cpu_seconds = time.process_time() - cpu_started
     drain_load = os.getloadavg()[0]
     await stop()
+    peer = OUT_OF_PROCESS.pop(group, {})
+    seconds -= peer.get("startup_seconds", 0.0)
+    cpu_seconds += peer.get("cpu_seconds", 0.0)
     steady_count = int(rate * 10)
     stop = await runner(bootstrap, steady, f"bench-{name}-{tag}-steady")
     await asyncio.sleep(2)  # group joined
@@ -304,7 +352,7 @@ async def main() -> None:
     )
     parser.add_argument(
         "--columns",
-        default="raw,raw-confluent,alo,eos,alo-confluent,eos-confluent",
+        default="raw,raw-confluent,quix,alo,eos,alo-confluent,eos-confluent",
         help="comma-separated columns, run in this order each round",
     )
     parser.add_argument("--json", type=Path, default=Path("bench/results/bus.json"))
@@ -325,6 +373,7 @@ async def main() -> None:
             functools.partial(start_raw_confluent_loop, batch=args.batch),
             False,
         ),
+        "quix": ("Quix Streams app (at-least-once)", start_quix_peer, False),
         "alo": (
             "shopstream (at-least-once)",
             functools.partial(start_shopstream, batch=args.batch),
