@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -32,6 +33,8 @@ def main() -> None:
         auto_offset_reset="earliest",
         processing_guarantee="at-least-once",
         loglevel="WARNING",
+        # Stateless, but Quix makes its state folders anyway: keep them out of the checkout.
+        state_dir=tempfile.mkdtemp(prefix="quix-peer-"),
     )
     inputs = app.topic(source, value_deserializer="json")
     outputs = app.topic(source + ".out", value_serializer="json")
