@@ -5,7 +5,8 @@ load causes one rebalance and loses nothing, and measures rebalance time and thr
 2 and 3 replicas. Figures go to `bench/results/scale_out.json` and `docs/reliability.md`.
 
 The echo profile's model sleeps per batch (like a model waiting on an accelerator), so the
-group's parallelism shows even on 2 cores; `SCALE_PROFILES=echo,sentiment` adds the real
+group's parallelism shows even on 2 cores; it runs on both Kafka clients (`echo`,
+`echo-confluent`, the default); `SCALE_PROFILES=echo,sentiment` adds the real
 sentiment model, whose gain two cores cap (run by `make soak`). Throughput is recorded, never
 asserted: the machine is shared.
 """
@@ -27,6 +28,7 @@ from support.groups import REBALANCING, GroupWatcher, watching
 from support.kafka import collect, unique
 from support.replicas import (
     ECHO,
+    ECHO_CONFLUENT,
     SENTIMENT,
     ReplicaSet,
     ServiceProfile,
@@ -46,9 +48,17 @@ REPLICAS = 3
 SCALE_ECHO = dataclasses.replace(
     ECHO, events=1_500, settings={"DELAY_MS": "100", "BATCH__MAX_RECORDS": "50"}
 )
+# The same on the confluent-kafka client: librdkafka's group protocol under joins and leaves.
+SCALE_ECHO_CONFLUENT = dataclasses.replace(
+    ECHO_CONFLUENT, events=1_500, settings={**SCALE_ECHO.settings, "KAFKA__CLIENT": "confluent"}
+)
 SCALE_SENTIMENT = dataclasses.replace(SENTIMENT, events=300)
-PROFILES = {profile.name: profile for profile in (SCALE_ECHO, SCALE_SENTIMENT)}
-SELECTED = [PROFILES[name] for name in os.environ.get("SCALE_PROFILES", "echo").split(",")]
+PROFILES = {
+    profile.name: profile for profile in (SCALE_ECHO, SCALE_ECHO_CONFLUENT, SCALE_SENTIMENT)
+}
+SELECTED = [
+    PROFILES[name] for name in os.environ.get("SCALE_PROFILES", "echo,echo-confluent").split(",")
+]
 
 
 async def rebalance(
