@@ -31,14 +31,17 @@ def ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
     return context
 
 
+def _sasl_credentials(settings: KafkaSettings) -> tuple[str, str]:
+    if settings.sasl_username is None or settings.sasl_password is None:
+        raise ValueError("SASL needs kafka.sasl_username and kafka.sasl_password")
+    return settings.sasl_username, settings.sasl_password.get_secret_value()
+
+
 def faststream_security(settings: KafkaSettings) -> BaseSecurity | None:
     context = ssl_context(settings)
     if settings.security_protocol in ("PLAINTEXT", "SSL"):
         return BaseSecurity(ssl_context=context) if context else None
-    if settings.sasl_username is None or settings.sasl_password is None:
-        raise ValueError("SASL needs kafka.sasl_username and kafka.sasl_password")
-    username = settings.sasl_username
-    password = settings.sasl_password.get_secret_value()
+    username, password = _sasl_credentials(settings)
     use_ssl = settings.security_protocol == "SASL_SSL"
     mechanisms: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
         "PLAIN": SASLPlaintext,
@@ -61,11 +64,10 @@ def aiokafka_options(settings: KafkaSettings) -> dict[str, Any]:
     if context is not None:
         options["ssl_context"] = context
     if settings.security_protocol.startswith("SASL"):
-        if settings.sasl_username is None or settings.sasl_password is None:
-            raise ValueError("SASL needs kafka.sasl_username and kafka.sasl_password")
+        username, password = _sasl_credentials(settings)
         options["sasl_mechanism"] = settings.sasl_mechanism
-        options["sasl_plain_username"] = settings.sasl_username
-        options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+        options["sasl_plain_username"] = username
+        options["sasl_plain_password"] = password
     return options
 
 
@@ -87,9 +89,8 @@ def librdkafka_options(settings: KafkaSettings) -> dict[str, str | int]:
         if settings.ssl_keyfile_password is not None:
             options["ssl.key.password"] = settings.ssl_keyfile_password.get_secret_value()
     if settings.security_protocol.startswith("SASL"):
-        if settings.sasl_username is None or settings.sasl_password is None:
-            raise ValueError("SASL needs kafka.sasl_username and kafka.sasl_password")
+        username, password = _sasl_credentials(settings)
         options["sasl.mechanism"] = settings.sasl_mechanism
-        options["sasl.username"] = settings.sasl_username
-        options["sasl.password"] = settings.sasl_password.get_secret_value()
+        options["sasl.username"] = username
+        options["sasl.password"] = password
     return options

@@ -187,33 +187,21 @@ class BatchService(Generic[EventT]):
     def _build_broker(self, name: str, input_topics: Sequence[str]) -> KafkaBroker:
         kafka = self._settings.kafka
         batch = self._settings.batch
-        delivery = self._kafka_delivery
         broker = KafkaBroker(
             kafka.bootstrap_servers,
-            client_id=self._client_id,
             security=faststream_security(kafka),
-            request_timeout_ms=kafka.request_timeout_ms,
             middlewares=[
                 KafkaPrometheusMiddleware(registry=self.registry, app_name=f"shopstream-{name}")
             ],
-            graceful_timeout=batch.max_poll_interval_ms / 1000,
-            logger=logger,
+            **self._broker_options(),
         )
         subscriber = broker.subscriber(
             *input_topics,
-            group_id=self._group_id,
-            batch=True,
-            max_records=batch.max_records,
             batch_timeout_ms=batch.batch_timeout_ms,
             max_poll_interval_ms=batch.max_poll_interval_ms,
-            session_timeout_ms=batch.session_timeout_ms,
-            heartbeat_interval_ms=batch.heartbeat_interval_ms,
-            auto_offset_reset=batch.auto_offset_reset,
-            ack_policy=delivery.ack_policy,
-            isolation_level=delivery.isolation_level,
             parser=_tolerant_parser,
-            decoder=_undecoded,
             listener=self.context.partitions,
+            **self._subscriber_options(self._kafka_delivery),
         )
         subscriber(self._on_batch)
         self.context.partitions.commit = self._kafka_delivery.attach(subscriber)
@@ -225,40 +213,52 @@ class BatchService(Generic[EventT]):
         input_topics: Sequence[str],
         delivery: ConfluentAtLeastOnce | ConfluentExactlyOnce,
     ) -> ConfluentBroker:
-        kafka = self._settings.kafka
         batch = self._settings.batch
         self._rebalance = RebalanceBridge(self.context.partitions, delivery)
         broker = ConfluentBroker(
-            kafka.bootstrap_servers,
-            client_id=self._client_id,
-            config=librdkafka_options(kafka),  # type: ignore[arg-type]  # a TypedDict of str keys
-            request_timeout_ms=kafka.request_timeout_ms,
+            self._settings.kafka.bootstrap_servers,
+            config=librdkafka_options(self._settings.kafka),  # type: ignore[arg-type]  # a TypedDict
             middlewares=[
                 ConfluentPrometheusMiddleware(registry=self.registry, app_name=f"shopstream-{name}")
             ],
-            graceful_timeout=batch.max_poll_interval_ms / 1000,
-            logger=logger,
+            **self._broker_options(),
         )
         subscriber = broker.subscriber(
             *input_topics,
-            group_id=self._group_id,
-            batch=True,
-            max_records=batch.max_records,
             polling_interval=batch.batch_timeout_ms / 1000,
             max_poll_interval_ms=_librdkafka_poll_interval_ms(batch),
-            session_timeout_ms=batch.session_timeout_ms,
-            heartbeat_interval_ms=batch.heartbeat_interval_ms,
-            auto_offset_reset=batch.auto_offset_reset,
-            ack_policy=delivery.ack_policy,
-            isolation_level=delivery.isolation_level,
             on_assign=self._rebalance.on_assign,
             on_revoke=self._rebalance.on_revoke,
             parser=_tolerant_confluent_parser,
-            decoder=_undecoded,
+            **self._subscriber_options(delivery),
         )
         subscriber(self._on_confluent_batch)
-        self.context.partitions.commit = self._kafka_delivery.attach(subscriber)
+        self.context.partitions.commit = delivery.attach(subscriber)
         return broker
+
+    def _broker_options(self) -> dict[str, Any]:
+        """What the broker takes alike on both clients."""
+        return {
+            "client_id": self._client_id,
+            "request_timeout_ms": self._settings.kafka.request_timeout_ms,
+            "graceful_timeout": self._settings.batch.max_poll_interval_ms / 1000,
+            "logger": logger,
+        }
+
+    def _subscriber_options(self, delivery: KafkaDelivery) -> dict[str, Any]:
+        """What the batch subscriber takes alike on both clients."""
+        batch = self._settings.batch
+        return {
+            "group_id": self._group_id,
+            "batch": True,
+            "max_records": batch.max_records,
+            "session_timeout_ms": batch.session_timeout_ms,
+            "heartbeat_interval_ms": batch.heartbeat_interval_ms,
+            "auto_offset_reset": batch.auto_offset_reset,
+            "ack_policy": delivery.ack_policy,
+            "isolation_level": delivery.isolation_level,
+            "decoder": _undecoded,
+        }
 
     async def _on_batch(self, message: KafkaMessage) -> None:
         raw = message.raw_message
