@@ -22,7 +22,7 @@ from shopstream.acls import (
 from shopstream.devbroker.security import BrokerSecurity, ScramUser, format_arguments
 from shopstream.devbroker.security import server_properties as secured_properties
 from shopstream.echo import EchoSettings, build_echo_service
-from shopstream.logs import JsonFormatter
+from shopstream.logs import JsonFormatter, redact
 from shopstream.runtime.security import aiokafka_options, faststream_security, ssl_context
 from shopstream.services import discover
 from shopstream.settings import BatchSettings, KafkaSettings
@@ -193,3 +193,8 @@ def test_json_logs_redact_emails_and_phone_numbers_everywhere() -> None:
     assert document["msg"] == "customer <phone> wrote from <email>"
     assert document["contact"] == "call <phone> or mail <email>"
     assert "<email>" in document["exc"]
+
+
+def test_redaction_keeps_broker_addresses() -> None:
+    line = "Failed to acquire PID from broker 127.0.0.1:19692/1; call +44 20 7946 0958"
+    assert redact(line) == "Failed to acquire PID from broker 127.0.0.1:19692/1; call <phone>"

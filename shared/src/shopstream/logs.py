@@ -11,11 +11,18 @@ from datetime import UTC, datetime
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _PHONE = re.compile(r"(?<!\w)\+?\d[\d\s().-]{7,}\d(?!\w)")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+
+
+def _phone_unless_address(match: re.Match[str]) -> str:
+    # A broker's IPv4 address (librdkafka names them in every connection message) looks like a
+    # phone number to the pattern; operators need it, and it is no customer's data.
+    return match[0] if _IPV4.fullmatch(match[0]) else "<phone>"
 
 
 def redact(text: str) -> str:
     """Mask e-mail addresses and phone numbers that slipped into a message."""
-    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
+    return _PHONE.sub(_phone_unless_address, _EMAIL.sub("<email>", text))
 
 
 class JsonFormatter(logging.Formatter):
