@@ -30,7 +30,7 @@ from shopstream.runtime.batch import Publication
 from shopstream.runtime.codec import EncodedHeaders
 from shopstream.runtime.delivery import ConsumerSource, IsolationLevel, Rewindable
 from shopstream.runtime.partitions import CommitOffsets, PartitionTracker
-from shopstream.runtime.records import Record
+from shopstream.runtime.records import Record, headers_printable, next_offsets, printable_headers
 from shopstream.runtime.security import librdkafka_options
 from shopstream.settings import ServiceSettings
 
@@ -63,41 +63,26 @@ def record_of(message: Message) -> Record:
 
 
 def tolerant_headers(messages: Sequence[Message]) -> None:
-    """Make binary or null header values printable in place, before FastStream's parser decodes
-    every header as UTF-8 (one such record would otherwise fail its whole batch forever). The
-    key and value stay byte-exact for the record's dead letter."""
+    """Make binary or null header values printable in place (`records.printable_headers`),
+    before FastStream's parser decodes every header as UTF-8. The key and value stay
+    byte-exact for the record's dead letter."""
     for message in messages:
-        headers = message.headers()
-        if headers and not _printable(headers):
+        headers = _header_pairs(message.headers())
+        if headers and not headers_printable(headers):
             message.set_headers(
-                [
-                    (name, (value or b"").decode("utf-8", errors="replace").encode("utf-8"))
-                    for name, value in _header_pairs(headers)
-                ]
+                cast("list[tuple[str, str | bytes | None]]", printable_headers(headers))
             )
 
 
 def _header_pairs(raw: object) -> list[tuple[str, bytes | None]]:
+    """A consumed record's headers as (name, bytes or None), whatever form confluent gave."""
+    if not raw:
+        return []
     pairs = raw.items() if isinstance(raw, dict) else cast("list[tuple[str, object]]", raw)
     return [
         (name, value.encode("utf-8") if isinstance(value, str) else cast("bytes | None", value))
         for name, value in pairs
     ]
-
-
-def _printable(headers: object) -> bool:
-    """True when every header value is UTF-8 bytes (checked per event, so ASCII goes first)."""
-    if not isinstance(headers, list):
-        return False
-    for _, value in headers:
-        if not isinstance(value, bytes):
-            return False
-        if not value.isascii():
-            try:
-                value.decode("utf-8")
-            except UnicodeDecodeError:
-                return False
-    return True
 
 
 def _aiokafka_partitions(partitions: Sequence[ConfluentPartition]) -> set[TopicPartition]:
@@ -351,11 +336,7 @@ class ConfluentExactlyOnce(_ConfluentDelivery):
         message: Rewindable,
     ) -> None:
         producer = self._started()
-        next_offsets: dict[tuple[str, int], int] = {}
-        for record in records:
-            slot = (record.topic, record.partition)
-            next_offsets[slot] = max(next_offsets.get(slot, 0), record.offset + 1)
-        offsets = [ConfluentPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        offsets = [ConfluentPartition(t, p, o) for (t, p), o in next_offsets(records).items()]
         timeout = self._timeout_seconds()
         self._failures = []
         try:

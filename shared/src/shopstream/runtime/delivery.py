@@ -25,7 +25,7 @@ from faststream.kafka import KafkaBroker
 
 from shopstream.runtime.batch import Publication
 from shopstream.runtime.partitions import CommitOffsets
-from shopstream.runtime.records import Record
+from shopstream.runtime.records import Record, next_offsets
 from shopstream.runtime.security import aiokafka_options
 from shopstream.runtime.sender import PartitionBatchSender
 from shopstream.settings import ServiceSettings
@@ -159,14 +159,11 @@ class ExactlyOnce(_ProducerDelivery):
         self, publications: Sequence[Publication], records: Sequence[Record], message: Rewindable
     ) -> None:
         producer, sender = self._started()
-        next_offsets: dict[TopicPartition, int] = {}
-        for record in records:
-            partition = TopicPartition(record.topic, record.partition)
-            next_offsets[partition] = max(next_offsets.get(partition, 0), record.offset + 1)
+        offsets = {TopicPartition(t, p): o for (t, p), o in next_offsets(records).items()}
         try:
             async with producer.transaction():
                 await sender.send(publications)
-                await producer.send_offsets_to_transaction(next_offsets, self._group_id)
+                await producer.send_offsets_to_transaction(offsets, self._group_id)
         except BaseException:
             # The transaction is aborted; rewind so the batch is processed again.
             await message.nack()

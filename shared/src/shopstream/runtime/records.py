@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,3 +47,35 @@ class Record:
             headers=tuple(raw.headers or ()),
             tombstone=raw.value is None,
         )
+
+
+def headers_printable(headers: Sequence[tuple[str, bytes | None]]) -> bool:
+    """True when every header value is UTF-8 bytes, as FastStream's parsers (both clients)
+    decode them; checked per record, so ASCII values skip the decode."""
+    for _, value in headers:
+        if value is None:
+            return False
+        if not value.isascii():
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+    return True
+
+
+def printable_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
+    """The headers with binary or null values made printable (one such record would otherwise
+    fail its whole batch forever in FastStream's parser)."""
+    return [
+        (name, (value or b"").decode("utf-8", errors="replace").encode("utf-8"))
+        for name, value in headers
+    ]
+
+
+def next_offsets(records: Iterable[Record]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition), the offset after the last of `records`: what a batch commits."""
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        slot = (record.topic, record.partition)
+        offsets[slot] = max(offsets.get(slot, 0), record.offset + 1)
+    return offsets

@@ -59,7 +59,7 @@ from shopstream.runtime.http import HealthServer
 from shopstream.runtime.lifecycle import AssignmentListener, Component, ModelLifecycle
 from shopstream.runtime.metrics import InferenceRunner, ServiceMetrics
 from shopstream.runtime.partitions import PartitionTracker
-from shopstream.runtime.records import Record
+from shopstream.runtime.records import Record, headers_printable, printable_headers
 from shopstream.runtime.security import faststream_security, librdkafka_options
 from shopstream.settings import BatchSettings, ServiceSettings
 from shopstream.topics import dead_letter_topic
@@ -388,29 +388,12 @@ async def _tolerant_parser(
     # FastStream decodes every header as UTF-8 while parsing a batch; one record with a binary
     # or null header would fail the whole batch forever. Such headers are made printable here
     # (the record's key and value stay byte-exact for its dead letter).
-    if any(not _printable_headers(record.headers) for record in records):
+    if any(not headers_printable(record.headers) for record in records):
         records = tuple(
-            dataclasses.replace(record, headers=_safe_headers(record.headers)) for record in records
+            dataclasses.replace(record, headers=printable_headers(record.headers))
+            for record in records
         )
     return await original_parser(records)
-
-
-def _printable_headers(headers: Sequence[tuple[str, bytes | None]]) -> bool:
-    try:
-        for _, value in headers:
-            if value is None:
-                return False
-            value.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _safe_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
-    return [
-        (name, (value or b"").decode("utf-8", errors="replace").encode("utf-8"))
-        for name, value in headers
-    ]
 
 
 def _librdkafka_poll_interval_ms(batch: BatchSettings) -> int:
