@@ -67,11 +67,16 @@ def tolerant_headers(messages: Sequence[Message]) -> None:
     before FastStream's parser decodes every header as UTF-8. The key and value stay
     byte-exact for the record's dead letter."""
     for message in messages:
-        headers = _header_pairs(message.headers())
-        if headers and not headers_printable(headers):
-            message.set_headers(
-                cast("list[tuple[str, str | bytes | None]]", printable_headers(headers))
-            )
+        raw = message.headers()
+        # Consumed headers come as a list of (name, bytes or None): checked as they are, so the
+        # per-record cost stays a scan; only a record that needs repair is copied.
+        if not raw or (isinstance(raw, list) and headers_printable(cast("_Pairs", raw))):
+            continue
+        repaired = printable_headers(_header_pairs(raw))
+        message.set_headers(cast("list[tuple[str, str | bytes | None]]", repaired))
+
+
+_Pairs = list[tuple[str, bytes | None]]
 
 
 def _header_pairs(raw: object) -> list[tuple[str, bytes | None]]:
