@@ -1,4 +1,5 @@
-"""Bus benchmark: the shopstream runtime with a no-op model, on both Kafka clients, vs raw loops.
+"""Bus benchmark: the shopstream runtime with a no-op model, on both Kafka clients, vs raw loops
+and a Quix Streams app.
 
 Every column consumes the same pre-produced events from a real broker and publishes one result
 per event, committing offsets after the results are acknowledged (or, exactly once, with them).
@@ -9,13 +10,14 @@ Throughput drains a backlog; latency is measured at a steady offered load (occur
 send -> result read back). The exactly-once column's results are read back with
 `read_committed`, as its consumers must.
 
+Each column runs in a process of its own (this script with `--peer COLUMN`, or the Quix app),
+as a service would in its pod; this process only produces the events and reads the results
+back. The time from process start to `ready` is left out of the drain, and CPU per event is the
+column's process alone, librdkafka's threads included.
+
 The columns run in interleaved rounds (raw, at-least-once, exactly-once, raw, ...) and each
 figure is the median over the rounds, so a burst of load from other jobs on a shared machine
 skews one round of every column rather than one whole column.
-
-CPU per event is the whole benchmark process's CPU time over the drain, librdkafka's threads
-included: the column's own consumer and producer, plus the reader that counts the results (the
-same for every column), so the difference between two columns is what one adds over the other.
 
     uv run python bench/bus_bench.py [--events 50000] [--rate 2000] [--rounds 3] [--port 19592]
         [--columns raw,raw-confluent,quix,alo,eos,alo-confluent,eos-confluent]
@@ -29,7 +31,9 @@ import asyncio
 import functools
 import json
 import os
+import signal
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -52,7 +56,7 @@ from shopstream.topics import TopicSettings
 
 DEFAULT_BATCH = 500
 PARTITIONS = 3
-console = Console()
+console = Console(width=200)  # the table is wide; keep it whole in logs and pipes
 
 
 def make_event(index: int) -> ReviewSubmitted:
@@ -246,23 +250,33 @@ async def start_raw_confluent_loop(
 
 QUIX_VERSION = "3.28.1"
 OUT_OF_PROCESS: dict[str, dict[str, float]] = {}
-"""Per group, what a peer running in its own process reports: `startup_seconds` (process start
-and imports, left out of the drain: the in-process columns imported everything before theirs)
-and `cpu_seconds` (its CPU from ready to stop, added to the bench process's own)."""
+"""Per group, what a column's process reports: `startup_seconds` (process start and imports,
+left out of the drain) and `cpu_seconds` (its CPU from ready to stop)."""
 
 
-async def start_quix_peer(bootstrap: str, source: str, group: str) -> Callable[[], Awaitable[None]]:
-    """The Quix Streams app of `bench/quix_peer.py`, in its own uv environment."""
+def peer_command(column: str, batch: int) -> list[str]:
+    """The command that runs `column` in a process of its own."""
+    if column == "quix":
+        return [
+            "uv",
+            "run",
+            "--isolated",
+            "--no-project",
+            "--with",
+            f"quixstreams=={QUIX_VERSION}",
+            "python",
+            str(Path(__file__).with_name("quix_peer.py")),
+        ]
+    return [sys.executable, __file__, "--batch", str(batch), "--peer", column]
+
+
+async def start_peer(
+    command: list[str], bootstrap: str, source: str, group: str
+) -> Callable[[], Awaitable[None]]:
+    """Start a column's process; it prints `ready` when it runs, and its CPU seconds on SIGTERM."""
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        "uv",
-        "run",
-        "--isolated",
-        "--no-project",
-        "--with",
-        f"quixstreams=={QUIX_VERSION}",
-        "python",
-        str(Path(__file__).with_name("quix_peer.py")),
+        *command,
         bootstrap,
         source,
         group,
@@ -272,7 +286,8 @@ async def start_quix_peer(bootstrap: str, source: str, group: str) -> Callable[[
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), timeout=300)
     if line.strip() != b"ready":
-        raise RuntimeError(f"the Quix peer did not start: {line!r}")
+        process.kill()
+        raise RuntimeError(f"{command} did not start: {line!r}")
     OUT_OF_PROCESS[group] = {"startup_seconds": time.perf_counter() - started}
 
     async def stop() -> None:
@@ -283,6 +298,18 @@ async def start_quix_peer(bootstrap: str, source: str, group: str) -> Callable[[
                 OUT_OF_PROCESS[group]["cpu_seconds"] = float(text.split()[1])
 
     return stop
+
+
+async def run_peer(runner: Runner, bootstrap: str, source: str, group: str) -> None:
+    """`--peer` mode: run one column in this process until SIGTERM, then print its CPU."""
+    stop = await runner(bootstrap, source, group)
+    started = time.process_time()
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    print("ready", flush=True)
+    await stopping.wait()
+    await stop()
+    print(f"cpu_seconds {time.process_time() - started:.4f}", flush=True)
 
 
 async def measure(
@@ -300,19 +327,18 @@ async def measure(
     topics = TopicSettings(partitions=PARTITIONS)
     await ensure_topics(kafka, topics.specs((backlog, backlog + ".out", steady, steady + ".out")))
     await produce(bootstrap, backlog, events)
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started = time.perf_counter()
     group = f"bench-{name}-{tag}"
     stop = await runner(bootstrap, backlog, group)
     await count_until(
         bootstrap, backlog + ".out", events, 600, latency=False, read_committed=read_committed
     )
     seconds = time.perf_counter() - started
-    cpu_seconds = time.process_time() - cpu_started
     drain_load = os.getloadavg()[0]
     await stop()
-    peer = OUT_OF_PROCESS.pop(group, {})
-    seconds -= peer.get("startup_seconds", 0.0)
-    cpu_seconds += peer.get("cpu_seconds", 0.0)
+    peer = OUT_OF_PROCESS.pop(group)
+    seconds -= peer["startup_seconds"]
+    cpu_seconds = peer["cpu_seconds"]
     steady_count = int(rate * 10)
     stop = await runner(bootstrap, steady, f"bench-{name}-{tag}-steady")
     await asyncio.sleep(2)  # group joined
@@ -339,6 +365,20 @@ def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
 
 
+def in_process_runners(batch: int) -> dict[str, Runner]:
+    """What `--peer COLUMN` runs (the Quix column is its own script)."""
+    return {
+        "raw": functools.partial(start_raw_loop, batch=batch),
+        "raw-confluent": functools.partial(start_raw_confluent_loop, batch=batch),
+        "alo": functools.partial(start_shopstream, batch=batch),
+        "eos": functools.partial(start_shopstream, delivery="exactly_once", batch=batch),
+        "alo-confluent": functools.partial(start_shopstream, batch=batch, client="confluent"),
+        "eos-confluent": functools.partial(
+            start_shopstream, delivery="exactly_once", batch=batch, client="confluent"
+        ),
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=50_000)
@@ -359,43 +399,33 @@ async def main() -> None:
     parser.add_argument(
         "--port", type=int, default=19592, help="local broker port (controller: port + 1)"
     )
+    parser.add_argument(
+        "--peer",
+        metavar="COLUMN",
+        help="(internal) run COLUMN in this process on BOOTSTRAP SOURCE GROUP, until SIGTERM",
+    )
+    parser.add_argument("peer_args", nargs="*", metavar="BOOTSTRAP SOURCE GROUP")
     args = parser.parse_args()
+    if args.peer is not None:
+        runners = in_process_runners(args.batch)
+        if args.peer not in runners or len(args.peer_args) != 3:
+            parser.error(f"--peer takes one of {sorted(runners)} and BOOTSTRAP SOURCE GROUP")
+        await run_peer(runners[args.peer], *args.peer_args)
+        return
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     config = LocalBrokerConfig(port=args.port, controller_port=args.port + 1)
     if bootstrap is None:
         local_broker.ensure_jars(config)
         bootstrap = local_broker.start(config).bootstrap_servers
-    # (title, runner, read_committed): every column runs once per round, in this order.
-    available: dict[str, tuple[str, Runner, bool]] = {
-        "raw": ("raw aiokafka loop", functools.partial(start_raw_loop, batch=args.batch), False),
-        "raw-confluent": (
-            "raw confluent-kafka loop",
-            functools.partial(start_raw_confluent_loop, batch=args.batch),
-            False,
-        ),
-        "quix": ("Quix Streams app (at-least-once)", start_quix_peer, False),
-        "alo": (
-            "shopstream (at-least-once)",
-            functools.partial(start_shopstream, batch=args.batch),
-            False,
-        ),
-        "eos": (
-            "shopstream (exactly-once)",
-            functools.partial(start_shopstream, delivery="exactly_once", batch=args.batch),
-            True,
-        ),
-        "alo-confluent": (
-            "shopstream on confluent-kafka (at-least-once)",
-            functools.partial(start_shopstream, batch=args.batch, client="confluent"),
-            False,
-        ),
-        "eos-confluent": (
-            "shopstream on confluent-kafka (exactly-once)",
-            functools.partial(
-                start_shopstream, delivery="exactly_once", batch=args.batch, client="confluent"
-            ),
-            True,
-        ),
+    # Every column runs once per round, in this order, each in a process of its own.
+    available: dict[str, tuple[str, bool]] = {
+        "raw": ("raw aiokafka loop", False),
+        "raw-confluent": ("raw confluent-kafka loop", False),
+        "quix": ("Quix Streams app (at-least-once)", False),
+        "alo": ("shopstream (at-least-once)", False),
+        "eos": ("shopstream (exactly-once)", True),
+        "alo-confluent": ("shopstream on confluent-kafka (at-least-once)", False),
+        "eos-confluent": ("shopstream on confluent-kafka (exactly-once)", True),
     }
     chosen = [name.strip() for name in args.columns.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(available))
@@ -405,7 +435,8 @@ async def main() -> None:
     try:
         for _ in range(args.rounds):
             for name in chosen:
-                _, runner, read_committed = available[name]
+                _, read_committed = available[name]
+                runner = functools.partial(start_peer, peer_command(name, args.batch))
                 columns_runs[name].append(
                     await measure(
                         bootstrap,
@@ -419,48 +450,58 @@ async def main() -> None:
     finally:
         if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
             local_broker.stop(config)
+    report(args, {name: available[name][0] for name in chosen}, columns_runs)
+
+
+def report(
+    args: argparse.Namespace,
+    titles: dict[str, str],
+    columns_runs: dict[str, list[dict[str, float]]],
+) -> None:
+    """Print the side-by-side table and the ratios the bars name; write the JSON."""
     medians = {name: median_of(runs) for name, runs in columns_runs.items()}
     table = Table(
         title=f"bus path, {args.events} events, {PARTITIONS} partitions, batch {args.batch}, "
-        f"median of {args.rounds} interleaved rounds"
+        f"median of {args.rounds} interleaved rounds, one process per column"
     )
-    columns = {available[name][0]: figures for name, figures in medians.items()}
     table.add_column("metric")
-    for title in columns:
-        table.add_column(title, justify="right")
+    for name in medians:
+        table.add_column(titles[name], justify="right")
     table.add_row(
-        "events/s (backlog drain)", *(f"{c['events_per_second']:,.0f}" for c in columns.values())
+        "events/s (backlog drain)", *(f"{c['events_per_second']:,.0f}" for c in medians.values())
     )
     table.add_row(
-        "CPU per event, whole process (µs)",
-        *(f"{c['cpu_us_per_event']:.0f}" for c in columns.values()),
+        "CPU per event, the column's process (µs)",
+        *(f"{c['cpu_us_per_event']:.0f}" for c in medians.values()),
     )
     for key in ("p50_ms", "p99_ms"):
         table.add_row(
             f"{key[:3]} latency @ {args.rate:,.0f}/s (ms)",
-            *(f"{c[key]:.1f}" for c in columns.values()),
+            *(f"{c[key]:.1f}" for c in medians.values()),
         )
-    table.add_row("load average (1 min)", *(f"{c['load_average']:.1f}" for c in columns.values()))
+    table.add_row("load average (1 min)", *(f"{c['load_average']:.1f}" for c in medians.values()))
     console.print(table)
     rates = {name: figures["events_per_second"] for name, figures in medians.items()}
-    for name, rate in rates.items():
-        if name != "raw" and "raw" in rates:
-            console.print(f"{available[name][0]} / raw aiokafka loop: {rate / rates['raw']:.2f}")
+    for baseline in ("raw", "quix"):
+        for name, rate in rates.items():
+            if name not in ("raw", "quix") and baseline in rates:
+                console.print(f"{titles[name]} / {titles[baseline]}: {rate / rates[baseline]:.2f}")
     for at_least_once, exactly_once in (("alo", "eos"), ("alo-confluent", "eos-confluent")):
         if at_least_once in rates and exactly_once in rates:
             console.print(
-                f"{available[exactly_once][0]} / at-least-once: "
+                f"{titles[exactly_once]} / at-least-once: "
                 f"{rates[exactly_once] / rates[at_least_once]:.2f} (target >= 0.80)"
             )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
             {
-                "columns": {available[name][0]: figures for name, figures in medians.items()},
+                "columns": {titles[name]: figures for name, figures in medians.items()},
                 "batch": args.batch,
+                "load_average_at_end": os.getloadavg()[0],
                 "rounds_events_per_second": {
-                    column: [r["events_per_second"] for r in runs]
-                    for column, runs in columns_runs.items()
+                    titles[name]: [r["events_per_second"] for r in runs]
+                    for name, runs in columns_runs.items()
                 },
             },
             indent=2,
