@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 import uuid
 from collections.abc import Sequence
 
 import pytest
+from pydantic import ValidationError
 
 from shopstream.events import (
     RESULT_ID_NAMESPACE,
@@ -78,6 +80,24 @@ def test_each_kind_of_bad_record_gets_its_own_reason() -> None:
 def test_lone_surrogate_is_rejected() -> None:
     good = review().to_json().replace(b'"ok"', b'"\\ud800"')
     assert reason(good) is FailureReason.INVALID_JSON
+
+
+def test_lone_surrogate_built_in_python_is_rejected() -> None:
+    # JSON input meets pydantic's parser; a model built from Python values meets the check.
+    with pytest.raises(ValidationError, match="review_id"):
+        ReviewSubmitted(
+            tenant_id="acme", payload={"review_id": "r\ud800", "product_id": "p1", "text": "ok"}
+        )
+
+
+def test_text_length_limits_hold_on_json_and_on_python_input() -> None:
+    too_long = "r" * 129  # an EntityId holds at most 128 characters
+    raw = review().to_json().replace(b'"review_id":"', b'"review_id":"' + too_long[1:].encode())
+    assert reason(raw) is FailureReason.SCHEMA_VIOLATION
+    with pytest.raises(ValidationError, match="at most 128 characters"):
+        ReviewSubmitted(
+            tenant_id="acme", payload={"review_id": too_long, "product_id": "p1", "text": "ok"}
+        )
 
 
 def test_dead_letter_keeps_original_bytes_headers_and_tenant() -> None:
@@ -167,7 +187,13 @@ def test_a_tombstone_publication_needs_and_keeps_its_key() -> None:
 
 @pytest.mark.parametrize("name", ["echo|1", "sentiment|x|rev|p1|zh", "描述|商品|中文", ""])
 def test_result_id_is_uuid5_in_the_result_namespace(name: str) -> None:
-    assert result_id(name) == uuid.uuid5(RESULT_ID_NAMESPACE, name)
+    made, expected = result_id(name), uuid.uuid5(RESULT_ID_NAMESPACE, name)
+    # Built without the constructor: it must behave as the constructor's UUID in every way.
+    assert made == expected
+    assert (str(made), made.version, made.variant) == (str(expected), 5, uuid.RFC_4122)
+    assert hash(made) == hash(expected)
+    assert pickle.loads(pickle.dumps(made)) == expected
+    assert made.is_safe is uuid.SafeUUID.unknown
 
 
 def _scored(tenant: str, prompt_version: str | None) -> ReviewScored:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from shopstream.events.envelope import (
+    UTF8_ENCODABLE,
     EntityId,
     Event,
     Label,
@@ -15,11 +16,11 @@ from shopstream.events.envelope import (
     Name,
     Paragraph,
     StrictModel,
-    Text,
     parse_key,
 )
 
-AttributeValue = Annotated[Text, Field(max_length=1_000)]
+AttributeValue = Annotated[str, StringConstraints(max_length=1_000), UTF8_ENCODABLE]
+ImageUrl = Annotated[str, StringConstraints(max_length=2_048), UTF8_ENCODABLE]
 
 
 class Price(StrictModel):
@@ -36,9 +37,7 @@ class ProductUpsertedPayload(StrictModel):
     attributes: dict[Label, AttributeValue] = Field(default_factory=dict, max_length=200)
     price: Price | None = None
     available: bool = True
-    image_urls: list[Annotated[Text, Field(max_length=2_048)]] = Field(
-        default_factory=list, max_length=20
-    )
+    image_urls: list[ImageUrl] = Field(default_factory=list, max_length=20)
     description: Paragraph | None = None
     """The merchant's own text, if any; the describer treats it as a source of facts."""
     target_locales: list[Locale] = Field(default_factory=list, max_length=10)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from bisect import bisect_left
+from collections import Counter as Tally
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -62,6 +64,23 @@ class ServiceMetrics:
             "1 when the broker is connected and the model loaded.",
             registry=registry,
         )
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """`histogram.observe` for each amount, with one locked increment per bucket touched
+    instead of two per amount: the e2e lag is observed for every event of every batch.
+
+    prometheus_client has no bulk observe, so this adds to the histogram's own bucket and sum
+    values; a unit test holds it equal to `observe` per amount.
+    """
+    if not amounts:
+        return
+    bounds = histogram._upper_bounds  # private, see above
+    buckets = histogram._buckets
+    # `observe` counts an amount in the first bucket whose upper bound is >= the amount.
+    for index, count in Tally(bisect_left(bounds, amount) for amount in amounts).items():
+        buckets[index].inc(count)
+    histogram._sum.inc(sum(amounts))
 
 
 class InferenceRunner:
