@@ -7,7 +7,7 @@ demo:          ## start Kafka and the services, push sample events, show the res
 test:          ## lint, type-check and run every test layer on a real broker
 	scripts/test.sh
 
-bench:         ## bus benchmark: shopstream runtime vs a raw aiokafka loop
+bench:         ## bus benchmark: shopstream on both Kafka clients beside raw loops and Quix Streams
 	scripts/bootstrap.sh && uv run --frozen python bench/bus_bench.py
 
 soak:          ## fault suite with 3x the inputs and kills, and scale-out with the real sentiment model

@@ -55,6 +55,10 @@ from shopstream.settings import BatchSettings, KafkaSettings
 from shopstream.topics import TopicSettings
 
 DEFAULT_BATCH = 500
+DEFAULT_BATCH_TIMEOUT_MS = 5
+"""How long a poll waits for a batch when fewer records are there (`BATCH__BATCH_TIMEOUT_MS`;
+the services default to 50). librdkafka's `consume` waits this long for a *full* batch, so on
+confluent-kafka it is a floor under latency at a steady rate; aiokafka returns what is there."""
 PARTITIONS = 3
 console = Console(width=200)  # the table is wide; keep it whole in logs and pipes
 
@@ -138,6 +142,7 @@ async def start_shopstream(
     *,
     delivery: str = "at_least_once",
     batch: int = DEFAULT_BATCH,
+    timeout_ms: int = DEFAULT_BATCH_TIMEOUT_MS,
     client: str = "aiokafka",
 ) -> Callable[[], Awaitable[None]]:
     settings = EchoSettings(
@@ -149,7 +154,7 @@ async def start_shopstream(
         create_topics=False,
         batch=BatchSettings(
             max_records=batch,
-            batch_timeout_ms=20,
+            batch_timeout_ms=timeout_ms,
             delivery=delivery,
             transactional_id=f"{group}-tx",
         ),
@@ -160,7 +165,11 @@ async def start_shopstream(
 
 
 async def start_raw_loop(
-    bootstrap: str, source: str, group: str, batch: int = DEFAULT_BATCH
+    bootstrap: str,
+    source: str,
+    group: str,
+    batch: int = DEFAULT_BATCH,
+    timeout_ms: int = DEFAULT_BATCH_TIMEOUT_MS,
 ) -> Callable[[], Awaitable[None]]:
     consumer = AIOKafkaConsumer(
         source,
@@ -179,7 +188,7 @@ async def start_raw_loop(
 
     async def loop() -> None:
         while not stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=20, max_records=batch)
+            batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=batch)
             futures = [
                 await producer.send(source + ".out", record.value, key=record.key)
                 for records in batches.values()
@@ -201,7 +210,11 @@ async def start_raw_loop(
 
 
 async def start_raw_confluent_loop(
-    bootstrap: str, source: str, group: str, batch: int = DEFAULT_BATCH
+    bootstrap: str,
+    source: str,
+    group: str,
+    batch: int = DEFAULT_BATCH,
+    timeout_ms: int = DEFAULT_BATCH_TIMEOUT_MS,
 ) -> Callable[[], Awaitable[None]]:
     """The same loop on confluent-kafka: librdkafka consumes and produces in C threads."""
     consumer = Consumer(
@@ -225,7 +238,7 @@ async def start_raw_confluent_loop(
     stopping = asyncio.Event()
 
     def one_batch() -> None:
-        messages = consumer.consume(num_messages=batch, timeout=0.02)
+        messages = consumer.consume(num_messages=batch, timeout=timeout_ms / 1000)
         if not messages:
             return
         for message in messages:
@@ -254,7 +267,7 @@ OUT_OF_PROCESS: dict[str, dict[str, float]] = {}
 left out of the drain) and `cpu_seconds` (its CPU from ready to stop)."""
 
 
-def peer_command(column: str, batch: int) -> list[str]:
+def peer_command(column: str, batch: int, timeout_ms: int) -> list[str]:
     """The command that runs `column` in a process of its own."""
     if column == "quix":
         return [
@@ -267,7 +280,13 @@ def peer_command(column: str, batch: int) -> list[str]:
             "python",
             str(Path(__file__).with_name("quix_peer.py")),
         ]
-    return [sys.executable, __file__, "--batch", str(batch), "--peer", column]
+    return [
+        sys.executable,
+        __file__,
+        f"--batch={batch}",
+        f"--batch-timeout-ms={timeout_ms}",
+        f"--peer={column}",
+    ]
 
 
 async def start_peer(
@@ -365,16 +384,25 @@ def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
 
 
-def in_process_runners(batch: int) -> dict[str, Runner]:
+def in_process_runners(batch: int, timeout_ms: int) -> dict[str, Runner]:
     """What `--peer COLUMN` runs (the Quix column is its own script)."""
+    partial = functools.partial
     return {
-        "raw": functools.partial(start_raw_loop, batch=batch),
-        "raw-confluent": functools.partial(start_raw_confluent_loop, batch=batch),
-        "alo": functools.partial(start_shopstream, batch=batch),
-        "eos": functools.partial(start_shopstream, delivery="exactly_once", batch=batch),
-        "alo-confluent": functools.partial(start_shopstream, batch=batch, client="confluent"),
-        "eos-confluent": functools.partial(
-            start_shopstream, delivery="exactly_once", batch=batch, client="confluent"
+        "raw": partial(start_raw_loop, batch=batch, timeout_ms=timeout_ms),
+        "raw-confluent": partial(start_raw_confluent_loop, batch=batch, timeout_ms=timeout_ms),
+        "alo": partial(start_shopstream, batch=batch, timeout_ms=timeout_ms),
+        "eos": partial(
+            start_shopstream, delivery="exactly_once", batch=batch, timeout_ms=timeout_ms
+        ),
+        "alo-confluent": partial(
+            start_shopstream, client="confluent", batch=batch, timeout_ms=timeout_ms
+        ),
+        "eos-confluent": partial(
+            start_shopstream,
+            delivery="exactly_once",
+            client="confluent",
+            batch=batch,
+            timeout_ms=timeout_ms,
         ),
     }
 
@@ -389,6 +417,12 @@ async def main() -> None:
         type=int,
         default=DEFAULT_BATCH,
         help="records per batch (the services default to 64; exactly-once pays per batch)",
+    )
+    parser.add_argument(
+        "--batch-timeout-ms",
+        type=int,
+        default=DEFAULT_BATCH_TIMEOUT_MS,
+        help="most a poll waits for a batch, for the shopstream and raw columns alike",
     )
     parser.add_argument(
         "--columns",
@@ -407,7 +441,7 @@ async def main() -> None:
     parser.add_argument("peer_args", nargs="*", metavar="BOOTSTRAP SOURCE GROUP")
     args = parser.parse_args()
     if args.peer is not None:
-        runners = in_process_runners(args.batch)
+        runners = in_process_runners(args.batch, args.batch_timeout_ms)
         if args.peer not in runners or len(args.peer_args) != 3:
             parser.error(f"--peer takes one of {sorted(runners)} and BOOTSTRAP SOURCE GROUP")
         await run_peer(runners[args.peer], *args.peer_args)
@@ -436,7 +470,8 @@ async def main() -> None:
         for _ in range(args.rounds):
             for name in chosen:
                 _, read_committed = available[name]
-                runner = functools.partial(start_peer, peer_command(name, args.batch))
+                command = peer_command(name, args.batch, args.batch_timeout_ms)
+                runner = functools.partial(start_peer, command)
                 columns_runs[name].append(
                     await measure(
                         bootstrap,
@@ -461,7 +496,8 @@ def report(
     """Print the side-by-side table and the ratios the bars name; write the JSON."""
     medians = {name: median_of(runs) for name, runs in columns_runs.items()}
     table = Table(
-        title=f"bus path, {args.events} events, {PARTITIONS} partitions, batch {args.batch}, "
+        title=f"bus path, {args.events} events, {PARTITIONS} partitions, batch {args.batch} "
+        f"(polls wait at most {args.batch_timeout_ms} ms), "
         f"median of {args.rounds} interleaved rounds, one process per column"
     )
     table.add_column("metric")
@@ -498,6 +534,7 @@ def report(
             {
                 "columns": {titles[name]: figures for name, figures in medians.items()},
                 "batch": args.batch,
+                "batch_timeout_ms": args.batch_timeout_ms,
                 "load_average_at_end": os.getloadavg()[0],
                 "rounds_events_per_second": {
                     titles[name]: [r["events_per_second"] for r in runs]
