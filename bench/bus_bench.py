@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
@@ -384,27 +385,27 @@ def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
 
 
+SHOPSTREAM_COLUMNS = {
+    "alo": ("at_least_once", "aiokafka"),
+    "eos": ("exactly_once", "aiokafka"),
+    "alo-confluent": ("at_least_once", "confluent"),
+    "eos-confluent": ("exactly_once", "confluent"),
+}
+"""The shopstream columns: (delivery, Kafka client)."""
+
+
 def in_process_runners(batch: int, timeout_ms: int) -> dict[str, Runner]:
     """What `--peer COLUMN` runs (the Quix column is its own script)."""
-    partial = functools.partial
-    return {
-        "raw": partial(start_raw_loop, batch=batch, timeout_ms=timeout_ms),
-        "raw-confluent": partial(start_raw_confluent_loop, batch=batch, timeout_ms=timeout_ms),
-        "alo": partial(start_shopstream, batch=batch, timeout_ms=timeout_ms),
-        "eos": partial(
-            start_shopstream, delivery="exactly_once", batch=batch, timeout_ms=timeout_ms
-        ),
-        "alo-confluent": partial(
-            start_shopstream, client="confluent", batch=batch, timeout_ms=timeout_ms
-        ),
-        "eos-confluent": partial(
-            start_shopstream,
-            delivery="exactly_once",
-            client="confluent",
-            batch=batch,
-            timeout_ms=timeout_ms,
-        ),
+    sizing: dict[str, Any] = {"batch": batch, "timeout_ms": timeout_ms}
+    runners: dict[str, Runner] = {
+        "raw": functools.partial(start_raw_loop, **sizing),
+        "raw-confluent": functools.partial(start_raw_confluent_loop, **sizing),
     }
+    for name, (delivery, client) in SHOPSTREAM_COLUMNS.items():
+        runners[name] = functools.partial(
+            start_shopstream, delivery=delivery, client=client, **sizing
+        )
+    return runners
 
 
 async def main() -> None:

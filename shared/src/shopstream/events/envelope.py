@@ -158,10 +158,10 @@ def result_event_id(
 
 
 def result_id(name: str) -> uuid.UUID:
-    """`uuid.uuid5(RESULT_ID_NAMESPACE, name)`, about three times as fast: this is on every
-    service's per-event path. The namespace is hashed once at import, not for every result,
-    and the UUID is filled in directly (as `uuid.UUID.__setstate__` does) rather than through
-    its constructor's argument checks, which cost more than the hash."""
+    """`uuid.uuid5(RESULT_ID_NAMESPACE, name)`, about twice as fast (3.0 -> 1.4 µs): this is on
+    every service's per-event path. The namespace is hashed once at import, not for every
+    result, and the UUID is filled in directly (as `uuid.UUID.__setstate__` does) rather than
+    through its constructor's argument checks, which cost more than the hash."""
     digest = _RESULT_ID_HASH.copy()
     digest.update(name.encode("utf-8"))
     value = int.from_bytes(digest.digest()[:16]) & _VERSION_MASK | _VERSION_5_BITS

@@ -81,8 +81,6 @@ _Pairs = list[tuple[str, bytes | None]]
 
 def _header_pairs(raw: object) -> list[tuple[str, bytes | None]]:
     """A consumed record's headers as (name, bytes or None), whatever form confluent gave."""
-    if not raw:
-        return []
     pairs = raw.items() if isinstance(raw, dict) else cast("list[tuple[str, object]]", raw)
     return [
         (name, value.encode("utf-8") if isinstance(value, str) else cast("bytes | None", value))
