@@ -5,17 +5,24 @@ runs every runtime promise on both clients.)"""
 from __future__ import annotations
 
 import asyncio
+import threading
+import types
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as ConfluentPartition
+from faststream.confluent.helpers.client import AsyncConfluentConsumer
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from shopstream.echo import EchoSettings
+from shopstream.events import Producer
+from shopstream.runtime.batch import Publication
+from shopstream.runtime.codec import DecodeFailure, FailureReason
 from shopstream.runtime.confluent import (
     ConfluentAtLeastOnce,
     ConfluentExactlyOnce,
@@ -24,10 +31,12 @@ from shopstream.runtime.confluent import (
     record_of,
     tolerant_headers,
 )
+from shopstream.runtime.dead_letters import dead_letter_for
 from shopstream.runtime.metrics import ServiceMetrics
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record
 from shopstream.runtime.security import librdkafka_options
+from shopstream.runtime.service import _confluent_batch_parser
 from shopstream.settings import BatchSettings, KafkaSettings
 
 
@@ -167,3 +176,208 @@ async def test_an_assignment_commits_published_offsets_the_group_is_behind_on() 
     owned = [ConfluentPartition("t", 0), ConfluentPartition("t", 1), ConfluentPartition("t", 2)]
     await asyncio.to_thread(bridge.on_assign, consumer, owned)
     assert consumer.commits == [[("t", 0, 100)]]
+
+
+class GatedProducer:
+    """Stands in for librdkafka's producer: `flush` waits until the test lets it finish."""
+
+    def __init__(self) -> None:
+        self.produced: list[bytes | None] = []
+        self.gate = threading.Event()
+        self.fail_next_flush = False
+        self.calls: list[str] = []
+
+    def produce(self, topic: str, *, value: bytes | None, key: bytes, headers: Any) -> None:
+        self.produced.append(value)
+
+    def flush(self, timeout: float) -> int:
+        self.gate.wait(timeout)
+        if self.fail_next_flush:
+            self.fail_next_flush = False
+            return 1
+        return 0
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def send_offsets_to_transaction(self, offsets: Any, group: Any, timeout: float) -> None:
+        self.calls.append(f"offsets {[(o.topic, o.partition, o.offset) for o in offsets]}")
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.gate.wait(timeout)
+        if self.fail_next_flush:
+            self.fail_next_flush = False
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+        self.calls.append("commit")
+
+    def abort_transaction(self, timeout: float) -> None:
+        self.calls.append("abort")
+
+
+class OwningConsumer:
+    """Stands in for confluent's Consumer behind FastStream: owns some partitions, records
+    commits with the thread they came from."""
+
+    def __init__(self, owned: set[tuple[str, int]]) -> None:
+        self.owned = owned
+        self.commits: list[tuple[list[tuple[str, int, int]], str]] = []
+
+    def assignment(self) -> list[ConfluentPartition]:
+        return [ConfluentPartition(topic, partition) for topic, partition in self.owned]
+
+    def commit(self, *, offsets: list[ConfluentPartition], asynchronous: bool) -> None:
+        batch = [(o.topic, o.partition, o.offset) for o in offsets]
+        self.commits.append((batch, threading.current_thread().name))
+
+    def consumer_group_metadata(self) -> str:
+        return "group-metadata"
+
+
+class FastStreamConsumer:
+    """FastStream's consumer wrapper: the client plus the one thread every call runs on."""
+
+    def __init__(self, consumer: OwningConsumer) -> None:
+        self.consumer = consumer
+        self._thread_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer")
+
+
+class Subscriber:
+    def __init__(self, consumer: OwningConsumer) -> None:
+        self.consumer = FastStreamConsumer(consumer)
+
+
+class BatchMessage:
+    """A batch's FastStream message: records whether it was rewound."""
+
+    def __init__(self, name: str, rewound: list[str]) -> None:
+        self.name = name
+        self._rewound = rewound
+
+    async def nack(self) -> None:
+        self._rewound.append(self.name)
+
+
+def records(partition: int, *offsets: int) -> list[Record]:
+    return [Record("t", partition, offset, b"k", b"{}", ()) for offset in offsets]
+
+
+def publications(count: int) -> list[Publication]:
+    return [Publication("out", None, b"k") for _ in range(count)]
+
+
+async def settled_commits(source: Subscriber) -> None:
+    # Commits are queued on the consumer's thread; let it run them.
+    await asyncio.to_thread(source.consumer._thread_pool.submit(lambda: None).result)
+
+
+def test_faststreams_consumer_still_runs_every_call_on_one_thread() -> None:
+    # The at-least-once commit is queued on FastStream's consumer thread pool (a private
+    # attribute): an upgrade that renames it must fail here, not silently stop committing.
+    assert "_thread_pool" in AsyncConfluentConsumer.__init__.__code__.co_names
+
+
+async def test_at_least_once_overlaps_the_acknowledgement_and_commits_only_after_it() -> None:
+    delivery = ConfluentAtLeastOnce(EchoSettings(), client_id="c", group_id="g")
+    producer = GatedProducer()
+    consumer = OwningConsumer({("t", 0), ("t", 1)})
+    source = Subscriber(consumer)
+    delivery.attach(source)
+    delivery._producer = producer  # type: ignore[assignment]
+    rewound: list[str] = []
+    # The first batch is queued and publish returns while the broker has not answered yet.
+    await delivery.publish(publications(2), records(0, 5, 6), BatchMessage("first", rewound))
+    assert len(producer.produced) == 2
+    await settled_commits(source)
+    assert consumer.commits == []
+    # Once acknowledged, its offsets are committed on the consumer's thread, not this one.
+    producer.gate.set()
+    assert await delivery.settle()
+    await settled_commits(source)
+    assert consumer.commits == [([("t", 0, 7)], "consumer_0")]
+    # A partition revoked since the batch was published is left to its next owner.
+    consumer.owned = {("t", 1)}
+    await delivery.publish(publications(1), records(0, 7) + records(1, 3), BatchMessage("b", []))
+    assert await delivery.settle()
+    await settled_commits(source)
+    assert consumer.commits[-1] == ([("t", 1, 4)], "consumer_0")
+    assert rewound == []
+
+
+async def test_unacknowledged_results_rewind_both_batches_and_commit_nothing() -> None:
+    delivery = ConfluentAtLeastOnce(EchoSettings(), client_id="c", group_id="g")
+    producer = GatedProducer()
+    consumer = OwningConsumer({("t", 0)})
+    source = Subscriber(consumer)
+    delivery.attach(source)
+    delivery._producer = producer  # type: ignore[assignment]
+    producer.fail_next_flush = True
+    producer.gate.set()
+    rewound: list[str] = []
+    await delivery.publish(publications(2), records(0, 5, 6), BatchMessage("first", rewound))
+    assert not await delivery.settle()
+    with pytest.raises(TimeoutError, match="not acknowledged"):
+        await delivery.publish(publications(1), records(0, 7), BatchMessage("second", rewound))
+    # The later batch is rewound first, so the earlier one's offsets win where they share a
+    # partition; the later batch's results were never queued.
+    assert rewound == ["second", "first"]
+    assert len(producer.produced) == 2
+    await settled_commits(source)
+    assert consumer.commits == []
+    # The service goes on: the redone batches are published and committed as usual.
+    await delivery.publish(publications(2), records(0, 5, 6), BatchMessage("again", rewound))
+    assert await delivery.settle()
+    await settled_commits(source)
+    assert consumer.commits == [([("t", 0, 7)], "consumer_0")]
+
+
+async def test_exactly_once_commits_behind_the_next_batch_and_aborts_on_failure() -> None:
+    settings = EchoSettings(batch=BatchSettings(delivery="exactly_once", transactional_id="tx"))
+    delivery = ConfluentExactlyOnce(settings, client_id="c", group_id="g")
+    producer = GatedProducer()
+    delivery.attach(Subscriber(OwningConsumer({("t", 0)})))
+    delivery._producer = producer  # type: ignore[assignment]
+    rewound: list[str] = []
+    await delivery.publish(publications(1), records(0, 9), BatchMessage("first", rewound))
+    # The transaction is being committed in the background, behind the broker's answer.
+    await asyncio.sleep(0.05)
+    assert producer.calls == ["begin", "offsets [('t', 0, 10)]"]
+    producer.gate.set()
+    assert await delivery.settle()
+    assert producer.calls[-1] == "commit"
+    producer.fail_next_flush = True
+    await delivery.publish(publications(1), records(0, 10), BatchMessage("second", rewound))
+    assert not await delivery.settle()
+    # Aborted at once, not when the next batch comes: read_committed readers wait on it.
+    assert producer.calls[-1] == "abort"
+    with pytest.raises(KafkaException):
+        await delivery.publish(publications(1), records(0, 11), BatchMessage("third", rewound))
+    assert rewound == ["third", "second"]
+
+
+async def test_the_batch_parser_reads_only_the_first_records_headers() -> None:
+    first = message(b"{}", [("trace", b"\xff")])
+    second = message(b"[]", [("binary", b"\xff\x00"), ("null", None)])
+    seen: list[tuple[Message, ...]] = []
+
+    async def original(batch: tuple[Message, ...]) -> Any:
+        seen.append(batch)
+        for item in batch:
+            # FastStream's parser decodes every header it is given as UTF-8.
+            for _, value in item.headers() or []:
+                assert isinstance(value, bytes)
+                value.decode("utf-8")
+        return types.SimpleNamespace(raw_message=batch, body=[])
+
+    parsed = await _confluent_batch_parser((first, second), original)
+    assert [len(batch) for batch in seen] == [1]
+    assert parsed.raw_message == (first, second)
+    assert parsed.body == [b"{}", b"[]"]
+    # The other records keep their headers as they came; their dead letters read them so.
+    record = record_of(second)
+    assert record.headers == (("binary", b"\xff\x00"), ("null", None))
+    letter = dead_letter_for(
+        record,
+        DecodeFailure(FailureReason.INVALID_JSON, "ValidationError", "bad"),
+        Producer(name="echo", version="1"),
+    )
+    assert letter.payload.original_headers == {"binary": "\ufffd\x00", "null": ""}

@@ -18,8 +18,10 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from aiokafka import TopicPartition
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -43,6 +45,7 @@ __all__ = [
     "tolerant_headers",
 ]
 
+_T = TypeVar("_T")
 _POLL_WHEN_FULL_SECONDS = 0.05
 _librdkafka_logger = logging.getLogger("shopstream.librdkafka")
 logger = logging.getLogger("shopstream.confluent")
@@ -56,8 +59,7 @@ def record_of(message: Message) -> Record:
         offset=message.offset() or 0,
         key=message.key(),
         value=value or b"",
-        # `tolerant_headers` ran in the parser: every value is bytes by now.
-        headers=tuple(cast("list[tuple[str, bytes]]", message.headers() or ())),
+        headers=tuple(cast("list[tuple[str, bytes | None]]", message.headers() or ())),
         tombstone=value is None,
     )
 
@@ -107,21 +109,43 @@ class RebalanceBridge:
 
     def on_assign(self, consumer: Any, partitions: list[ConfluentPartition]) -> None:  # noqa: ANN401 - untyped client
         self._wait(self._tracker.on_partitions_assigned(_aiokafka_partitions(partitions)))
-        self._delivery.commit_assigned(consumer, partitions, self._tracker.processed)
+        # What the tracker counts as processed is committed only once it is acknowledged.
+        if self._wait(self._delivery.settle()):
+            self._delivery.commit_assigned(consumer, partitions, self._tracker.processed)
 
     def on_revoke(self, consumer: Any, partitions: list[ConfluentPartition]) -> None:  # noqa: ANN401 - untyped client
         self._wait(self._tracker.on_partitions_revoked(_aiokafka_partitions(partitions)))
+        # The last batch's offsets (or transaction) are in before the partitions move on.
+        self._wait(self._delivery.settle())
         self._delivery.commit_revoked(consumer)
 
-    def _wait(self, step: Any) -> None:  # noqa: ANN401 - a coroutine
+    def _wait(self, step: Coroutine[Any, Any, _T]) -> _T:
         if self.loop is None:
             step.close()
             raise RuntimeError("a rebalance callback came before the service started")
-        asyncio.run_coroutine_threadsafe(step, self.loop).result()
+        return asyncio.run_coroutine_threadsafe(step, self.loop).result()
+
+
+@dataclass(frozen=True, slots=True)
+class _Unacknowledged:
+    """A batch whose results are queued in librdkafka and whose offsets are not yet committed."""
+
+    acknowledged: asyncio.Task[None]
+    """Finishes the batch: waits for the broker's acknowledgements and commits its offsets."""
+    message: Rewindable
+    """The batch's FastStream message: `nack` rewinds its partitions if the results failed."""
 
 
 class _ConfluentDelivery:
-    """A librdkafka producer both guarantees publish through."""
+    """A librdkafka producer both guarantees publish through, one batch overlapping the next.
+
+    `publish` queues a batch's results and returns; a task then finishes the batch (waits for
+    the acknowledgements and commits its offsets, or commits its transaction), and the next
+    `publish` waits for that task before it queues anything. The round trips to the broker thus
+    run while the next batch is fetched, decoded and handled, instead of in front of it. If a
+    batch fails to finish, the next `publish` rewinds both batches and raises, and both are
+    redone. FastStream commits nothing itself (ack policy `MANUAL`).
+    """
 
     ack_policy: AckPolicy
     isolation_level: IsolationLevel
@@ -134,6 +158,7 @@ class _ConfluentDelivery:
         self._headers = EncodedHeaders()
         self._failures: list[KafkaError] = []
         self._subscriber: ConsumerSource | None = None
+        self._unacknowledged: _Unacknowledged | None = None
 
     def _config(self) -> dict[str, Any]:
         batch = self._settings.batch
@@ -169,11 +194,61 @@ class _ConfluentDelivery:
         this replica published but could not commit."""
         return
 
+    async def settle(self) -> bool:
+        """Wait until the last batch published is finished; False if it failed (the next
+        `publish` then rewinds it). Rebalances wait for this before partitions move."""
+        pending = self._unacknowledged
+        if pending is None:
+            return True
+        await asyncio.wait([pending.acknowledged])
+        return not pending.acknowledged.cancelled() and pending.acknowledged.exception() is None
+
+    async def publish(
+        self,
+        publications: Sequence[Publication],
+        records: Sequence[Record],
+        message: Rewindable,
+    ) -> None:
+        pending, self._unacknowledged = self._unacknowledged, None
+        if pending is not None:
+            try:
+                await pending.acknowledged
+            except BaseException:
+                await self._abandon()
+                # This batch first (it may share partitions with the earlier one), then the
+                # earlier one: each partition ends at the earliest offset not finished.
+                await _rewind(message, pending.message)
+                raise
+        try:
+            self._failures = []
+            self._begin()
+            self._produce(publications)
+        except BaseException:
+            await self._abandon()
+            await _rewind(message)
+            raise
+        finishing = asyncio.create_task(self._finish(next_offsets(records)))
+        self._unacknowledged = _Unacknowledged(finishing, message)
+
+    def _begin(self) -> None:
+        """Before a batch's results are queued."""
+        return
+
+    async def _finish(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Make the batch's results and offsets durable; raise if they cannot be."""
+        raise NotImplementedError
+
+    async def _abandon(self) -> None:
+        """After a batch failed, before it is rewound."""
+        self._failures = []
+
     async def start(self) -> None:
         # librdkafka's own log lines go through the service's logging, not straight to stderr.
         self._producer = Producer(self._config(), logger=_librdkafka_logger)
 
     async def stop(self) -> None:
+        if not await self.settle():
+            await self._abandon()
         producer, self._producer = self._producer, None
         if producer is not None:
             await asyncio.to_thread(producer.flush, self._timeout_seconds())
@@ -226,7 +301,11 @@ class _ConfluentDelivery:
 
 
 class ConfluentAtLeastOnce(_ConfluentDelivery):
-    ack_policy = AckPolicy.NACK_ON_ERROR
+    """Results first, offsets after: a batch's offsets are committed only once the broker has
+    acknowledged every one of its results. Revocations and assignments wait for the last batch
+    (`settle`) before they commit what the tracker counts as processed."""
+
+    ack_policy = AckPolicy.MANUAL
     isolation_level: IsolationLevel = "read_uncommitted"
 
     def __init__(self, settings: ServiceSettings, *, client_id: str, group_id: str) -> None:
@@ -237,6 +316,8 @@ class ConfluentAtLeastOnce(_ConfluentDelivery):
         super().attach(subscriber)
 
         async def hand_over(offsets: dict[TopicPartition, int]) -> None:
+            if not await self.settle():
+                raise RuntimeError("the last batch's results were not acknowledged")
             # Committed by `commit_revoked` on the consumer's own thread right after: a commit
             # from any other thread deadlocks with a closing consumer.
             self._revoked = [
@@ -294,26 +375,54 @@ class ConfluentAtLeastOnce(_ConfluentDelivery):
                 extra={"error": str(error)},
             )
 
-    async def publish(
-        self,
-        publications: Sequence[Publication],
-        records: Sequence[Record],
-        message: Rewindable,
-    ) -> None:
-        # Queue everything, then wait for every acknowledgement at once (flush serves the
-        # failed deliveries' callbacks): one round trip per batch. An exception rewinds it.
+    async def _finish(self, offsets: dict[tuple[str, int], int]) -> None:
+        # `flush` serves the failed deliveries' callbacks; nothing else is queued meanwhile,
+        # since the next batch waits for this task.
         producer = self._started()
-        self._failures = []
-        self._produce(publications)
         left = await asyncio.to_thread(producer.flush, self._timeout_seconds())
         self._raise_failures()
         if left:
             raise TimeoutError(f"{left} results not acknowledged in {self._timeout_seconds()} s")
+        self._commit_between_fetches(offsets)
+
+    def _commit_between_fetches(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Queue the commit on FastStream's consumer thread, after the fetch running there.
+
+        Never from this thread: a commit blocks while the consumer thread is inside a rebalance
+        callback, and that callback waits for this event loop. Nothing waits for the commit: a
+        commit lost on the way only means a batch redone, and the next one carries these
+        offsets too. By the time it runs, a rebalance may have moved a partition elsewhere
+        (and committed it on the way out), so only partitions still owned are committed."""
+        source = self._subscriber.consumer if self._subscriber is not None else None
+        consumer = getattr(source, "consumer", None)
+        # FastStream runs every call on its consumer through this one-thread pool.
+        pool: Executor | None = getattr(source, "_thread_pool", None)
+        if consumer is None or pool is None or not offsets:
+            return
+
+        def commit() -> None:
+            owned = {(p.topic, p.partition) for p in consumer.assignment()}
+            mine = {slot: offset for slot, offset in offsets.items() if slot in owned}
+            if mine:
+                consumer.commit(offsets=_partitions(mine), asynchronous=True)
+
+        try:
+            pool.submit(commit).add_done_callback(_log_commit_failure)
+        except RuntimeError:
+            # Shut down: the consumer committed what it owned as it closed.
+            return
 
 
 class ConfluentExactlyOnce(_ConfluentDelivery):
+    """A batch's results and its next offsets are committed in one producer transaction."""
+
     ack_policy = AckPolicy.MANUAL
     isolation_level: IsolationLevel = "read_committed"
+
+    def __init__(self, settings: ServiceSettings, *, client_id: str, group_id: str) -> None:
+        super().__init__(settings, client_id=client_id, group_id=group_id)
+        self._group: Any = None
+        """The consumer group's metadata for the open transaction (confluent's own type)."""
 
     def _config(self) -> dict[str, Any]:
         batch = self._settings.batch
@@ -334,34 +443,53 @@ class ConfluentExactlyOnce(_ConfluentDelivery):
         # Fences a predecessor with the same transactional id and aborts its open transaction.
         await asyncio.to_thread(self._started().init_transactions, self._timeout_seconds())
 
-    async def publish(
-        self,
-        publications: Sequence[Publication],
-        records: Sequence[Record],
-        message: Rewindable,
-    ) -> None:
+    def _begin(self) -> None:
+        # Read here, while FastStream's consumer thread is between fetches: the consumer's
+        # calls block while that thread is inside a rebalance callback.
+        self._group = self._group_consumer().consumer_group_metadata()
+        self._started().begin_transaction()
+
+    async def _finish(self, offsets: dict[tuple[str, int], int]) -> None:
         producer = self._started()
-        offsets = [ConfluentPartition(t, p, o) for (t, p), o in next_offsets(records).items()]
         timeout = self._timeout_seconds()
-        self._failures = []
         try:
-            producer.begin_transaction()
-            self._produce(publications)
-            group = self._group_consumer().consumer_group_metadata()
-            await asyncio.to_thread(producer.send_offsets_to_transaction, offsets, group, timeout)
+            partitions = _partitions(offsets)
+            await asyncio.to_thread(
+                producer.send_offsets_to_transaction, partitions, self._group, timeout
+            )
             await asyncio.to_thread(producer.commit_transaction, timeout)
             self._raise_failures()
         except BaseException:
-            await self._abort()
-            await message.nack()
+            # Aborted at once: an open transaction holds back every read_committed reader of
+            # these partitions, the next owner's included, until it ends.
+            await self._abandon()
             raise
 
-    async def _abort(self) -> None:
+    async def _abandon(self) -> None:
         producer = self._started()
         # No transaction open, or the producer was fenced: the batch is redone either way.
         with contextlib.suppress(KafkaException):
             await asyncio.to_thread(producer.abort_transaction, self._timeout_seconds())
         self._failures = []
+
+
+def _log_commit_failure(done: Future[None]) -> None:
+    error = done.exception()
+    if error is not None:
+        logger.warning(
+            "committing a batch's offsets failed; it may be redone", extra={"error": str(error)}
+        )
+
+
+def _partitions(offsets: dict[tuple[str, int], int]) -> list[ConfluentPartition]:
+    return [ConfluentPartition(topic, partition, o) for (topic, partition), o in offsets.items()]
+
+
+async def _rewind(*messages: Rewindable) -> None:
+    for message in messages:
+        # A partition revoked since cannot be sought; its next owner redoes it.
+        with contextlib.suppress(KafkaException):
+            await message.nack()
 
 
 def confluent_delivery_for(

@@ -51,7 +51,7 @@ def _replays(record: Record) -> int:
     for name, value in record.headers:
         if name == REPLAY_HEADER:
             try:
-                return int(value)
+                return int(value or b"")
             except ValueError:
                 return 0
     return 0

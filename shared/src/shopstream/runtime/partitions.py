@@ -26,7 +26,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from prometheus_client import Counter, Gauge, Histogram
 
 from shopstream.runtime.metrics import SECONDS_BUCKETS, ServiceMetrics
-from shopstream.runtime.records import Record
+from shopstream.runtime.records import Record, next_offsets
 
 logger = logging.getLogger("shopstream.partitions")
 
@@ -86,12 +86,13 @@ class PartitionTracker(ConsumerRebalanceListener):  # type: ignore[misc]  # aiok
         self._listeners.append(listener)
 
     def note_processed(self, records: Iterable[Record]) -> None:
-        for record in records:
-            partition = TopicPartition(record.topic, record.partition)
-            if record.offset >= self.processed.get(partition, 0):
-                self.processed[partition] = record.offset + 1
-            if record.offset >= self._processed_since_assignment.get(partition, 0):
-                self._processed_since_assignment[partition] = record.offset + 1
+        # Per partition, not per record: this runs on every batch of the bus path.
+        for (topic, partition), offset in next_offsets(records).items():
+            key = TopicPartition(topic, partition)
+            if offset > self.processed.get(key, 0):
+                self.processed[key] = offset
+            if offset > self._processed_since_assignment.get(key, 0):
+                self._processed_since_assignment[key] = offset
 
     async def settled(self) -> None:
         """Wait until the listeners have caught up with the current assignment."""

@@ -31,7 +31,8 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes
-    headers: tuple[tuple[str, bytes], ...]
+    headers: tuple[tuple[str, bytes | None], ...]
+    """As consumed: a value may be binary or null (only the dead letter reads them)."""
     tombstone: bool = False
     """A null value: how a compacted topic forgets a key. Not an event and not an error: the
     runtime skips it (a deletion is signalled by its own event, e.g. `product.deleted`)."""
@@ -77,5 +78,6 @@ def next_offsets(records: Iterable[Record]) -> dict[tuple[str, int], int]:
     offsets: dict[tuple[str, int], int] = {}
     for record in records:
         slot = (record.topic, record.partition)
-        offsets[slot] = max(offsets.get(slot, 0), record.offset + 1)
+        if record.offset >= offsets.get(slot, 0):
+            offsets[slot] = record.offset + 1
     return offsets

@@ -230,7 +230,7 @@ class BatchService(Generic[EventT]):
             max_poll_interval_ms=_librdkafka_poll_interval_ms(batch),
             on_assign=self._rebalance.on_assign,
             on_revoke=self._rebalance.on_revoke,
-            parser=_tolerant_confluent_parser,
+            parser=_confluent_batch_parser,
             **self._subscriber_options(delivery),
         )
         subscriber(self._on_confluent_batch)
@@ -418,12 +418,21 @@ def _librdkafka_poll_interval_ms(batch: BatchSettings) -> int:
     return batch.session_timeout_ms
 
 
-async def _tolerant_confluent_parser(
+async def _confluent_batch_parser(
     messages: tuple[Message, ...],
     original_parser: Callable[[tuple[Message, ...]], Awaitable[Any]],
 ) -> Any:  # noqa: ANN401 - FastStream's parser contract
-    tolerant_headers(messages)
-    return await original_parser(messages)
+    # FastStream's batch parser decodes every record's headers into dicts that the runtime never
+    # reads (`record_of` takes each record's own bytes): about 2 µs per event. Only the first
+    # record is parsed, for the batch message's own headers, repaired first since one binary or
+    # null header fails FastStream's parse; the batch is then handed over whole.
+    first = messages[:1]
+    tolerant_headers(first)
+    parsed = await original_parser(first)
+    parsed.raw_message = messages
+    # FastStream's Prometheus middleware counts the batch's records and bytes from its body.
+    parsed.body = [message.value() or b"" for message in messages]
+    return parsed
 
 
 async def _undecoded(message: KafkaMessage | ConfluentMessage) -> None:
