@@ -25,6 +25,8 @@ _RESULT_ID_HASH = hashlib.sha1(RESULT_ID_NAMESPACE.bytes, usedforsecurity=False)
 # RFC 4122 version 5: the version nibble and the variant bits of a UUID as a 128-bit integer.
 _VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _VERSION_5_BITS = (5 << 76) | (0x8000 << 48)
+_SAFETY_UNKNOWN = uuid.SafeUUID.unknown
+"""Read once: an enum member read through its class costs a descriptor call per result."""
 
 MAX_EVENT_BYTES = 256 * 1024
 """Largest encoded event a service accepts; larger records are dead-lettered as oversized."""
@@ -167,5 +169,5 @@ def result_id(name: str) -> uuid.UUID:
     value = int.from_bytes(digest.digest()[:16]) & _VERSION_MASK | _VERSION_5_BITS
     made = object.__new__(uuid.UUID)
     object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    object.__setattr__(made, "is_safe", _SAFETY_UNKNOWN)
     return made

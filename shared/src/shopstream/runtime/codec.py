@@ -140,18 +140,21 @@ class EncodedHeaders:
 
     def __init__(self, max_entries: int = 4_096) -> None:
         self._max_entries = max_entries
-        self._known: dict[tuple[object, ...], tuple[list[tuple[str, bytes]], int]] = {}
+        self._known: dict[tuple[object, ...], tuple[_Pairs, _Pairs]] = {}
 
     def __call__(self, event: Event) -> list[tuple[str, bytes]]:
-        lineage = event.lineage if isinstance(event, ResultEvent) else None
-        key = (
-            event.event_type,
-            event.schema_version,
-            event.tenant_id,
-            None if lineage is None else lineage.model_id,
-            None if lineage is None else lineage.model_revision,
-            None if lineage is None else lineage.prompt_version,
-        )
+        if isinstance(event, ResultEvent):
+            lineage = event.lineage
+            key: tuple[object, ...] = (
+                event.event_type,
+                event.schema_version,
+                event.tenant_id,
+                lineage.model_id,
+                lineage.model_revision,
+                lineage.prompt_version,
+            )
+        else:
+            key = (event.event_type, event.schema_version, event.tenant_id)
         found = self._known.get(key)
         if found is None:
             if len(self._known) >= self._max_entries:
@@ -160,8 +163,9 @@ class EncodedHeaders:
                 (name, value.encode("utf-8")) for name, value in event_headers(event).items()
             ]
             position = next(i for i, (name, _) in enumerate(encoded) if name == "event_id")
-            found = self._known[key] = (encoded[:position] + encoded[position + 1 :], position)
-        rest, position = found
-        headers = rest[:]
-        headers.insert(position, ("event_id", str(event.event_id).encode("utf-8")))
-        return headers
+            found = self._known[key] = (encoded[:position], encoded[position + 1 :])
+        before, after = found
+        return [*before, ("event_id", str(event.event_id).encode("utf-8")), *after]
+
+
+_Pairs = list[tuple[str, bytes]]
