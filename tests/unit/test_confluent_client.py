@@ -330,28 +330,22 @@ async def test_unacknowledged_results_rewind_both_batches_and_commit_nothing() -
     assert consumer.commits == [([("t", 0, 7)], "consumer_0")]
 
 
-async def test_exactly_once_commits_behind_the_next_batch_and_aborts_on_failure() -> None:
+async def test_exactly_once_commits_each_transaction_before_the_next_batch() -> None:
     settings = EchoSettings(batch=BatchSettings(delivery="exactly_once", transactional_id="tx"))
     delivery = ConfluentExactlyOnce(settings, client_id="c", group_id="g")
     producer = GatedProducer()
+    producer.gate.set()
     delivery.attach(Subscriber(OwningConsumer({("t", 0)})))
     delivery._producer = producer  # type: ignore[assignment]
     rewound: list[str] = []
     await delivery.publish(publications(1), records(0, 9), BatchMessage("first", rewound))
-    # The transaction is being committed in the background, behind the broker's answer.
-    await asyncio.sleep(0.05)
-    assert producer.calls == ["begin", "offsets [('t', 0, 10)]"]
-    producer.gate.set()
-    assert await delivery.settle()
-    assert producer.calls[-1] == "commit"
+    assert producer.calls == ["begin", "offsets [('t', 0, 10)]", "commit"]
+    # A failed commit is aborted and its batch rewound before `publish` raises.
     producer.fail_next_flush = True
-    await delivery.publish(publications(1), records(0, 10), BatchMessage("second", rewound))
-    assert not await delivery.settle()
-    # Aborted at once, not when the next batch comes: read_committed readers wait on it.
-    assert producer.calls[-1] == "abort"
     with pytest.raises(KafkaException):
-        await delivery.publish(publications(1), records(0, 11), BatchMessage("third", rewound))
-    assert rewound == ["third", "second"]
+        await delivery.publish(publications(1), records(0, 10), BatchMessage("second", rewound))
+    assert producer.calls[-1] == "abort"
+    assert rewound == ["second"]
 
 
 async def test_the_batch_parser_reads_only_the_first_records_headers() -> None:
