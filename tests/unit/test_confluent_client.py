@@ -220,9 +220,12 @@ class OwningConsumer:
 
     def __init__(self, owned: set[tuple[str, int]]) -> None:
         self.owned = owned
+        self.closed = False
         self.commits: list[tuple[list[tuple[str, int, int]], str]] = []
 
     def assignment(self) -> list[ConfluentPartition]:
+        if self.closed:
+            raise RuntimeError("Consumer closed")
         return [ConfluentPartition(topic, partition) for topic, partition in self.owned]
 
     def commit(self, *, offsets: list[ConfluentPartition], asynchronous: bool) -> None:
@@ -301,6 +304,14 @@ async def test_at_least_once_overlaps_the_acknowledgement_and_commits_only_after
     await settled_commits(source)
     assert consumer.commits[-1] == ([("t", 1, 4)], "consumer_0")
     assert rewound == []
+    # A commit that waited behind the consumer's close is dropped quietly: the close's
+    # revocation already committed what this replica owned.
+    consumer.closed = True
+    committed = len(consumer.commits)
+    await delivery.publish(publications(1), records(1, 4), BatchMessage("late", []))
+    assert await delivery.settle()
+    await settled_commits(source)
+    assert len(consumer.commits) == committed
 
 
 async def test_unacknowledged_results_rewind_both_batches_and_commit_nothing() -> None:

@@ -414,7 +414,12 @@ class ConfluentAtLeastOnce(_ConfluentDelivery):
             return
 
         def commit() -> None:
-            owned = {(p.topic, p.partition) for p in consumer.assignment()}
+            try:
+                owned = {(p.topic, p.partition) for p in consumer.assignment()}
+            except RuntimeError:
+                # Closed while this waited behind the close: the close's revocation waited for
+                # the batch and committed the partitions, these offsets included.
+                return
             mine = {slot: offset for slot, offset in offsets.items() if slot in owned}
             if mine:
                 consumer.commit(offsets=_partitions(mine), asynchronous=True)
