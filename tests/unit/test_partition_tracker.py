@@ -79,3 +79,21 @@ async def test_without_a_commit_function_a_revocation_only_waits() -> None:
     await partitions.on_partitions_assigned({A0})
     partitions.note_processed(records(0, 1))
     await asyncio.wait_for(partitions.on_partitions_revoked({A0}), 1.0)
+
+
+async def test_a_batch_a_rebalance_overtook_keeps_only_what_is_still_ours() -> None:
+    partitions, _ = tracker()
+    fetched = records(0, 10, 11) + records(1, 20, 21)
+    # Before any assignment (FastStream's in-memory broker) nothing is filtered.
+    assert partitions.still_ours(fetched) == fetched
+    await partitions.on_partitions_assigned({A0, A1})
+    partitions.note_processed(records(0, 5, 6))
+    assert partitions.still_ours(fetched) == fetched
+    # The batch was fetched, then a rebalance gave partition 1 to another replica and gave
+    # partition 0 back, whose fetcher starts again from the group's offset.
+    await partitions.on_partitions_revoked({A0, A1})
+    await partitions.on_partitions_assigned({A0})
+    assert partitions.still_ours(fetched) == records(0, 10, 11)
+    partitions.note_processed(records(0, 10, 11))
+    # Fetched again from the group's offset: what this replica already published is skipped.
+    assert partitions.still_ours(records(0, 10, 11, 12)) == records(0, 12)

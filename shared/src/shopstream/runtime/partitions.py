@@ -57,6 +57,7 @@ class PartitionTracker(ConsumerRebalanceListener):  # type: ignore[misc]  # aiok
         offsets a revocation may commit. An older entry (a partition owned, lost and owned
         again) would move the group's offset backwards."""
         self.assigned: frozenset[TopicPartition] = frozenset()
+        self._assigned_once = False
         self.processed: dict[TopicPartition, int] = {}
         """Per partition, the offset after the last record whose batch was published: what
         this replica's state has seen (it may have owned the partition before)."""
@@ -93,6 +94,38 @@ class PartitionTracker(ConsumerRebalanceListener):  # type: ignore[misc]  # aiok
                 self.processed[key] = offset
             if offset > self._processed_since_assignment.get(key, 0):
                 self._processed_since_assignment[key] = offset
+
+    def still_ours(self, records: list[Record]) -> list[Record]:
+        """The records of a batch that this replica may still handle after a rebalance.
+
+        aiokafka hands the application a fetched batch that a rebalance can overtake before
+        the batch starts (the revocation waits only for a batch already started). Afterwards
+        its partitions either belong to another replica, which fetches them again from the
+        group's offset, or came back to this one, whose fetcher starts again from there too:
+        handling the stale records would publish them twice. Only records of partitions owned
+        now and past what this replica already published are kept. Until the first assignment
+        (FastStream's in-memory test broker assigns nothing) every record is kept.
+        """
+        if not self._assigned_once:
+            return records
+        floors: dict[tuple[str, int], int | None] = {}
+        kept: list[Record] = []
+        for record in records:
+            slot = (record.topic, record.partition)
+            if slot in floors:
+                floor = floors[slot]
+            else:
+                partition = TopicPartition(record.topic, record.partition)
+                owned = partition in self.assigned
+                floor = floors[slot] = self.processed.get(partition, 0) if owned else None
+            if floor is not None and record.offset >= floor:
+                kept.append(record)
+        if len(kept) < len(records):
+            logger.info(
+                "skipped records a rebalance overtook",
+                extra={"skipped": len(records) - len(kept), "kept": len(kept)},
+            )
+        return kept
 
     async def settled(self) -> None:
         """Wait until the listeners have caught up with the current assignment."""
@@ -144,6 +177,7 @@ class PartitionTracker(ConsumerRebalanceListener):  # type: ignore[misc]  # aiok
         self._processed_since_assignment.clear()
         started = time.perf_counter()
         self.assigned = frozenset(assigned)
+        self._assigned_once = True
         self._rebalances.inc()
         self._owned.set(len(assigned))
         try:

@@ -264,16 +264,26 @@ class BatchService(Generic[EventT]):
     async def _on_batch(self, message: KafkaMessage) -> None:
         raw = message.raw_message
         records = [Record.of(item) for item in (raw if isinstance(raw, tuple | list) else (raw,))]
-        await self._consume(records, message)
+        await self._consume(records, message, after_rebalance=self.context.partitions.still_ours)
 
     async def _on_confluent_batch(self, message: ConfluentMessage) -> None:
         raw = message.raw_message
         items = raw if isinstance(raw, tuple) else (raw,)
         await self._consume([record_of(item) for item in items], message)
 
-    async def _consume(self, records: list[Record], message: Rewindable) -> None:
+    async def _consume(
+        self,
+        records: list[Record],
+        message: Rewindable,
+        after_rebalance: Callable[[list[Record]], list[Record]] | None = None,
+    ) -> None:
         # A batch fetched while a new assignment is being caught up with waits for it.
         await self.context.partitions.settled()
+        if after_rebalance is not None:
+            # aiokafka only: librdkafka rebalances inside `consume`, between batches.
+            records = after_rebalance(records)
+            if not records:
+                return
         self.context.partitions.batch_started()
         try:
             await self._handle_batch(records, message)
