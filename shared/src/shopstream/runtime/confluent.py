@@ -444,11 +444,6 @@ class ConfluentExactlyOnce(_ConfluentDelivery):
     isolation_level: IsolationLevel = "read_committed"
     overlapped = False
 
-    def __init__(self, settings: ServiceSettings, *, client_id: str, group_id: str) -> None:
-        super().__init__(settings, client_id=client_id, group_id=group_id)
-        self._group: Any = None
-        """The consumer group's metadata for the open transaction (confluent's own type)."""
-
     def _config(self) -> dict[str, Any]:
         batch = self._settings.batch
         transactional_id = batch.transactional_id or f"{self._group_id}-{socket.gethostname()}"
@@ -469,18 +464,16 @@ class ConfluentExactlyOnce(_ConfluentDelivery):
         await asyncio.to_thread(self._started().init_transactions, self._timeout_seconds())
 
     def _begin(self) -> None:
-        # Read here, while FastStream's consumer thread is between fetches: the consumer's
-        # calls block while that thread is inside a rebalance callback.
-        self._group = self._group_consumer().consumer_group_metadata()
         self._started().begin_transaction()
 
     async def _finish(self, offsets: dict[tuple[str, int], int]) -> None:
         producer = self._started()
         timeout = self._timeout_seconds()
+        # Not overlapped, so FastStream's consumer thread is between fetches here: the
+        # consumer's calls block while that thread is inside a rebalance callback.
+        group = self._group_consumer().consumer_group_metadata()
         partitions = _partitions(offsets)
-        await asyncio.to_thread(
-            producer.send_offsets_to_transaction, partitions, self._group, timeout
-        )
+        await asyncio.to_thread(producer.send_offsets_to_transaction, partitions, group, timeout)
         await asyncio.to_thread(producer.commit_transaction, timeout)
         self._raise_failures()
 
