@@ -264,7 +264,7 @@ class BatchService(Generic[EventT]):
     async def _on_batch(self, message: KafkaMessage) -> None:
         raw = message.raw_message
         records = [Record.of(item) for item in (raw if isinstance(raw, tuple | list) else (raw,))]
-        await self._consume(records, message, after_rebalance=self.context.partitions.still_ours)
+        await self._consume(records, message, prefetched=True)
 
     async def _on_confluent_batch(self, message: ConfluentMessage) -> None:
         raw = message.raw_message
@@ -275,13 +275,14 @@ class BatchService(Generic[EventT]):
         self,
         records: list[Record],
         message: Rewindable,
-        after_rebalance: Callable[[list[Record]], list[Record]] | None = None,
+        *,
+        prefetched: bool = False,
     ) -> None:
         # A batch fetched while a new assignment is being caught up with waits for it.
         await self.context.partitions.settled()
-        if after_rebalance is not None:
+        if prefetched:
             # aiokafka only: librdkafka rebalances inside `consume`, between batches.
-            records = after_rebalance(records)
+            records = self.context.partitions.still_ours(records)
             if not records:
                 return
         self.context.partitions.batch_started()
