@@ -85,6 +85,7 @@ def test_direction_matters_for_next_item_evidence() -> None:
     state, ranker = make(
         co_viewed_weight=0.0,
         liked_together_weight=0.0,
+        similar_sessions_weight=0.0,
         two_hop_weight=0.0,
         popularity_weight=0.0,
         trending_weight=0.0,
@@ -201,7 +202,9 @@ def test_a_new_item_is_found_by_content_similarity() -> None:
 
 
 def test_recent_evidence_outweighs_old_evidence() -> None:
-    state, ranker = make(limits={"co_occurrence_half_life_hours": 24})
+    state, ranker = make(
+        limits={"co_occurrence_half_life_hours": 24, "session_half_life_hours": 24}
+    )
     start = 1_700_000_000.0
     for shopper in range(4):
         act(state, f"old{shopper}", "tent", at=start)
@@ -407,3 +410,30 @@ def test_a_rehearsal_takes_the_cached_top_list_until_a_tenth_of_the_items_change
     for _ in range(25):
         counts.add("i198", 2.0, 0.0)
     assert counts.top(lazy=True)[0][0] == "i198"
+
+
+def test_items_of_sessions_like_the_current_one_are_recommended_and_off_loses_them() -> None:
+    item_signals = {
+        "next_item_weight": 0.0,
+        "co_viewed_weight": 0.0,
+        "co_bought_weight": 0.0,
+        "liked_together_weight": 0.0,
+        "profile_weight": 0.0,
+        "revisit_weight": 0.0,
+    }
+    rankings = []
+    for weight in (4.0, 0.0):
+        state, ranker = make(similar_sessions_weight=weight, **item_signals)
+        state.upsert_product("shop-a", "tent", Item(title="Dome tent", category="camping"))
+        for shopper in range(3):
+            browse(state, f"camper{shopper}", "tent", "stove", "lamp")
+        for shopper in range(4):
+            browse(state, f"paddler{shopper}", "tent", "kayak")
+        browse(state, "me", "stove", "tent")
+        rankings.append(ranker.recommend("shop-a", "me", 3).items)
+    with_sessions, without = rankings
+    assert with_sessions[0].product_id == "lamp"
+    assert with_sessions[0].signal is Signal.SIMILAR_SESSIONS
+    assert with_sessions[0].reason == "next in sessions like yours with Dome tent"
+    assert "lamp" not in [item.product_id for item in without][:1]
+    assert state.memory().session_entries == 3 * 3 + 4 * 2 + 2

@@ -34,7 +34,7 @@ from shopstream_recommender.recovery import ActivityCatchUp, ReplayReport, repla
 from shopstream_recommender.spec import SPEC
 from shopstream_recommender.state import RecommenderState
 
-RANKING_VERSION = "blend-2"
+RANKING_VERSION = "blend-3"
 """Part of every result's lineage; bump it when the ranking changes meaning."""
 logger = logging.getLogger("shopstream.recommender")
 
@@ -196,6 +196,7 @@ def _state_metrics(
         "catalogue_items",
         "item_vectors",
         "neighbour_edges",
+        "session_entries",
         "estimated_bytes",
     ):
         memory.labels(part).set_function(partial(_memory_part, state, part))

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from shopstream.events import ActivityKind
 from shopstream_recommender.blend import BlendWeights
 from shopstream_recommender.config import StateLimits
+from shopstream_recommender.sessions import SessionIndex
 
 Vector = npt.NDArray[np.float32]
 REBASE_EXPONENT = 200.0
@@ -434,6 +435,7 @@ class RepeatRates:
 @dataclass(slots=True)
 class UserState:
     history: deque[Visit]
+    user_id: str = ""
     profile: Profile = field(default_factory=Profile)
     purchased: OrderedDict[str, None] = field(default_factory=OrderedDict)
     session: str = ""
@@ -461,6 +463,8 @@ class TenantState:
     trending: DecayedCounts
     co_profile: NeighbourGraph
     """Long-term item-to-item edges: items in the same shopper's history, across sessions."""
+    sessions: SessionIndex
+    """Recent sessions as item sets, for session-kNN."""
     repeats: RepeatRates = field(default_factory=RepeatRates)
     blend: BlendWeights | None = None
     """The tenant's learned signal weights (`Ranker` creates them on first use)."""
@@ -484,6 +488,8 @@ class MemoryReport:
     catalogue_items: int
     item_vectors: int
     neighbour_edges: int
+    session_entries: int
+    """Items of the recent sessions kept for session-kNN (`SessionIndex`)."""
     estimated_bytes: int
     """Rough: per-entry costs of CPython dicts and objects, plus the vector matrices."""
 
@@ -494,6 +500,8 @@ BYTES_PER_VISIT = 120
 BYTES_PER_PROFILE_ITEM = 100
 BYTES_PER_USER = 600
 BYTES_PER_ITEM = 400
+BYTES_PER_SESSION_ENTRY = 110
+"""A session's item (dict slot, key reference) plus its slot in the item's deque."""
 
 
 class RecommenderState:
@@ -531,6 +539,11 @@ class RecommenderState:
                 co_profile=NeighbourGraph(
                     limits.profile_edge_half_life_hours * hours, cap, PROFILE_DAMPING
                 ),
+                sessions=SessionIndex(
+                    limits.sessions_per_tenant,
+                    limits.history_per_user,
+                    limits.sessions_per_item,
+                ),
             )
             self._tenants[tenant_id] = state
         return state
@@ -565,7 +578,9 @@ class RecommenderState:
         key = (interaction.tenant_id, interaction.user_id)
         user = self._users.get(key)
         if user is None:
-            user = UserState(history=deque(maxlen=self.limits.history_per_user))
+            user = UserState(
+                history=deque(maxlen=self.limits.history_per_user), user_id=interaction.user_id
+            )
             self._users[key] = user
             if len(self._users) > self.limits.max_users:
                 _, forgotten = self._users.popitem(last=False)
@@ -597,6 +612,7 @@ class RecommenderState:
             self._learn_profile_pairs(tenant, user, product, interaction.at, weight)
             tenant.popularity.add(product, weight, interaction.at)
             tenant.trending.add(product, weight, interaction.at)
+            tenant.sessions.add((interaction.user_id, user.session), product, interaction.at)
             self._profile_entries += user.profile.add(
                 product, weight, self.limits.profile_half_life_events, self.limits.profile_items
             )
@@ -688,6 +704,7 @@ class RecommenderState:
             graph.remove(product_id)
         tenant.popularity.remove(product_id)
         tenant.trending.remove(product_id)
+        tenant.sessions.remove_item(product_id)
 
     def put_vector(self, tenant_id: str, product_id: str, vector: Vector) -> None:
         tenant = self.tenant(tenant_id)
@@ -705,6 +722,7 @@ class RecommenderState:
         items = sum(len(tenant.catalogue) for tenant in self._tenants.values())
         vectors = sum(len(tenant.vectors) for tenant in self._tenants.values())
         vector_bytes = sum(tenant.vectors.nbytes for tenant in self._tenants.values())
+        session_entries = sum(tenant.sessions.entries for tenant in self._tenants.values())
         return MemoryReport(
             tenants=len(self._tenants),
             users=len(self._users),
@@ -712,7 +730,9 @@ class RecommenderState:
             catalogue_items=items,
             item_vectors=vectors,
             neighbour_edges=edges,
+            session_entries=session_entries,
             estimated_bytes=edges * BYTES_PER_EDGE
+            + session_entries * BYTES_PER_SESSION_ENTRY
             + visits * BYTES_PER_VISIT
             + self._profile_entries * BYTES_PER_PROFILE_ITEM
             + len(self._users) * BYTES_PER_USER
