@@ -437,3 +437,15 @@ def test_items_of_sessions_like_the_current_one_are_recommended_and_off_loses_th
     assert with_sessions[0].reason == "next in sessions like yours with Dome tent"
     assert "lamp" not in [item.product_id for item in without][:1]
     assert state.memory().session_entries == 3 * 3 + 4 * 2 + 2
+
+
+def test_the_item_session_knn_names_in_its_reason_is_never_recommended_by_it() -> None:
+    state, ranker = make()
+    for shopper in range(3):
+        browse(state, f"camper{shopper}", "tent", "stove", "lamp")
+    browse(state, "me", "tent")
+    items = ranker.recommend("shop-a", "me", 5).items
+    assert "lamp" in [item.product_id for item in items]
+    assert all(
+        item.product_id != "tent" for item in items if item.signal is Signal.SIMILAR_SESSIONS
+    )

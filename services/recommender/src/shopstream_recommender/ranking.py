@@ -476,7 +476,10 @@ class Ranker:
             now=user.last_at,
             half_life_seconds=self.state.limits.session_half_life_hours * 3_600.0,
         )
-        evidence.add(found, 1.0, Signal.SIMILAR_SESSIONS, next(iter(weighted)))
+        # The newest item anchors the reason, so it never gets one itself ("next in sessions
+        # like yours with <itself>"): re-showing it is the revisit signal's call.
+        newest = next(iter(weighted))
+        evidence.add(found, 1.0, Signal.SIMILAR_SESSIONS, newest, skip=newest)
 
     def _add_profile(self, evidence: _Evidence[Any], tenant: TenantState, user: UserState) -> None:
         """Item-kNN over the shopper's whole profile: each profile item's long-term neighbours,
