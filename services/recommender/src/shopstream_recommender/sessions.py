@@ -6,8 +6,9 @@ Item-to-item graphs see one pair of items at a time. A neighbour session is matc
 whole current session, so "shoppers who viewed A *and* B" are told apart from those who viewed
 A or B. Within a neighbour, items just after the last item it shares with the current session
 count most (the sequence-aware weighting of STAN, Garg et al., SIGIR 2019): that is where its
-shopper went next from where this one is now. Like the item graphs' edges, older sessions
-count less (the same half-life).
+shopper went next from where this one is now. Older sessions count less, by a half-life of
+their own (``limits.session_half_life_hours``, 90 days: the item graphs' 14 days cost
+MovieLens's long histories most of the gain).
 
 Bounded per tenant: `max_sessions` sessions (the least recently active forgotten first), at
 most `items_per_session` distinct items each, and `sessions_per_item` recent sessions per item.
