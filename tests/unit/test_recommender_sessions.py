@@ -98,3 +98,18 @@ def test_older_sessions_count_less_by_the_half_life() -> None:
     found = dict(similar(index, "a", now=30))
     assert found["then-new"] == pytest.approx(1.0)
     assert found["then-old"] == pytest.approx(2.0**-3)
+
+
+def test_a_forgotten_session_leaves_the_item_lists_so_its_key_can_start_afresh() -> None:
+    # One session fits: u0's session is forgotten when u1's starts. Later, u0 comes back under
+    # the same session label with other items; it must match on those alone.
+    index = SessionIndex(1, items_per_session=20, sessions_per_item=10)
+    index.add(("u0", "s"), "tent", 0.0)
+    index.add(("u0", "s"), "stove", 0.0)
+    index.add(("u1", "s"), "kayak", 0.0)
+    index.add(("u0", "s"), "lamp", 0.0)
+    index.add(("u0", "s"), "rope", 0.0)
+
+    assert similar(index, "tent") == []
+    assert similar(index, "lamp") == [("rope", 1.0), ("lamp", math.exp(-1 / 5))]
+    assert index.entries == 2

@@ -65,9 +65,7 @@ class SessionIndex:
         if session is None:
             session = self._sessions[key] = _Session(at)
             if len(self._sessions) > self._max_sessions:
-                # Its keys left in `_by_item` are skipped at look-up and age out of the deques.
-                _, forgotten = self._sessions.popitem(last=False)
-                self.entries -= len(forgotten.items)
+                self._forget_oldest()
         else:
             self._sessions.move_to_end(key)
             session.at = max(session.at, at)
@@ -80,6 +78,19 @@ class SessionIndex:
         if sessions is None:
             sessions = self._by_item[item] = deque(maxlen=self._per_item)
         sessions.append(key)
+
+    def _forget_oldest(self) -> None:
+        """Drop the least recently active session from every item's list too: a key left
+        there would point at a later session of the same shopper and label, matching it on
+        items it never had (and counting items it has twice)."""
+        key, forgotten = self._sessions.popitem(last=False)
+        self.entries -= len(forgotten.items)
+        for item in forgotten.items:
+            sessions = self._by_item.get(item)
+            if sessions is not None and key in sessions:
+                sessions.remove(key)
+                if not sessions:
+                    del self._by_item[item]
 
     def remove_item(self, item: str) -> None:
         """Forget a deleted product (the sessions keep their other items)."""
