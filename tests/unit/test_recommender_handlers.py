@@ -96,7 +96,7 @@ async def test_a_request_sees_the_activity_before_it_in_the_same_batch() -> None
     assert answer.payload.items[0].reason == "often viewed next after kettle"
     assert answer.causation_id == asked.event_id
     assert answer.correlation_id == asked.payload.request_id
-    assert answer.lineage.model_id == "shopstream-blend-3+fake-encoder"
+    assert answer.lineage.model_id == "shopstream-blend-4+fake-encoder"
     assert answer.message_key() == "shop-a:me"
     assert answer.producer is not None
     assert answer.producer.name == "recommender"

@@ -31,10 +31,11 @@ from shopstream_recommender.config import RecommenderSettings
 from shopstream_recommender.handlers import RecommenderInput, build_handler, recommender_input
 from shopstream_recommender.ranking import SIGNALS, Ranker, Signal
 from shopstream_recommender.recovery import ActivityCatchUp, ReplayReport, replay_activity
+from shopstream_recommender.rerank import CONTEXT_FEATURES
 from shopstream_recommender.spec import SPEC
 from shopstream_recommender.state import RecommenderState
 
-RANKING_VERSION = "blend-3"
+RANKING_VERSION = "blend-4"
 """Part of every result's lineage; bump it when the ranking changes meaning."""
 logger = logging.getLogger("shopstream.recommender")
 
@@ -218,6 +219,15 @@ def _state_metrics(
     )
     rehearsals.labels("answered").set_function(partial(_blend_count, state, "answered"))
     rehearsals.labels("missed").set_function(partial(_blend_count, state, "missed"))
+    context = Gauge(
+        "shopstream_recommender_context_weight",
+        "Learned weight of each second-stage feature (shopstream_recommender.rerank), averaged "
+        "over the tenants (no tenant labels).",
+        ["feature"],
+        registry=registry,
+    )
+    for feature in CONTEXT_FEATURES:
+        context.labels(feature).set_function(partial(_context_weight, state, feature))
     Gauge(
         "shopstream_recommender_pending_embeddings",
         "Upserted products whose text waits to be embedded.",
@@ -245,6 +255,11 @@ def _state_metrics(
 def _blend_share(state: RecommenderState, signal: Signal) -> float:
     shares = [tenant.blend.shares()[signal] for tenant in state.tenants() if tenant.blend]
     return sum(shares) / len(shares) if shares else 0.0
+
+
+def _context_weight(state: RecommenderState, feature: str) -> float:
+    weights = [tenant.context.as_dict()[feature] for tenant in state.tenants() if tenant.context]
+    return sum(weights) / len(weights) if weights else 0.0
 
 
 def _blend_count(state: RecommenderState, outcome: str) -> float:

@@ -101,3 +101,47 @@ class BlendWeights:
         self.values = np.where(self._learnable, self.values * np.exp(step), 0.0)
         self.answered += 1
         return True
+
+
+class ContextWeights:
+    """One tenant's weights for the second stage (`shopstream_recommender.rerank`): the head of
+    the blend re-ordered by log(blend score) + features @ values. They start at 0, which keeps
+    the blend's order, and are learned additively (a feature may count against an item)."""
+
+    __slots__ = ("_squared", "answered", "names", "values")
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.values = np.zeros(len(self.names), dtype=np.float64)
+        self._squared = np.zeros_like(self.values)
+        self.answered = 0
+        """Rehearsals whose answer was in the head (each moved the weights)."""
+
+    @property
+    def learned(self) -> bool:
+        """Any weight moved from 0 (before that, the second stage is the blend's order)."""
+        return bool(self.values.any())
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: float(value) for name, value in zip(self.names, self.values, strict=True)}
+
+    def logits(self, scores: npt.NDArray[np.float64], features: Matrix) -> npt.NDArray[np.float64]:
+        """The head's scores in the second stage (in log space: only their order matters)."""
+        return np.log(scores) + features @ self.values
+
+    def learn(
+        self,
+        scores: npt.NDArray[np.float64],
+        features: Matrix,
+        answer: int,
+        learning_rate: float,
+    ) -> None:
+        """One Adagrad step up the log-likelihood that the shopper picked row `answer` of the
+        head, each row with probability softmax(`logits`)."""
+        logits = self.logits(scores, features)
+        chances = np.exp(logits - logits.max())
+        chances /= chances.sum()
+        gradient = features[answer] - chances @ features
+        self._squared += gradient * gradient
+        self.values += learning_rate * gradient / np.sqrt(self._squared + ADAGRAD_EPSILON)
+        self.answered += 1

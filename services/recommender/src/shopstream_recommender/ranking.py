@@ -12,12 +12,14 @@ import heapq
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from shopstream_recommender.blend import BlendWeights, Matrix
+from shopstream_recommender.blend import BlendWeights, ContextWeights, Matrix
 from shopstream_recommender.config import RankingConfig
+from shopstream_recommender.rerank import CONTEXT_FEATURES, context_features
 from shopstream_recommender.state import (
     ITEM_KINDS,
     Interaction,
@@ -300,16 +302,14 @@ class Ranker:
         self._evidence(evidence, tenant, user, context_product_id, blocked)
         discount = _repeat_discounts(tenant, user)
         candidates = evidence.candidates
-        chosen = _diversified(
-            (
-                (item, entry[0] * discount.get(item, 1.0))
-                for item, entry in candidates.items()
-                if item not in blocked and tenant.recommendable(item)
-            ),
-            tenant,
-            count,
-            self.config.category_penalty,
-        )
+        scored = [
+            (item, entry[0] * discount.get(item, 1.0))
+            for item, entry in candidates.items()
+            if item not in blocked and tenant.recommendable(item)
+        ]
+        if user is not None:
+            scored = self._second_stage(tenant, user, context_product_id, scored, count)
+        chosen = _diversified(scored, tenant, count, self.config.category_penalty)
         return Ranking(
             [
                 Recommendation(
@@ -336,6 +336,39 @@ class Ranker:
             configured = self._configured
             tenant.blend = BlendWeights(SIGNALS, [configured[signal] for signal in SIGNALS])
         return tenant.blend
+
+    def context(self, tenant: TenantState) -> ContextWeights:
+        """The tenant's second-stage weights, created (all 0) on first use."""
+        if tenant.context is None:
+            tenant.context = ContextWeights(CONTEXT_FEATURES)
+        return tenant.context
+
+    def _second_stage(
+        self,
+        tenant: TenantState,
+        user: UserState,
+        context_product_id: str | None,
+        scored: list[tuple[str, float]],
+        count: int,
+    ) -> list[tuple[str, float]]:
+        """The blend's head re-scored by `rerank`: exp(its second-stage logit), so the best
+        is 1 (the tail is dropped: it ranks after the head either way)."""
+        config = self.config.context
+        weights = tenant.context
+        if not config.enabled or weights is None or not weights.learned:
+            return scored
+        head = [
+            pair
+            for pair in heapq.nlargest(max(config.head, count), scored, key=itemgetter(1))
+            if pair[1] > 0
+        ]
+        if not head:
+            return head
+        items = [item for item, _ in head]
+        page = context_product_id if context_product_id is not None else _newest(user)
+        features = context_features(tenant, user, page, items, user.last_at)
+        logits = weights.logits(np.array([score for _, score in head]), features)
+        return list(zip(items, np.exp(logits - logits.max()).tolist(), strict=True))
 
     def _rehearsal(
         self, tenant: TenantState, user: UserState, context_product_id: str | None
@@ -381,8 +414,37 @@ class Ranker:
         learning = self.config.learning
         if not blend.due(learning):
             return
-        items, features = self._rehearsal(tenant, user, user.history[-1].product_id)
+        page = user.history[-1].product_id
+        items, features = self._rehearsal(tenant, user, page)
+        scores = features @ blend.values
         blend.learn(features, product, items, learning)
+        if self.config.context.enabled:
+            self._rehearse_second_stage(
+                tenant, user, page, items=items, scores=scores, answer=product
+            )
+
+    def _rehearse_second_stage(
+        self,
+        tenant: TenantState,
+        user: UserState,
+        page: str,
+        *,
+        items: list[str],
+        scores: Matrix,
+        answer: str,
+    ) -> None:
+        """Let the second stage learn from the same rehearsal, among the blend's head."""
+        config = self.config.context
+        positive = np.flatnonzero(scores > 0)
+        if len(positive) > config.head:
+            positive = positive[np.argpartition(-scores[positive], config.head - 1)[: config.head]]
+        head = [items[row] for row in positive.tolist()]
+        if answer not in head:
+            return
+        features = context_features(tenant, user, page, head, user.last_at)
+        self.context(tenant).learn(
+            scores[positive], features, head.index(answer), config.learning_rate
+        )
 
     def _weights(self, tenant: TenantState) -> dict[Signal, float]:
         """The tenant's learned weights (positive exactly where the configured ones are:
@@ -576,6 +638,10 @@ class Ranker:
             if self.config.revisit_weight <= 0:
                 blocked.update(visit.product_id for visit in user.session_items())
         return blocked
+
+
+def _newest(user: UserState) -> str | None:
+    return user.history[-1].product_id if user.history else None
 
 
 def _repeat_discounts(tenant: TenantState, user: UserState | None) -> dict[str, float]:

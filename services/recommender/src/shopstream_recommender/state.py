@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shopstream.events import ActivityKind
-from shopstream_recommender.blend import BlendWeights
+from shopstream_recommender.blend import BlendWeights, ContextWeights
 from shopstream_recommender.config import StateLimits
 from shopstream_recommender.sessions import SessionIndex
 
@@ -82,11 +82,20 @@ class ForwardDecay:
             self.reference = at
         return (at - self.reference) * self._rate
 
+    def factor_at(self, at: float) -> float:
+        """Multiplies a stored weight into its decayed value as of `at`."""
+        if self.reference is None:
+            return 1.0
+        return math.exp2(min(1_000.0, (self.reference - at) * self._rate))
+
     def shift(self, exponent: float) -> float:
         """Move the reference forward by `exponent` half-lives; return the rescale factor."""
         if self.reference is not None:
             self.reference += exponent / self._rate
         return math.exp2(-exponent)
+
+
+_NO_ROW: Mapping[str, float] = {}
 
 
 class NeighbourGraph:
@@ -152,6 +161,14 @@ class NeighbourGraph:
         kept = sorted(self._damped(row), key=itemgetter(1), reverse=True)[: self._cap]
         self.edges -= len(row) - len(kept)
         self._rows[source] = {item: row[item] for item, _ in kept}
+
+    def row(self, source: str) -> Mapping[str, float]:
+        """Every kept neighbour of `source` with its stored (forward-decayed) weight."""
+        return self._rows.get(source, _NO_ROW)
+
+    def factor_at(self, at: float) -> float:
+        """Multiplies a stored weight into its decayed value as of `at`."""
+        return self._decay.factor_at(at)
 
     def neighbours(self, source: str, limit: int) -> list[tuple[str, float]]:
         """The strongest `limit` neighbours, strongest first, scaled so the first is 1."""
@@ -252,7 +269,11 @@ class DecayedCounts:
 
     @property
     def counts(self) -> Mapping[str, float]:
+        """Stored (forward-decayed) counts: times `factor_at` gives the counts as of then."""
         return self._counts
+
+    def factor_at(self, at: float) -> float:
+        return self._decay.factor_at(at)
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -468,6 +489,8 @@ class TenantState:
     repeats: RepeatRates = field(default_factory=RepeatRates)
     blend: BlendWeights | None = None
     """The tenant's learned signal weights (`Ranker` creates them on first use)."""
+    context: ContextWeights | None = None
+    """The tenant's learned weights of the second stage (`Ranker` creates them)."""
 
     def recommendable(self, item: str) -> bool:
         if item in self.deleted:
