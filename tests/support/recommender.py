@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import CollectorRegistry
 
 from shopstream.events import ActivityRecorded, ProductUpserted, RecommendationsRequested
+from shopstream_recommender.app import RecommenderCore, build_service
+from shopstream_recommender.config import RecommenderSettings
+from shopstream_recommender.ranking import Ranker
+from shopstream_recommender.state import Interaction
 
 
 class FakeEmbedder:
@@ -32,6 +37,18 @@ class FakeEmbedder:
         self.batches.append(len(texts))
         rows = [[float(word in text.lower()) for word in self.vocabulary] for text in texts]
         return np.array(rows, dtype=np.float32) + 0.01
+
+
+def fed_service(events: Iterable[Interaction]) -> tuple[CollectorRegistry, Ranker]:
+    """A recommender service (not started) whose ranker has applied `events`: its metrics
+    registry and its ranker."""
+    service = build_service(
+        RecommenderSettings(create_topics=False, http_port=0), embedder=FakeEmbedder()
+    )
+    ranker = service.component(RecommenderCore).ranker
+    for event in events:
+        ranker.record(event)
+    return service.registry, ranker
 
 
 def activity(

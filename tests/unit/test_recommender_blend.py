@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 from shopstream.events import ActivityKind
-from shopstream_recommender.app import RecommenderCore, build_service
 from shopstream_recommender.blend import BlendWeights
 from shopstream_recommender.config import BlendLearning, RankingConfig, RecommenderSettings
 from shopstream_recommender.ranking import SIGNALS, Ranker, Signal, configured_weights
 from shopstream_recommender.state import Interaction, RecommenderState
-from support.recommender import FakeEmbedder
+from support.recommender import fed_service
 
 pytestmark = pytest.mark.unit
 
@@ -168,13 +167,7 @@ def test_learning_switched_off_keeps_the_configured_weights() -> None:
 
 
 def test_the_learned_shares_are_exported_as_metrics_without_tenant_labels() -> None:
-    service = build_service(
-        RecommenderSettings(create_topics=False, http_port=0), embedder=FakeEmbedder()
-    )
-    ranker = service.component(RecommenderCore).ranker
-    for event in shop_streams():
-        ranker.record(event)
-    registry = service.registry
+    registry, ranker = fed_service(shop_streams())
     shares = {
         signal: registry.get_sample_value(
             "shopstream_recommender_blend_share", {"signal": signal.value}

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from shopstream.events import ActivityKind
-from shopstream_recommender.app import RecommenderCore, build_service
 from shopstream_recommender.blend import ContextWeights
 from shopstream_recommender.config import ContextRanking, RankingConfig, RecommenderSettings
 from shopstream_recommender.ranking import Ranker
 from shopstream_recommender.rerank import CONTEXT_FEATURES, context_features
 from shopstream_recommender.state import Interaction, RecommenderState
-from support.recommender import FakeEmbedder
+from support.recommender import fed_service
 
 pytestmark = pytest.mark.unit
 
@@ -137,16 +136,11 @@ def test_a_replay_learns_the_same_second_stage() -> None:
 
 
 def test_the_learned_weights_are_exported_as_metrics_without_tenant_labels() -> None:
-    service = build_service(
-        RecommenderSettings(create_topics=False, http_port=0), embedder=FakeEmbedder()
-    )
-    ranker = service.component(RecommenderCore).ranker
-    for event in session_shop():
-        ranker.record(event)
+    registry, ranker = fed_service(session_shop())
     context = ranker.state.tenant(SHOP).context
     assert context is not None
     for feature, value in context.as_dict().items():
-        exported = service.registry.get_sample_value(
+        exported = registry.get_sample_value(
             "shopstream_recommender_context_weight", {"feature": feature}
         )
         assert exported == pytest.approx(value)

@@ -226,8 +226,8 @@ def _state_metrics(
         ["feature"],
         registry=registry,
     )
-    for feature in CONTEXT_FEATURES:
-        context.labels(feature).set_function(partial(_context_weight, state, feature))
+    for column, feature in enumerate(CONTEXT_FEATURES):
+        context.labels(feature).set_function(partial(_context_weight, state, column))
     Gauge(
         "shopstream_recommender_pending_embeddings",
         "Upserted products whose text waits to be embedded.",
@@ -257,8 +257,8 @@ def _blend_share(state: RecommenderState, signal: Signal) -> float:
     return sum(shares) / len(shares) if shares else 0.0
 
 
-def _context_weight(state: RecommenderState, feature: str) -> float:
-    weights = [tenant.context.as_dict()[feature] for tenant in state.tenants() if tenant.context]
+def _context_weight(state: RecommenderState, column: int) -> float:
+    weights = [float(tenant.context.values[column]) for tenant in state.tenants() if tenant.context]
     return sum(weights) / len(weights) if weights else 0.0
 
 

@@ -28,6 +28,13 @@ Matrix = npt.NDArray[np.float64]
 ADAGRAD_EPSILON = 1e-8
 
 
+def head_rows(scores: npt.NDArray[np.float64], size: int) -> npt.NDArray[np.intp]:
+    """Rows of the `size` highest `scores`, in no particular order (all rows if fewer)."""
+    if len(scores) > size:
+        return np.argpartition(-scores, size - 1)[:size]
+    return np.arange(len(scores))
+
+
 class BlendWeights:
     """One tenant's weights per signal, in the order of `names`; a weight configured as 0
     stays 0 (that signal is switched off), every other one is learned and kept >= 0."""
@@ -81,10 +88,7 @@ class BlendWeights:
         weight of 20 and one of 0.1 move by the same factor. False when the answer is not in
         the head (nothing is learned)."""
         scores = features @ self.values
-        if len(scores) > schedule.head:
-            head = np.argpartition(-scores, schedule.head - 1)[: schedule.head]
-        else:
-            head = np.arange(len(scores))
+        head = head_rows(scores, schedule.head)
         rows = {items[row]: position for position, row in enumerate(head.tolist())}
         position = rows.get(answer)
         if position is None:

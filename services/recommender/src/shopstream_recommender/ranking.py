@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from shopstream_recommender.blend import BlendWeights, ContextWeights, Matrix
+from shopstream_recommender.blend import BlendWeights, ContextWeights, Matrix, head_rows
 from shopstream_recommender.config import RankingConfig
 from shopstream_recommender.rerank import CONTEXT_FEATURES, context_features
 from shopstream_recommender.state import (
@@ -436,8 +436,7 @@ class Ranker:
         """Let the second stage learn from the same rehearsal, among the blend's head."""
         config = self.config.context
         positive = np.flatnonzero(scores > 0)
-        if len(positive) > config.head:
-            positive = positive[np.argpartition(-scores[positive], config.head - 1)[: config.head]]
+        positive = positive[head_rows(scores[positive], config.head)]
         head = [items[row] for row in positive.tolist()]
         if answer not in head:
             return
