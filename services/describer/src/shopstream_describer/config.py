@@ -74,7 +74,11 @@ class GeneratorConfig(ModelRuntimeSettings):
     """Languages the generator writes; other locales are composed. Set ``["en"]`` for an
     English-only model such as ``smollm2-135m-instruct``."""
     batch_size: int = Field(default=8, ge=1, le=512)
-    """Prompts per forward pass; prompts are length-sorted and left-padded."""
+    """Prompts per forward pass; prompts are batched by template, then by length."""
+    share_prompt_prefix: bool = True
+    """Run the prompt start a batch shares (system turn, instructions) once and reuse its
+    keys and values for every row (``shopstream.models.prefix_cache``; transformers
+    backend)."""
     max_attempts: int = Field(default=2, ge=1, le=10)
     """Generations per text before repair, then the composer, take over."""
     description_tokens: int = Field(default=128, ge=8, le=2_048)

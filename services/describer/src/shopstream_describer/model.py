@@ -18,6 +18,7 @@ class DescriberModel:
             config.generator,
             revision=config.revision,
             adapter=config.adapter_path(),
+            share_prompt_prefix=config.share_prompt_prefix,
             **config.runtime_options(),
         )
 

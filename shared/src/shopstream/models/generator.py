@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Protocol, cast
 
 import torch
-from transformers import AutoModelForCausalLM, LogitsProcessorList, PretrainedConfig
+from transformers import AutoModelForCausalLM, DynamicCache, LogitsProcessorList, PretrainedConfig
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from shopstream.models import lora
-from shopstream.models.batching import padded_batches
+from shopstream.models.batching import length_sorted_batches, pad_batch, padded_batches
 from shopstream.models.device import inference_dtype
 from shopstream.models.names import DEFAULT_GENERATOR
 from shopstream.models.ngram_blocker import CompletionNgramBlocker
 from shopstream.models.phrase_ban import PhraseBan, PhraseVocabulary
+from shopstream.models.prefix_cache import PrefixCache, template_batches
 from shopstream.models.pretrained import Pretrained, PretrainedHandle
 
 ChatMessage = Mapping[str, str]
@@ -37,11 +38,16 @@ class CausalLanguageModel(Protocol):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         logits_processor: LogitsProcessorList,
-        **options: float,
+        **options: object,
     ) -> torch.Tensor: ...
 
     def __call__(
-        self, *, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self,
+        *,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        past_key_values: DynamicCache | None = None,
+        use_cache: bool = False,
     ) -> CausalLanguageModelOutput: ...
 
 
@@ -70,14 +76,17 @@ class TextGenerator(PretrainedHandle):
         half_on_gpu: bool = True,
         adapter: Path | None = None,
         threads: int | None = None,
+        share_prompt_prefix: bool = True,
     ) -> None:
         """`adapter`: a LoRA adapter directory (`shopstream.models.lora`) merged at load;
-        `threads`: torch's intra-op threads, set at load (None leaves them)."""
+        `threads`: torch's intra-op threads, set at load (None leaves them);
+        `share_prompt_prefix`: run a batch's common prompt start once (`prefix_cache`)."""
         super().__init__(model, revision=revision, device=device, threads=threads)
         self.adapter = adapter
         self.max_input_tokens = max_input_tokens
         self._half_on_gpu = half_on_gpu
         self._phrase_vocabulary: PhraseVocabulary | None = None
+        self._prefix_cache = PrefixCache() if share_prompt_prefix else None
 
     def _dtype(self, device: torch.device) -> torch.dtype:
         return inference_dtype(device, half_on_gpu=self._half_on_gpu, bf16_on_cpu=True)
@@ -148,10 +157,16 @@ class TextGenerator(PretrainedHandle):
         pad_id = self._pad_id(tokenizer)
         prompt_ids = [self._prompt_ids(tokenizer, prompt) for prompt in prompts]
         completions = [""] * len(prompts)
+        batches = (
+            template_batches(prompt_ids, batch_size)
+            if self._prefix_cache is not None
+            else length_sorted_batches([len(ids) for ids in prompt_ids], batch_size)
+        )
         with torch.inference_mode():
-            for batch, input_ids, attention_mask in padded_batches(
-                prompt_ids, pad_id, batch_size, side="left"
-            ):
+            for batch in batches:
+                input_ids, attention_mask, past = self._batch_inputs(
+                    model, [prompt_ids[i] for i in batch], pad_id, device
+                )
                 # ``no_repeat_ngram_size`` applies to the completion only (see ngram_blocker).
                 processors = LogitsProcessorList(
                     [CompletionNgramBlocker(no_repeat_ngram_size, input_ids.shape[1])]
@@ -167,10 +182,11 @@ class TextGenerator(PretrainedHandle):
                         )
                     )
                 generated = model.generate(
-                    input_ids=input_ids.to(device),
-                    attention_mask=attention_mask.to(device),
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
                     pad_token_id=pad_id,
                     logits_processor=processors,
+                    **({} if past is None else {"past_key_values": past}),
                     **options,
                 )
                 new_tokens = generated[:, input_ids.shape[1] :]
@@ -213,6 +229,22 @@ class TextGenerator(PretrainedHandle):
                     odds[index] = float(verdict)
         return odds
 
+    def _batch_inputs(
+        self,
+        model: CausalLanguageModel,
+        rows: list[list[int]],
+        pad_id: int,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor, DynamicCache | None]:
+        """One batch's input ids and mask on the device, and the cache of the prompts' common
+        start when they share one (``prefix_cache``); else plain left padding."""
+        if self._prefix_cache is not None:
+            shared = self._prefix_cache.batch_inputs(model, rows, pad_id, device)
+            if shared is not None:
+                return shared
+        input_ids, attention_mask = pad_batch(rows, pad_id, side="left")
+        return input_ids.to(device), attention_mask.to(device), None
+
     def _pad_id(self, tokenizer: PreTrainedTokenizerBase) -> int:
         """Left padding takes the pad token, else the end-of-sequence token (as Qwen's)."""
         pad_id = tokenizer.pad_token_id
@@ -229,4 +261,6 @@ class TextGenerator(PretrainedHandle):
 
     def unload(self) -> None:
         self._phrase_vocabulary = None
+        if self._prefix_cache is not None:
+            self._prefix_cache = PrefixCache()
         super().unload()
