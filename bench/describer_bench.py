@@ -31,8 +31,9 @@ randomly initialised model of the same architecture from the converted model's c
 on it: for a machine (a GPU host) where the real weights cannot travel. Its completions are
 gibberish that seldom stops early, so its figures measure **speed only**, never quality.
 
-    uv run --frozen python bench/describer_bench.py [--products 16] [--rounds 2] [--batch 8]
-        [--max-new-tokens 64] [--steady 6] [--device auto] [--random-init [--config-dir DIR]]
+    uv run --frozen python bench/describer_bench.py [--products 32] [--rounds 2] [--batch 32]
+        [--max-new-tokens 64] [--steady 6] [--no-prefix-cache] [--device auto]
+        [--random-init [--config-dir DIR]]
     uv run --frozen python bench/describer_bench.py --export-config DIR   # config + tokenizer
 """
 
@@ -310,6 +311,7 @@ class DescriberProcess(ServiceProcess):
             "DESCRIBER_MODEL__LANGUAGES": json.dumps(config.languages),
             "DESCRIBER_MODEL__DEVICE": config.device,
             "DESCRIBER_MODEL__BATCH_SIZE": str(config.batch_size),
+            "DESCRIBER_MODEL__SHARE_PROMPT_PREFIX": json.dumps(config.share_prompt_prefix),
             "DESCRIBER_MODEL__MAX_ATTEMPTS": "1",
             "DESCRIBER_MODEL__DESCRIPTION_TOKENS": str(config.description_tokens),
             "DESCRIBER_LOG_LEVEL": "WARNING",
@@ -440,6 +442,7 @@ async def measure(
         "products_per_language": {k: len(v) for k, v in per_language.items()},
         "rounds": rounds,
         "batch": config.batch_size,
+        "prefix_cache": config.share_prompt_prefix,
         "max_new_tokens": config.description_tokens,
         "token_count": "raw completions re-encoded with the model's tokenizer, no special tokens",
         "generated_tokens": total_tokens,
@@ -486,7 +489,7 @@ def report(result: dict[str, Any]) -> None:
         f"describer, {r['generator']} on {r['device']} ({r['dtype']}){random}\n"
         f"{per_language['en']} en + {per_language['zh']} zh products in {r['rounds']} "
         f"alternating rounds, batch {r['batch']}, {r['max_new_tokens']} new tokens, "
-        "greedy, 1 attempt"
+        f"greedy, 1 attempt, prefix cache {'on' if r.get('prefix_cache', True) else 'off'}"
     )
     table = Table(title=title)
     table.add_column("metric")
@@ -527,10 +530,15 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--products", type=int, default=16, help="en and zh alternating")
+    parser.add_argument("--products", type=int, default=32, help="en and zh alternating")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument(
+        "--no-prefix-cache",
+        action="store_true",
+        help="run every prompt whole, as before prefix caching (both sides)",
+    )
     parser.add_argument("--steady", type=int, default=6, help="products sent at half the rate")
     parser.add_argument("--generator", default=DEFAULT_GENERATOR, help="one that writes en and zh")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
@@ -573,6 +581,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         device=args.device,
         batch_size=args.batch,
         description_tokens=args.max_new_tokens,
+        share_prompt_prefix=not args.no_prefix_cache,
     )
     products = make_products(args.products, "drain")
     with (

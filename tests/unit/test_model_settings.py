@@ -49,7 +49,7 @@ def test_every_service_defaults_to_the_registry_names() -> None:
     [
         (SentimentModelConfig, ModelRuntimeSettings, 32),
         (EncoderConfig, ModelRuntimeSettings, 32),
-        (GeneratorConfig, ModelRuntimeSettings, 8),
+        (GeneratorConfig, ModelRuntimeSettings, 32),
         (RephraseConfig, ModelPlacementSettings, 8),
         (EmbedderConfig, ModelPlacementSettings, 64),
     ],

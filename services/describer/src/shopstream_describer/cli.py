@@ -41,6 +41,9 @@ def evaluate(
     max_attempts: Annotated[int, typer.Option(help="Generations before repair/compose.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Products per pipeline batch.")] = 16,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    prefix_cache: Annotated[
+        bool, typer.Option(help="Run a batch's common prompt start once (prefix caching).")
+    ] = True,
 ) -> None:
     """Describe each product and report grounding, compliance, coverage, paths and speed."""
     rows = select_split(list(read_rows(data)), split)[:limit]
@@ -51,6 +54,7 @@ def evaluate(
         threads=threads,
         batch_size=batch_size,
         max_attempts=max_attempts,
+        share_prompt_prefix=prefix_cache,
     )
     locales = {row.payload.locale.split("-")[0] for row in rows}
     used = [config] if config.generator and locales & set(config.languages) else []

@@ -73,8 +73,11 @@ class GeneratorConfig(ModelRuntimeSettings):
     languages: list[str] = Field(default_factory=lambda: ["en", "zh"])
     """Languages the generator writes; other locales are composed. Set ``["en"]`` for an
     English-only model such as ``smollm2-135m-instruct``."""
-    batch_size: int = Field(default=8, ge=1, le=512)
-    """Prompts per forward pass; prompts are batched by template, then by length."""
+    batch_size: int = Field(default=32, ge=1, le=512)
+    """Prompts per forward pass; prompts are batched by template, then by length. On 2 CPU
+    cores with the prompt start shared, a Chinese batch of 32 products wrote 0.84 items/s
+    against 0.51 for batches of 8 (README, describer bench); the Kafka batch
+    (``BATCH__MAX_RECORDS``) bounds it in a service."""
     share_prompt_prefix: bool = True
     """Run the prompt start a batch shares (system turn, instructions) once and reuse its
     keys and values for every row (``shopstream.models.prefix_cache``; transformers
