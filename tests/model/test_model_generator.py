@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from shopstream.models import DEFAULT_GENERATOR, SourceKind, TextGenerator
+from shopstream.models.batching import pad_batch
 from shopstream.models.device import cpu_has_bf16
+from shopstream.models.prefix_cache import MIN_SHARED_TOKENS, PrefixCache
 from shopstream.models.registry import SMALL_GENERATOR
 
 pytestmark = pytest.mark.model
@@ -63,3 +66,46 @@ def test_the_small_english_generator_still_loads() -> None:
         assert output
     finally:
         small.unload()
+
+
+def test_prefix_cache_gives_the_logits_of_whole_prompts(generator: TextGenerator) -> None:
+    """The real 0.5B in its serving dtype: a batch's shared start run once and copied to
+    every row gives each row the next-token logits of its whole, left-padded prompt (bf16
+    rounding aside; a position or mask error would move them far more)."""
+    model, tokenizer, device = generator._causal_parts()
+    system = {"role": "system", "content": "你是网店的中文文案编辑，只写商品信息里有的内容。" * 3}
+    prompts = [
+        [system, {"role": "user", "content": f"为这件商品写一句文案：{facts}"}]
+        for facts in ("白色棉质上衣", "黑色短款街头风外套，字母图案", "碎花长裙")
+    ]
+    rows = [generator._prompt_ids(tokenizer, prompt) for prompt in prompts]
+    pad_id = generator._pad_id(tokenizer)
+    prepared = PrefixCache().batch_inputs(model, rows, pad_id, device)
+    assert prepared is not None
+    input_ids, attention_mask, past = prepared
+    assert past.get_seq_length() >= MIN_SHARED_TOKENS
+    plain_ids, plain_mask = pad_batch(rows, pad_id, side="left")
+    start = past.get_seq_length()
+    # Positions follow the mask, as generate derives them: padding takes no position.
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, start:]
+    with torch.inference_mode():
+        cached = (
+            model(
+                input_ids=input_ids[:, start:],
+                attention_mask=attention_mask,
+                position_ids=positions,
+                past_key_values=past,
+                use_cache=True,
+            )
+            .logits[:, -1]
+            .float()
+        )
+        whole = (
+            model(input_ids=plain_ids.to(device), attention_mask=plain_mask.to(device))
+            .logits[:, -1]
+            .float()
+        )
+    similarity = torch.nn.functional.cosine_similarity(cached, whole, dim=-1)
+    print(f"cosine of next-token logits, cached start vs whole prompts: {similarity.tolist()}")
+    assert bool((similarity > 0.9999).all())
+    assert cached.argmax(-1).tolist() == whole.argmax(-1).tolist()

@@ -46,6 +46,7 @@ class CausalLanguageModel(Protocol):
         *,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
         past_key_values: DynamicCache | None = None,
         use_cache: bool = False,
     ) -> CausalLanguageModelOutput: ...
