@@ -38,7 +38,8 @@ class CausalLanguageModel(Protocol):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         logits_processor: LogitsProcessorList,
-        **options: object,
+        past_key_values: DynamicCache | None,
+        **options: float,
     ) -> torch.Tensor: ...
 
     def __call__(
@@ -187,7 +188,7 @@ class TextGenerator(PretrainedHandle):
                     attention_mask=attention_mask,
                     pad_token_id=pad_id,
                     logits_processor=processors,
-                    **({} if past is None else {"past_key_values": past}),
+                    past_key_values=past,
                     **options,
                 )
                 new_tokens = generated[:, input_ids.shape[1] :]

@@ -26,6 +26,8 @@ from typing import Protocol
 import torch
 from transformers import DynamicCache
 
+from shopstream.models.batching import length_sorted_batches, pad_batch
+
 MIN_SHARED_TOKENS = 32
 """Below this, a shared start is not worth a cache (a chat template's first tokens are)."""
 GROUP_TOKENS = 64
@@ -61,16 +63,15 @@ def template_batches(token_ids: Sequence[Sequence[int]], batch_size: int) -> lis
     no batch mixes two templates (a Chinese and an English prompt share only the chat
     template's first tokens), and within one the longest come first, so that a batch's rests
     are of similar length."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     groups: dict[tuple[int, ...], list[int]] = {}
     for index, ids in enumerate(token_ids):
         groups.setdefault(tuple(ids[:GROUP_TOKENS]), []).append(index)
     batches: list[list[int]] = []
     for members in groups.values():
-        members.sort(key=lambda index: len(token_ids[index]), reverse=True)
+        lengths = [len(token_ids[index]) for index in members]
         batches += [
-            members[start : start + batch_size] for start in range(0, len(members), batch_size)
+            [members[position] for position in batch]
+            for batch in length_sorted_batches(lengths, batch_size)
         ]
     return batches
 
@@ -101,16 +102,13 @@ class PrefixCache:
         cached, length = self._cache_for(model, tuple(sequences[0][:shared]), device)
         past = copy.deepcopy(cached)
         past.batch_repeat_interleave(len(sequences))
-        prefix = list(sequences[0][:length])
-        width = max(len(sequence) for sequence in sequences) - length
-        rows, masks = [], []
-        for sequence in sequences:
-            rest = list(sequence[length:])
-            padding = width - len(rest)
-            rows.append(prefix + [pad_id] * padding + rest)
-            masks.append([1] * length + [0] * padding + [1] * len(rest))
-        input_ids = torch.tensor(rows, dtype=torch.long, device=device)
-        attention_mask = torch.tensor(masks, dtype=torch.long, device=device)
+        # The rests are left-padded as usual; the shared start goes in front of the padding.
+        rest_ids, rest_mask = pad_batch(
+            [sequence[length:] for sequence in sequences], pad_id, side="left"
+        )
+        start = torch.tensor([sequences[0][:length]], dtype=torch.long).expand(len(sequences), -1)
+        input_ids = torch.cat([start, rest_ids], dim=1).to(device)
+        attention_mask = torch.cat([torch.ones_like(start), rest_mask], dim=1).to(device)
         return input_ids, attention_mask, past
 
     def _cache_for(
