@@ -351,8 +351,9 @@ class ReplicaSet:
         return [self.terminate(index) for index in range(len(self.processes))]
 
     def batch_seconds(self) -> list[float]:
-        """How long each batch took in every replica, read from their logs (FastStream logs
-        `Received` and `Processed` around each batch): evidence that a slow-model scenario
+        """How long each batch took in every replica, read from their logs (on aiokafka,
+        FastStream logs `Received` and `Processed` around each batch; on confluent-kafka the
+        runtime logs `batch handled` with its seconds): evidence that a slow-model scenario
         really had model calls longer than the poll interval."""
         durations = []
         for path in sorted(self.log_dir.glob(f"{self.profile.name}-*.log")):
@@ -362,7 +363,9 @@ class ReplicaSet:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                if entry.get("msg") == "Received":
+                if entry.get("msg") == "batch handled":
+                    durations.append(float(entry["seconds"]))
+                elif entry.get("msg") == "Received":
                     received = datetime.fromisoformat(entry["ts"])
                 elif entry.get("msg") == "Processed" and received is not None:
                     finished = datetime.fromisoformat(entry["ts"])

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import types
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ import pytest
 from aiokafka import TopicPartition
 from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as ConfluentPartition
-from faststream.confluent.helpers.client import AsyncConfluentConsumer
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
@@ -28,15 +27,18 @@ from shopstream.runtime.confluent import (
     ConfluentExactlyOnce,
     RebalanceBridge,
     confluent_delivery_for,
+)
+from shopstream.runtime.confluent_consumer import (
+    BatchRewind,
+    ConfluentConsumer,
+    _records,
     record_of,
-    tolerant_headers,
 )
 from shopstream.runtime.dead_letters import dead_letter_for
 from shopstream.runtime.metrics import ServiceMetrics
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record
 from shopstream.runtime.security import librdkafka_options
-from shopstream.runtime.service import _confluent_batch_parser
 from shopstream.settings import BatchSettings, KafkaSettings
 
 
@@ -56,17 +58,25 @@ def test_a_null_value_is_a_tombstone() -> None:
     assert record_of(message(None)).tombstone
 
 
-def test_binary_and_null_headers_become_printable_and_the_value_stays_exact() -> None:
-    bad = message(b"\xff\x00raw", [("trace", b"\xff\x00"), ("empty", None), ("ok", b"yes")])
-    good = message(b"{}", [("ok", b"yes")])
-    tolerant_headers([bad, good])
-    headers = dict(bad.headers() or [])
-    for value in headers.values():
-        assert isinstance(value, bytes)
-        value.decode("utf-8")
-    assert headers["ok"] == b"yes"
-    assert bad.value() == b"\xff\x00raw"
-    assert good.headers() == [("ok", b"yes")]
+def test_binary_and_null_headers_are_kept_exact_and_the_dead_letter_prints_them() -> None:
+    # The runtime reads no header of a consumed record: they stay as librdkafka gave them, and
+    # only a dead letter turns them into text.
+    record = record_of(message(b"\xff\x00raw", [("binary", b"\xff\x00"), ("null", None)]))
+    assert record.headers == (("binary", b"\xff\x00"), ("null", None))
+    assert record.value == b"\xff\x00raw"
+    letter = dead_letter_for(
+        record,
+        DecodeFailure(FailureReason.INVALID_JSON, "ValidationError", "bad"),
+        Producer(name="echo", version="1"),
+    )
+    assert letter.payload.original_headers == {"binary": "\ufffd\x00", "null": ""}
+
+
+def test_fetch_errors_in_a_batch_are_skipped_not_handled_as_records() -> None:
+    failed = Message(error=KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
+    eof = Message(error=KafkaError(KafkaError._PARTITION_EOF))
+    kept = _records([message(b"{}"), failed, eof, message(b"[]")])
+    assert [record.value for record in kept] == [b"{}", b"[]"]
 
 
 def test_librdkafka_options_carry_sasl_and_certificate_files(tmp_path: Path) -> None:
@@ -215,13 +225,20 @@ class GatedProducer:
 
 
 class OwningConsumer:
-    """Stands in for confluent's Consumer behind FastStream: owns some partitions, records
-    commits with the thread they came from."""
+    """Stands in for librdkafka's consumer: owns some partitions, records commits and seeks
+    with the thread they came from."""
 
     def __init__(self, owned: set[tuple[str, int]]) -> None:
         self.owned = owned
         self.closed = False
         self.commits: list[tuple[list[tuple[str, int, int]], str]] = []
+        self.seeks: list[tuple[str, int, int, str]] = []
+
+    def seek(self, partition: ConfluentPartition) -> None:
+        if (partition.topic, partition.partition) not in self.owned:
+            raise KafkaException(KafkaError(KafkaError._STATE))
+        thread = threading.current_thread().name
+        self.seeks.append((partition.topic, partition.partition, partition.offset, thread))
 
     def assignment(self) -> list[ConfluentPartition]:
         if self.closed:
@@ -236,17 +253,15 @@ class OwningConsumer:
         return "group-metadata"
 
 
-class FastStreamConsumer:
-    """FastStream's consumer wrapper: the client plus the one thread every call runs on."""
-
-    def __init__(self, consumer: OwningConsumer) -> None:
-        self.consumer = consumer
-        self._thread_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer")
-
-
 class Subscriber:
+    """Stands in for `ConfluentConsumer`: the client plus the one thread every call runs on."""
+
     def __init__(self, consumer: OwningConsumer) -> None:
-        self.consumer = FastStreamConsumer(consumer)
+        self.client = consumer
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer")
+
+    def submit(self, call: Callable[[], Any]) -> Future[Any]:
+        return self._thread.submit(call)
 
 
 class BatchMessage:
@@ -270,13 +285,35 @@ def publications(count: int) -> list[Publication]:
 
 async def settled_commits(source: Subscriber) -> None:
     # Commits are queued on the consumer's thread; let it run them.
-    await asyncio.to_thread(source.consumer._thread_pool.submit(lambda: None).result)
+    await asyncio.to_thread(source.submit(lambda: None).result)
 
 
-def test_faststreams_consumer_still_runs_every_call_on_one_thread() -> None:
-    # The at-least-once commit is queued on FastStream's consumer thread pool (a private
-    # attribute): an upgrade that renames it must fail here, not silently stop committing.
-    assert "_thread_pool" in AsyncConfluentConsumer.__init__.__code__.co_names
+async def test_a_rewind_seeks_each_partition_back_to_its_earliest_record() -> None:
+    client = OwningConsumer({("t", 0), ("t", 1)})
+    source = Subscriber(client)
+    batch = records(0, 7, 5, 6) + records(1, 3) + records(2, 9)
+    # Partition 2 was revoked since: it cannot be sought, and the others still are.
+    await BatchRewind(source, batch).nack()  # type: ignore[arg-type]  # a stand-in
+    assert sorted(client.seeks) == [("t", 0, 5, "consumer_0"), ("t", 1, 3, "consumer_0")]
+
+
+def test_the_consumer_commits_only_what_the_runtime_says() -> None:
+    consumer = ConfluentConsumer(
+        EchoSettings(batch=BatchSettings(max_records=77, batch_timeout_ms=5)),
+        client_id="c",
+        group_id="g",
+        topics=["a", "b"],
+        isolation_level="read_committed",
+        max_poll_interval_ms=300_000,
+        on_assign=lambda consumer, partitions: None,
+        on_revoke=lambda consumer, partitions: None,
+    )
+    config = consumer._config
+    assert config["enable.auto.commit"] is False
+    assert config["allow.auto.create.topics"] is False
+    assert (config["group.id"], config["isolation.level"]) == ("g", "read_committed")
+    with pytest.raises(RuntimeError, match="not running"):
+        consumer.submit(lambda: None)
 
 
 async def test_at_least_once_overlaps_the_acknowledgement_and_commits_only_after_it() -> None:
@@ -357,32 +394,3 @@ async def test_exactly_once_commits_each_transaction_before_the_next_batch() -> 
         await delivery.publish(publications(1), records(0, 10), BatchMessage("second", rewound))
     assert producer.calls[-1] == "abort"
     assert rewound == ["second"]
-
-
-async def test_the_batch_parser_reads_only_the_first_records_headers() -> None:
-    first = message(b"{}", [("trace", b"\xff")])
-    second = message(b"[]", [("binary", b"\xff\x00"), ("null", None)])
-    seen: list[tuple[Message, ...]] = []
-
-    async def original(batch: tuple[Message, ...]) -> Any:
-        seen.append(batch)
-        for item in batch:
-            # FastStream's parser decodes every header it is given as UTF-8.
-            for _, value in item.headers() or []:
-                assert isinstance(value, bytes)
-                value.decode("utf-8")
-        return types.SimpleNamespace(raw_message=batch, body=[])
-
-    parsed = await _confluent_batch_parser((first, second), original)
-    assert [len(batch) for batch in seen] == [1]
-    assert parsed.raw_message == (first, second)
-    assert parsed.body == [b"{}", b"[]"]
-    # The other records keep their headers as they came; their dead letters read them so.
-    record = record_of(second)
-    assert record.headers == (("binary", b"\xff\x00"), ("null", None))
-    letter = dead_letter_for(
-        record,
-        DecodeFailure(FailureReason.INVALID_JSON, "ValidationError", "bad"),
-        Producer(name="echo", version="1"),
-    )
-    assert letter.payload.original_headers == {"binary": "\ufffd\x00", "null": ""}

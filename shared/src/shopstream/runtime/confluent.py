@@ -1,8 +1,8 @@
 """The runtime on confluent-kafka (librdkafka): same guarantees, the protocol work done in C.
 
 `KAFKA__CLIENT=confluent` swaps three things and nothing else in a service:
-- the subscriber is FastStream's `faststream.confluent` batch subscriber (one `consume` call per
-  batch on FastStream's consumer thread), with rebalance callbacks bridged to the runtime's
+- the consumer is the runtime's own loop (`runtime/confluent_consumer.py`: one `consume` call per
+  batch on the consumer's thread), with rebalance callbacks bridged to the runtime's
   `PartitionTracker`;
 - results go through a librdkafka producer: idempotent, `acks=all`, keys partitioned with
   murmur2 like the Java client and aiokafka, so a key lands on the partition it always did;
@@ -19,20 +19,20 @@ import contextlib
 import logging
 import socket
 from collections.abc import Coroutine, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as ConfluentPartition
-from faststream import AckPolicy
 
 from shopstream.runtime.batch import Publication
 from shopstream.runtime.codec import EncodedHeaders
-from shopstream.runtime.delivery import ConsumerSource, IsolationLevel, Rewindable
+from shopstream.runtime.confluent_consumer import ConfluentConsumer
+from shopstream.runtime.delivery import IsolationLevel, Rewindable
 from shopstream.runtime.partitions import CommitOffsets, PartitionTracker
-from shopstream.runtime.records import Record, headers_printable, next_offsets, printable_headers
+from shopstream.runtime.records import Record, next_offsets
 from shopstream.runtime.security import librdkafka_options
 from shopstream.settings import ServiceSettings
 
@@ -41,53 +41,12 @@ __all__ = [
     "ConfluentExactlyOnce",
     "RebalanceBridge",
     "confluent_delivery_for",
-    "record_of",
-    "tolerant_headers",
 ]
 
 _T = TypeVar("_T")
 _POLL_WHEN_FULL_SECONDS = 0.05
 _librdkafka_logger = logging.getLogger("shopstream.librdkafka")
 logger = logging.getLogger("shopstream.confluent")
-
-
-def record_of(message: Message) -> Record:
-    value = message.value()
-    return Record(
-        topic=message.topic() or "",
-        partition=message.partition() or 0,
-        offset=message.offset() or 0,
-        key=message.key(),
-        value=value or b"",
-        headers=tuple(cast("list[tuple[str, bytes | None]]", message.headers() or ())),
-        tombstone=value is None,
-    )
-
-
-def tolerant_headers(messages: Sequence[Message]) -> None:
-    """Make binary or null header values printable in place (`records.printable_headers`),
-    before FastStream's parser decodes every header as UTF-8. The key and value stay
-    byte-exact for the record's dead letter."""
-    for message in messages:
-        raw = message.headers()
-        # Consumed headers come as a list of (name, bytes or None): checked as they are, so the
-        # per-record cost stays a scan; only a record that needs repair is copied.
-        if not raw or (isinstance(raw, list) and headers_printable(cast("_Pairs", raw))):
-            continue
-        repaired = printable_headers(_header_pairs(raw))
-        message.set_headers(cast("list[tuple[str, str | bytes | None]]", repaired))
-
-
-_Pairs = list[tuple[str, bytes | None]]
-
-
-def _header_pairs(raw: object) -> list[tuple[str, bytes | None]]:
-    """A consumed record's headers as (name, bytes or None), whatever form confluent gave."""
-    pairs = raw.items() if isinstance(raw, dict) else cast("list[tuple[str, object]]", raw)
-    return [
-        (name, value.encode("utf-8") if isinstance(value, str) else cast("bytes | None", value))
-        for name, value in pairs
-    ]
 
 
 def _aiokafka_partitions(partitions: Sequence[ConfluentPartition]) -> set[TopicPartition]:
@@ -133,7 +92,7 @@ class _Unacknowledged:
     acknowledged: asyncio.Task[None]
     """Finishes the batch: waits for the broker's acknowledgements and commits its offsets."""
     message: Rewindable
-    """The batch's FastStream message: `nack` rewinds its partitions if the results failed."""
+    """The batch's rewind: `nack` seeks its partitions back if the results failed."""
 
 
 class _ConfluentDelivery:
@@ -144,13 +103,11 @@ class _ConfluentDelivery:
     (exactly once). Where `overlapped`, it returns as soon as the results are queued and a
     task finishes the batch while the next one is fetched, decoded and handled; the next
     `publish` waits for that task before it queues anything, and if the batch failed to
-    finish, rewinds both batches and raises, so both are redone. FastStream commits nothing
-    itself (ack policy `MANUAL`).
+    finish, rewinds both batches and raises, so both are redone.
     """
 
     overlapped: bool
 
-    ack_policy: AckPolicy
     isolation_level: IsolationLevel
 
     def __init__(self, settings: ServiceSettings, *, client_id: str, group_id: str) -> None:
@@ -160,7 +117,7 @@ class _ConfluentDelivery:
         self._producer: Producer | None = None
         self._headers = EncodedHeaders()
         self._failures: list[KafkaError] = []
-        self._subscriber: ConsumerSource | None = None
+        self._consumer: ConfluentConsumer | None = None
         self._unacknowledged: _Unacknowledged | None = None
 
     def _config(self) -> dict[str, Any]:
@@ -179,8 +136,10 @@ class _ConfluentDelivery:
             "delivery.report.only.error": True,
         }
 
-    def attach(self, subscriber: ConsumerSource) -> CommitOffsets | None:
-        self._subscriber = subscriber
+    def attach(self, consumer: ConfluentConsumer) -> CommitOffsets | None:
+        """Called once with the service's consumer; returns how offsets of revoked partitions
+        are committed on the way out (None: not needed)."""
+        self._consumer = consumer
         return None
 
     def commit_revoked(self, consumer: Any) -> None:  # noqa: ANN401 - confluent's Consumer
@@ -265,6 +224,17 @@ class _ConfluentDelivery:
         if producer is not None:
             await asyncio.to_thread(producer.flush, self._timeout_seconds())
 
+    async def ping(self, *, timeout_seconds: float) -> bool:
+        """Whether the cluster answers a metadata request right now (readiness)."""
+        producer = self._producer
+        if producer is None:
+            return False
+        try:
+            await asyncio.to_thread(producer.list_topics, timeout=timeout_seconds)
+        except KafkaException:
+            return False
+        return True
+
     def _timeout_seconds(self) -> float:
         return self._settings.batch.transaction_timeout_ms / 1000
 
@@ -304,12 +274,10 @@ class _ConfluentDelivery:
         if failures:
             raise KafkaException(failures[0])
 
-    def _group_consumer(self) -> Any:  # noqa: ANN401 - confluent's Consumer
-        source = self._subscriber.consumer if self._subscriber is not None else None
-        consumer = getattr(source, "consumer", None)
-        if consumer is None:
-            raise RuntimeError("the subscriber's consumer is not running")
-        return consumer
+    def _attached(self) -> ConfluentConsumer:
+        if self._consumer is None:
+            raise RuntimeError("the delivery has no consumer attached")
+        return self._consumer
 
 
 class ConfluentAtLeastOnce(_ConfluentDelivery):
@@ -317,7 +285,6 @@ class ConfluentAtLeastOnce(_ConfluentDelivery):
     acknowledged every one of its results. Revocations and assignments wait for the last batch
     (`settle`) before they commit what the tracker counts as processed."""
 
-    ack_policy = AckPolicy.MANUAL
     isolation_level: IsolationLevel = "read_uncommitted"
     overlapped = True
 
@@ -325,8 +292,8 @@ class ConfluentAtLeastOnce(_ConfluentDelivery):
         super().__init__(settings, client_id=client_id, group_id=group_id)
         self._revoked: list[ConfluentPartition] = []
 
-    def attach(self, subscriber: ConsumerSource) -> CommitOffsets | None:
-        super().attach(subscriber)
+    def attach(self, consumer: ConfluentConsumer) -> CommitOffsets | None:
+        super().attach(consumer)
 
         async def hand_over(offsets: dict[TopicPartition, int]) -> None:
             if not await self.settle():
@@ -399,35 +366,33 @@ class ConfluentAtLeastOnce(_ConfluentDelivery):
         self._commit_between_fetches(offsets)
 
     def _commit_between_fetches(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Queue the commit on FastStream's consumer thread, after the fetch running there.
+        """Queue the commit on the consumer's thread, after the fetch running there.
 
         Never from this thread: a commit blocks while the consumer thread is inside a rebalance
         callback, and that callback waits for this event loop. Nothing waits for the commit: a
         commit lost on the way only means a batch redone, and the next one carries these
         offsets too. By the time it runs, a rebalance may have moved a partition elsewhere
         (and committed it on the way out), so only partitions still owned are committed."""
-        source = self._subscriber.consumer if self._subscriber is not None else None
-        consumer = getattr(source, "consumer", None)
-        # FastStream runs every call on its consumer through this one-thread pool.
-        pool: Executor | None = getattr(source, "_thread_pool", None)
-        if consumer is None or pool is None or not offsets:
+        if not offsets:
             return
-
-        def commit() -> None:
-            try:
-                owned = {(p.topic, p.partition) for p in consumer.assignment()}
-            except RuntimeError:
-                # Closed while this waited behind the close: the close's revocation waited for
-                # the batch and committed the partitions, these offsets included.
-                return
-            mine = {slot: offset for slot, offset in offsets.items() if slot in owned}
-            if mine:
-                consumer.commit(offsets=_partitions(mine), asynchronous=True)
-
         try:
-            pool.submit(commit).add_done_callback(_log_commit_failure)
+            consumer = self._attached()
+            client = consumer.client
+
+            def commit() -> None:
+                try:
+                    owned = {(p.topic, p.partition) for p in client.assignment()}
+                except RuntimeError:
+                    # Closed while this waited behind the close: the close's revocation waited
+                    # for the batch and committed the partitions, these offsets included.
+                    return
+                mine = {slot: offset for slot, offset in offsets.items() if slot in owned}
+                if mine:
+                    client.commit(offsets=_partitions(mine), asynchronous=True)
+
+            consumer.submit(commit).add_done_callback(_log_commit_failure)
         except RuntimeError:
-            # Shut down: the consumer committed what it owned as it closed.
+            # Stopped: the consumer committed what it owned as it closed.
             return
 
 
@@ -440,7 +405,6 @@ class ConfluentExactlyOnce(_ConfluentDelivery):
     against 35 ms (`bench/bus_bench.py --columns eos-confluent`), and 69 ms with a 5 ms backoff.
     """
 
-    ack_policy = AckPolicy.MANUAL
     isolation_level: IsolationLevel = "read_committed"
     overlapped = False
 
@@ -469,9 +433,9 @@ class ConfluentExactlyOnce(_ConfluentDelivery):
     async def _finish(self, offsets: dict[tuple[str, int], int]) -> None:
         producer = self._started()
         timeout = self._timeout_seconds()
-        # Not overlapped, so FastStream's consumer thread is between fetches here: the
-        # consumer's calls block while that thread is inside a rebalance callback.
-        group = self._group_consumer().consumer_group_metadata()
+        # Not overlapped, so the consumer's thread is between fetches here: the consumer's
+        # calls block while that thread is inside a rebalance callback.
+        group = self._attached().client.consumer_group_metadata()
         partitions = _partitions(offsets)
         await asyncio.to_thread(producer.send_offsets_to_transaction, partitions, group, timeout)
         await asyncio.to_thread(producer.commit_transaction, timeout)

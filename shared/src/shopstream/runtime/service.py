@@ -24,12 +24,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aiokafka import ConsumerRecord
-from confluent_kafka import Message
-from faststream.confluent import KafkaBroker as ConfluentBroker
-from faststream.confluent.annotations import KafkaMessage as ConfluentMessage
-from faststream.confluent.prometheus import (
-    KafkaPrometheusMiddleware as ConfluentPrometheusMiddleware,
-)
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -45,9 +39,8 @@ from shopstream.runtime.confluent import (
     ConfluentExactlyOnce,
     RebalanceBridge,
     confluent_delivery_for,
-    record_of,
-    tolerant_headers,
 )
+from shopstream.runtime.confluent_consumer import BatchRewind, ConfluentConsumer
 from shopstream.runtime.dead_letters import dead_letter_for
 from shopstream.runtime.delivery import (
     Delivery,
@@ -61,7 +54,7 @@ from shopstream.runtime.lifecycle import AssignmentListener, Component, ModelLif
 from shopstream.runtime.metrics import InferenceRunner, ServiceMetrics, observe_many
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record, headers_printable, printable_headers
-from shopstream.runtime.security import faststream_security, librdkafka_options
+from shopstream.runtime.security import faststream_security
 from shopstream.settings import BatchSettings, ServiceSettings
 from shopstream.topics import dead_letter_topic
 
@@ -164,19 +157,25 @@ class BatchService(Generic[EventT]):
         self._client_id = settings.kafka.client_id or f"shopstream-{name}"
         self._group_id = settings.group_id or f"shopstream-{name}"
         self._rebalance: RebalanceBridge | None = None
-        self.broker: KafkaBroker | ConfluentBroker
+        self._confluent: ConfluentConsumer | None = None
+        self._confluent_delivery: ConfluentAtLeastOnce | ConfluentExactlyOnce | None = None
+        self.broker: KafkaBroker | None = None
+        """FastStream's broker on aiokafka (unit tests drive it with `TestKafkaBroker`); None on
+        confluent-kafka, where the runtime runs its own consumer loop."""
+        self._kafka_delivery: Delivery
         if settings.kafka.client == "confluent":
             confluent = confluent_delivery_for(
                 settings, client_id=self._client_id, group_id=self._group_id
             )
-            self._kafka_delivery: KafkaDelivery = confluent
-            self.broker = self._build_confluent_broker(name, input_topics, confluent)
+            self._kafka_delivery = self._confluent_delivery = confluent
+            self._confluent = self._build_confluent_consumer(input_topics, confluent)
             self._delivery: Delivery = self._kafka_delivery
         else:
-            self._kafka_delivery = delivery_for(
+            aiokafka_delivery = delivery_for(
                 settings, client_id=self._client_id, group_id=self._group_id
             )
-            self.broker = self._build_broker(name, input_topics)
+            self._kafka_delivery = aiokafka_delivery
+            self.broker = self._build_broker(name, input_topics, aiokafka_delivery)
             # Until `start()` swaps in the Kafka guarantee, FastStream's in-memory
             # TestKafkaBroker may drive the service, and only the broker's own publish reaches
             # its subscribers.
@@ -185,7 +184,9 @@ class BatchService(Generic[EventT]):
             self.registry, self._is_ready, settings.http_host, settings.http_port
         )
 
-    def _build_broker(self, name: str, input_topics: Sequence[str]) -> KafkaBroker:
+    def _build_broker(
+        self, name: str, input_topics: Sequence[str], delivery: KafkaDelivery
+    ) -> KafkaBroker:
         kafka = self._settings.kafka
         batch = self._settings.batch
         broker = KafkaBroker(
@@ -202,40 +203,30 @@ class BatchService(Generic[EventT]):
             max_poll_interval_ms=batch.max_poll_interval_ms,
             parser=_tolerant_parser,
             listener=self.context.partitions,
-            **self._subscriber_options(self._kafka_delivery),
-        )
-        subscriber(self._on_batch)
-        self.context.partitions.commit = self._kafka_delivery.attach(subscriber)
-        return broker
-
-    def _build_confluent_broker(
-        self,
-        name: str,
-        input_topics: Sequence[str],
-        delivery: ConfluentAtLeastOnce | ConfluentExactlyOnce,
-    ) -> ConfluentBroker:
-        batch = self._settings.batch
-        self._rebalance = RebalanceBridge(self.context.partitions, delivery)
-        broker = ConfluentBroker(
-            self._settings.kafka.bootstrap_servers,
-            config=librdkafka_options(self._settings.kafka),  # type: ignore[arg-type]  # a TypedDict
-            middlewares=[
-                ConfluentPrometheusMiddleware(registry=self.registry, app_name=f"shopstream-{name}")
-            ],
-            **self._broker_options(),
-        )
-        subscriber = broker.subscriber(
-            *input_topics,
-            polling_interval=batch.batch_timeout_ms / 1000,
-            max_poll_interval_ms=_librdkafka_poll_interval_ms(batch),
-            on_assign=self._rebalance.on_assign,
-            on_revoke=self._rebalance.on_revoke,
-            parser=_confluent_batch_parser,
             **self._subscriber_options(delivery),
         )
-        subscriber(self._on_confluent_batch)
+        subscriber(self._on_batch)
         self.context.partitions.commit = delivery.attach(subscriber)
         return broker
+
+    def _build_confluent_consumer(
+        self,
+        input_topics: Sequence[str],
+        delivery: ConfluentAtLeastOnce | ConfluentExactlyOnce,
+    ) -> ConfluentConsumer:
+        self._rebalance = RebalanceBridge(self.context.partitions, delivery)
+        consumer = ConfluentConsumer(
+            self._settings,
+            client_id=self._client_id,
+            group_id=self._group_id,
+            topics=input_topics,
+            isolation_level=delivery.isolation_level,
+            max_poll_interval_ms=_librdkafka_poll_interval_ms(self._settings.batch),
+            on_assign=self._rebalance.on_assign,
+            on_revoke=self._rebalance.on_revoke,
+        )
+        self.context.partitions.commit = delivery.attach(consumer)
+        return consumer
 
     def _broker_options(self) -> dict[str, Any]:
         """What the broker takes alike on both clients."""
@@ -266,10 +257,8 @@ class BatchService(Generic[EventT]):
         records = [Record.of(item) for item in (raw if isinstance(raw, tuple | list) else (raw,))]
         await self._consume(records, message, prefetched=True)
 
-    async def _on_confluent_batch(self, message: ConfluentMessage) -> None:
-        raw = message.raw_message
-        items = raw if isinstance(raw, tuple) else (raw,)
-        await self._consume([record_of(item) for item in items], message)
+    async def _on_confluent_batch(self, records: list[Record], rewind: BatchRewind) -> None:
+        await self._consume(records, rewind)
 
     async def _consume(
         self,
@@ -333,7 +322,11 @@ class BatchService(Generic[EventT]):
 
     async def _is_ready(self) -> bool:
         """Ready = model loaded, consuming, and the cluster answers right now."""
-        return self._ready and await self.broker.ping(timeout=2.0)
+        if not self._ready:
+            return False
+        if self._confluent_delivery is not None:
+            return await self._confluent_delivery.ping(timeout_seconds=2.0)
+        return self.broker is not None and await self.broker.ping(timeout=2.0)
 
     async def start(self) -> None:
         """Serve health, create topics, load the model, start the components, then consume."""
@@ -358,7 +351,10 @@ class BatchService(Generic[EventT]):
         # On the echo service they had cost 5 µs per event (bench/bus_bench.py). `stop` hands
         # them back, so a process that starts services again (tests) collects them as usual.
         gc.freeze()
-        await self.broker.start()
+        if self._confluent is not None:
+            await self._confluent.start(self._on_confluent_batch)
+        elif self.broker is not None:
+            await self.broker.start()
         self._ready = True
         self.metrics.ready.set(1)
         logger.info(
@@ -371,7 +367,10 @@ class BatchService(Generic[EventT]):
         then release the model."""
         self._ready = False
         self.metrics.ready.set(0)
-        await self.broker.stop()
+        if self._confluent is not None:
+            await self._confluent.stop()
+        elif self.broker is not None:
+            await self.broker.stop()
         await self._delivery.stop()
         while self._started:
             await self._started.pop().stop()
@@ -429,24 +428,7 @@ def _librdkafka_poll_interval_ms(batch: BatchSettings) -> int:
     return batch.session_timeout_ms
 
 
-async def _confluent_batch_parser(
-    messages: tuple[Message, ...],
-    original_parser: Callable[[tuple[Message, ...]], Awaitable[Any]],
-) -> Any:  # noqa: ANN401 - FastStream's parser contract
-    # FastStream's batch parser decodes every record's headers into dicts that the runtime never
-    # reads (`record_of` takes each record's own bytes): about 2 µs per event. Only the first
-    # record is parsed, for the batch message's own headers, repaired first since one binary or
-    # null header fails FastStream's parse; the batch is then handed over whole.
-    first = messages[:1]
-    tolerant_headers(first)
-    parsed = await original_parser(first)
-    parsed.raw_message = messages
-    # FastStream's Prometheus middleware counts the batch's records and bytes from its body.
-    parsed.body = [message.value() or b"" for message in messages]
-    return parsed
-
-
-async def _undecoded(message: KafkaMessage | ConfluentMessage) -> None:
+async def _undecoded(message: KafkaMessage) -> None:
     # Records are decoded one by one in `process_batch`, so one bad record cannot fail the
     # whole batch inside FastStream's default JSON decoder.
     return None
