@@ -24,8 +24,12 @@ class ConsumerRecordLike(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
+    """Read-only by convention. Not a frozen dataclass: a frozen one sets each field through
+    `object.__setattr__`, and at 1.0 against 0.4 µs per record that was 2 % of the bus path's
+    CPU per event (one `Record` per consumed record)."""
+
     topic: str
     partition: int
     offset: int
