@@ -210,6 +210,18 @@ def _scored(tenant: str, prompt_version: str | None) -> ReviewScored:
     )
 
 
+def test_to_json_is_model_dump_json_in_utf8() -> None:
+    # Chinese text, an emoji, escapes, a nested lineage, enums and floats: the bytes published
+    # are exactly what pydantic's `model_dump_json` writes.
+    for event in (
+        review("面料很舒服，颜色和图片一样 👍 \"quoted\"\n"),
+        _scored("acme", None),
+        _scored("other", "p2"),
+    ):
+        assert event.to_json() == event.model_dump_json(by_alias=True).encode("utf-8")
+        assert type(event).model_validate_json(event.to_json()) == event
+
+
 def test_encoded_headers_equal_the_event_headers_for_every_event_of_a_batch() -> None:
     encode = EncodedHeaders()
     events = [
