@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from shopstream.echo import EchoSettings
 from shopstream.events import Producer
-from shopstream.runtime.batch import Publication
+from shopstream.runtime.batch import FatalServiceError, Publication
 from shopstream.runtime.codec import DecodeFailure, FailureReason
 from shopstream.runtime.confluent import (
     ConfluentAtLeastOnce,
@@ -394,3 +394,81 @@ async def test_exactly_once_commits_each_transaction_before_the_next_batch() -> 
         await delivery.publish(publications(1), records(0, 10), BatchMessage("second", rewound))
     assert producer.calls[-1] == "abort"
     assert rewound == ["second"]
+
+
+class ScriptedClient(OwningConsumer):
+    """Stands in for librdkafka's consumer: `consume` hands out scripted batches, then none."""
+
+    def __init__(self, batches: list[list[Message]]) -> None:
+        super().__init__({("t", 0), ("t", 1)})
+        self.batches = batches
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        return self.batches.pop(0) if self.batches else []
+
+
+def at(partition: int, *offsets: int) -> list[Message]:
+    return [Message(topic="t", partition=partition, offset=o, value=b"{}") for o in offsets]
+
+
+def scripted_consumer(client: ScriptedClient) -> ConfluentConsumer:
+    consumer = ConfluentConsumer(
+        EchoSettings(),
+        client_id="c",
+        group_id="g",
+        topics=["t"],
+        isolation_level="read_uncommitted",
+        max_poll_interval_ms=300_000,
+        on_assign=lambda consumer, partitions: None,
+        on_revoke=lambda consumer, partitions: None,
+    )
+    # What `start` sets up, with the stand-in client instead of librdkafka's.
+    consumer._client = client  # type: ignore[assignment]
+    consumer._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer")
+    consumer._running = True
+    return consumer
+
+
+async def test_a_batch_that_fails_before_publishing_is_rewound_by_the_loop() -> None:
+    client = ScriptedClient([at(0, 4, 5) + at(1, 8)])
+    consumer = scripted_consumer(client)
+
+    async def handle(batch: list[Record], rewind: BatchRewind) -> None:
+        consumer._running = False
+        raise ValueError("the handler broke before any result was queued")
+
+    await consumer._fetch_and_handle(handle)
+    # Without this the next batch's commit would move the group past these records.
+    assert sorted(client.seeks) == [("t", 0, 4, "consumer_0"), ("t", 1, 8, "consumer_0")]
+
+
+async def test_a_batch_the_delivery_rewound_is_not_sought_again() -> None:
+    client = ScriptedClient([at(0, 7)])
+    consumer = scripted_consumer(client)
+    earlier = [Record("t", 0, 5, None, b"{}", ())]
+
+    async def handle(batch: list[Record], rewind: BatchRewind) -> None:
+        # As at-least-once does when the earlier batch's acknowledgement failed: this batch,
+        # then the earlier one. Seeking this one again would skip offsets 5 and 6.
+        await rewind.nack()
+        await BatchRewind(consumer, earlier).nack()
+        consumer._running = False
+        raise TimeoutError("results not acknowledged")
+
+    await consumer._fetch_and_handle(handle)
+    assert client.seeks == [("t", 0, 7, "consumer_0"), ("t", 0, 5, "consumer_0")]
+
+
+async def test_a_fatal_error_stops_fetching_and_leaves_the_batch_uncommitted() -> None:
+    client = ScriptedClient([at(1, 3), at(1, 4)])
+    consumer = scripted_consumer(client)
+    handled: list[int] = []
+
+    async def handle(batch: list[Record], rewind: BatchRewind) -> None:
+        handled.append(batch[0].offset)
+        raise FatalServiceError("CUDA device lost")
+
+    await consumer._fetch_and_handle(handle)
+    assert handled == [3]
+    assert client.seeks == [("t", 1, 3, "consumer_0")]
+    assert not consumer.running

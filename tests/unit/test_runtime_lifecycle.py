@@ -16,9 +16,10 @@ from shopstream.events import (
     ReviewSubmitted,
     result_event_id,
 )
-from shopstream.runtime.batch import Publication
+from shopstream.runtime.batch import FatalServiceError, Publication
 from shopstream.runtime.delivery import AtLeastOnce, ExactlyOnce, delivery_for
 from shopstream.runtime.partitions import PartitionTracker
+from shopstream.runtime.records import Record
 from shopstream.runtime.service import BatchService, ServiceContext
 from shopstream.settings import BatchSettings, ServiceSettings
 
@@ -186,3 +187,32 @@ def test_a_result_carries_the_envelope_of_its_cause_and_a_deterministic_id() -> 
     assert result_of(context, cause, correlation_fallback="req-1").correlation_id == "req-1"
     traced = cause.model_copy(update={"correlation_id": "trace-9"})
     assert result_of(context, traced, correlation_fallback="req-1").correlation_id == "trace-9"
+
+
+async def test_a_fatal_error_stops_the_service_without_publishing_the_batch() -> None:
+    async def handle(events: Sequence[ReviewSubmitted]) -> list[Publication]:
+        raise FatalServiceError("CUDA device lost")
+
+    service: BatchService[ReviewSubmitted] = BatchService(
+        name="fatal",
+        version="0",
+        settings=ServiceSettings(create_topics=False, http_port=0),
+        input_topics=["in"],
+        accepts=ReviewSubmitted,
+        build_handler=lambda _: handle,
+    )
+    event = ReviewSubmitted(
+        tenant_id="acme", payload={"review_id": "r", "product_id": "p", "text": "ok"}
+    )
+    record = Record("in", 0, 7, b"acme:p", event.to_json(), ())
+
+    class Untouched:
+        async def nack(self) -> None:
+            raise AssertionError("the client's loop or FastStream rewinds, not the runtime")
+
+    with pytest.raises(FatalServiceError):
+        await service._consume([record], Untouched())
+    # `run` is waiting on this: the process drains and exits, and the batch stays uncommitted
+    # (it was never noted as processed) for a healthy replica.
+    assert service._stopping.is_set()
+    assert service.context.partitions.processed == {}

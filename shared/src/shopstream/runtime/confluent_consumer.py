@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as ConfluentPartition
 
+from shopstream.runtime.batch import FatalServiceError
 from shopstream.runtime.records import Record
 from shopstream.runtime.security import librdkafka_options
 from shopstream.settings import ServiceSettings
@@ -73,13 +74,15 @@ class BatchRewind:
     runtime's `Rewindable`). A partition revoked since cannot be sought; its next owner
     starts from the group's committed offset, which is never past an unfinished record."""
 
-    __slots__ = ("_consumer", "_records")
+    __slots__ = ("_consumer", "_records", "rewound")
 
     def __init__(self, consumer: ConfluentConsumer, records: Sequence[Record]) -> None:
         self._consumer = consumer
         self._records = records
+        self.rewound = False
 
     async def nack(self) -> None:
+        self.rewound = True
         earliest: dict[tuple[str, int], int] = {}
         for record in self._records:
             slot = (record.topic, record.partition)
@@ -181,7 +184,7 @@ class ConfluentConsumer:
         while self._running:
             try:
                 records = await asyncio.wrap_future(self.submit(fetch))
-            except KafkaException:
+            except Exception:
                 # A fatal client error (e.g. authorisation): log it, wait, and try again, as
                 # FastStream's subscriber did; readiness reports the broker separately.
                 logger.exception("fetching a batch failed")
@@ -190,11 +193,21 @@ class ConfluentConsumer:
             if not records:
                 continue
             started = time.perf_counter()
+            rewind = BatchRewind(self, records)
             try:
-                await handle(records, BatchRewind(self, records))
+                await handle(records, rewind)
+            except FatalServiceError:
+                # The service stops (see `BatchService`): nothing more is fetched, and the batch
+                # is left uncommitted for the partition's next owner.
+                await self._rewind_unless_done(rewind)
+                self._running = False
+                return
             except Exception:
-                # The delivery rewound the batch before raising: it is fetched again.
+                # Fetched again: the delivery rewound the batch before raising, or, if it
+                # failed before its results were queued, it is rewound here. Left alone, the
+                # next batch's commit would move the group past it.
                 logger.exception("a batch failed and will be redone")
+                await self._rewind_unless_done(rewind)
                 continue
             # One line per batch, as FastStream's subscriber logs them on aiokafka.
             logger.info(
@@ -204,6 +217,13 @@ class ConfluentConsumer:
                     "seconds": round(time.perf_counter() - started, 3),
                 },
             )
+
+    @staticmethod
+    async def _rewind_unless_done(rewind: BatchRewind) -> None:
+        # Never twice: at least once, a failed acknowledgement rewinds this batch and then
+        # the one before it, and seeking this one again would skip the earlier one's records.
+        if not rewind.rewound:
+            await rewind.nack()
 
     async def stop(self) -> None:
         """Finish the batch in flight (up to the poll interval), then leave the group."""

@@ -32,7 +32,7 @@ from pydantic import TypeAdapter
 
 from shopstream.events import Event, Lineage, Producer, ResultEvent, result_event_id, utc_now
 from shopstream.runtime.admin import ensure_topics
-from shopstream.runtime.batch import BatchHandler, Publication, process_batch
+from shopstream.runtime.batch import BatchHandler, FatalServiceError, Publication, process_batch
 from shopstream.runtime.codec import EventDecoder
 from shopstream.runtime.confluent import (
     ConfluentAtLeastOnce,
@@ -277,6 +277,12 @@ class BatchService(Generic[EventT]):
         self.context.partitions.batch_started()
         try:
             await self._handle_batch(records, message)
+        except FatalServiceError:
+            # A lost GPU or a corrupt model: no retry helps here. The process drains and exits
+            # without committing this batch, so a healthy replica takes it over.
+            logger.critical("fatal error; the service stops", exc_info=True)
+            self.request_stop()
+            raise
         finally:
             self.context.partitions.batch_finished()
 
