@@ -10,9 +10,10 @@ and time, and checks that every input has a result or a dead letter, the counts 
 exactly, and any duplicate result carries the same event id as its twin. Figures go to
 `bench/results/faults.json` and `docs/reliability.md`.
 
-`FAULT_PROFILES=sentiment,describer,responder,recommender,echo-confluent` (the default; add
-`echo` for the runtime alone on aiokafka) selects the services; `FAULT_SCALE=N` multiplies the
-inputs per scenario and the number of kills for a longer soak (`make soak`).
+`FAULT_PROFILES=sentiment,describer,responder,recommender,echo-confluent,recommender-confluent`
+(the default; add `echo` for the runtime alone on aiokafka) selects the services;
+`FAULT_SCALE=N` multiplies the inputs per scenario and the number of kills for a longer soak
+(`make soak`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from support.replicas import (
     ECHO,
     ECHO_CONFLUENT,
     RECOMMENDER,
+    RECOMMENDER_CONFLUENT,
     RESPONDER,
     SENTIMENT,
     SESSION_TIMEOUT_MS,
@@ -55,15 +57,25 @@ pytestmark = pytest.mark.integration
 
 PROFILES = {
     profile.name: profile
-    for profile in (ECHO, ECHO_CONFLUENT, SENTIMENT, DESCRIBER, RESPONDER, RECOMMENDER)
+    for profile in (
+        ECHO,
+        ECHO_CONFLUENT,
+        SENTIMENT,
+        DESCRIBER,
+        RESPONDER,
+        RECOMMENDER,
+        RECOMMENDER_CONFLUENT,
+    )
 }
 # The echo service (runtime only) is already covered by test_runtime_real_broker's SIGKILL
 # tests; by default the suite's time goes to the services with real models, and to the runtime
-# on its second Kafka client (confluent-kafka), whose failure handling is librdkafka's own.
+# and the recommender on the second Kafka client (confluent-kafka), whose failure handling is
+# librdkafka's own.
 SELECTED = [
     PROFILES[name]
     for name in os.environ.get(
-        "FAULT_PROFILES", "sentiment,describer,responder,recommender,echo-confluent"
+        "FAULT_PROFILES",
+        "sentiment,describer,responder,recommender,echo-confluent,recommender-confluent",
     ).split(",")
 ]
 SCALE = int(os.environ.get("FAULT_SCALE", "1"))

@@ -280,6 +280,15 @@ RECOMMENDER = ServiceProfile(
     tables=_recommender_tables,
 )
 
+# The recommender on confluent-kafka, the client its activity stream is best served by: its
+# state catch-up on assignment runs through librdkafka's rebalance callbacks.
+RECOMMENDER_CONFLUENT = dataclasses.replace(
+    RECOMMENDER,
+    name="recommender-confluent",
+    service="recommender",
+    settings={**RECOMMENDER.settings, "KAFKA__CLIENT": "confluent"},
+)
+
 
 @dataclass
 class ReplicaSet:

@@ -214,7 +214,7 @@ def test_to_json_is_model_dump_json_in_utf8() -> None:
     # Chinese text, an emoji, escapes, a nested lineage, enums and floats: the bytes published
     # are exactly what pydantic's `model_dump_json` writes.
     for event in (
-        review("面料很舒服，颜色和图片一样 👍 \"quoted\"\n"),
+        review('面料很舒服，颜色和图片一样 👍 "quoted"\n'),
         _scored("acme", None),
         _scored("other", "p2"),
     ):
