@@ -196,18 +196,20 @@ class ConfluentConsumer:
             rewind = BatchRewind(self, records)
             try:
                 await handle(records, rewind)
-            except FatalServiceError:
-                # The service stops (see `BatchService`): nothing more is fetched, and the batch
-                # is left uncommitted for the partition's next owner.
-                await self._rewind_unless_done(rewind)
-                self._running = False
-                return
-            except Exception:
-                # Fetched again: the delivery rewound the batch before raising, or, if it
-                # failed before its results were queued, it is rewound here. Left alone, the
-                # next batch's commit would move the group past it.
+            except Exception as error:
+                # Fetched again: the delivery rewound the batch before raising, or, if it failed
+                # before its results were queued, it is rewound here (left alone, the next
+                # batch's commit would move the group past it). Never twice: at least once, a
+                # failed acknowledgement rewinds this batch and then the one before it, and
+                # seeking this one again would skip the earlier one's records.
+                if not rewind.rewound:
+                    await rewind.nack()
+                if isinstance(error, FatalServiceError):
+                    # The service stops (see `BatchService`): nothing more is fetched, and the
+                    # batch is left uncommitted for the partition's next owner.
+                    self._running = False
+                    return
                 logger.exception("a batch failed and will be redone")
-                await self._rewind_unless_done(rewind)
                 continue
             # One line per batch, as FastStream's subscriber logs them on aiokafka.
             logger.info(
@@ -217,13 +219,6 @@ class ConfluentConsumer:
                     "seconds": round(time.perf_counter() - started, 3),
                 },
             )
-
-    @staticmethod
-    async def _rewind_unless_done(rewind: BatchRewind) -> None:
-        # Never twice: at least once, a failed acknowledgement rewinds this batch and then
-        # the one before it, and seeking this one again would skip the earlier one's records.
-        if not rewind.rewound:
-            await rewind.nack()
 
     async def stop(self) -> None:
         """Finish the batch in flight (up to the poll interval), then leave the group."""

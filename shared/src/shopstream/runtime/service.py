@@ -40,7 +40,7 @@ from shopstream.runtime.confluent import (
     RebalanceBridge,
     confluent_delivery_for,
 )
-from shopstream.runtime.confluent_consumer import BatchRewind, ConfluentConsumer
+from shopstream.runtime.confluent_consumer import ConfluentConsumer
 from shopstream.runtime.dead_letters import dead_letter_for
 from shopstream.runtime.delivery import (
     Delivery,
@@ -158,24 +158,27 @@ class BatchService(Generic[EventT]):
         self._group_id = settings.group_id or f"shopstream-{name}"
         self._rebalance: RebalanceBridge | None = None
         self._confluent: ConfluentConsumer | None = None
-        self._confluent_delivery: ConfluentAtLeastOnce | ConfluentExactlyOnce | None = None
         self.broker: KafkaBroker | None = None
         """FastStream's broker on aiokafka (unit tests drive it with `TestKafkaBroker`); None on
         confluent-kafka, where the runtime runs its own consumer loop."""
         self._kafka_delivery: Delivery
+        self._ping: Callable[[], Awaitable[bool]]
+        """Whether the cluster answers right now (readiness), through the client in use."""
         if settings.kafka.client == "confluent":
             confluent = confluent_delivery_for(
                 settings, client_id=self._client_id, group_id=self._group_id
             )
-            self._kafka_delivery = self._confluent_delivery = confluent
+            self._kafka_delivery = confluent
             self._confluent = self._build_confluent_consumer(input_topics, confluent)
+            self._ping = lambda: confluent.ping(timeout_seconds=2.0)
             self._delivery: Delivery = self._kafka_delivery
         else:
             aiokafka_delivery = delivery_for(
                 settings, client_id=self._client_id, group_id=self._group_id
             )
             self._kafka_delivery = aiokafka_delivery
-            self.broker = self._build_broker(name, input_topics, aiokafka_delivery)
+            broker = self.broker = self._build_broker(name, input_topics, aiokafka_delivery)
+            self._ping = lambda: broker.ping(timeout=2.0)
             # Until `start()` swaps in the Kafka guarantee, FastStream's in-memory
             # TestKafkaBroker may drive the service, and only the broker's own publish reaches
             # its subscribers.
@@ -229,7 +232,7 @@ class BatchService(Generic[EventT]):
         return consumer
 
     def _broker_options(self) -> dict[str, Any]:
-        """What the broker takes alike on both clients."""
+        """FastStream's broker options (aiokafka)."""
         return {
             "client_id": self._client_id,
             "request_timeout_ms": self._settings.kafka.request_timeout_ms,
@@ -238,7 +241,7 @@ class BatchService(Generic[EventT]):
         }
 
     def _subscriber_options(self, delivery: KafkaDelivery) -> dict[str, Any]:
-        """What the batch subscriber takes alike on both clients."""
+        """FastStream's batch subscriber options (aiokafka)."""
         batch = self._settings.batch
         return {
             "group_id": self._group_id,
@@ -256,9 +259,6 @@ class BatchService(Generic[EventT]):
         raw = message.raw_message
         records = [Record.of(item) for item in (raw if isinstance(raw, tuple | list) else (raw,))]
         await self._consume(records, message, prefetched=True)
-
-    async def _on_confluent_batch(self, records: list[Record], rewind: BatchRewind) -> None:
-        await self._consume(records, rewind)
 
     async def _consume(
         self,
@@ -328,11 +328,7 @@ class BatchService(Generic[EventT]):
 
     async def _is_ready(self) -> bool:
         """Ready = model loaded, consuming, and the cluster answers right now."""
-        if not self._ready:
-            return False
-        if self._confluent_delivery is not None:
-            return await self._confluent_delivery.ping(timeout_seconds=2.0)
-        return self.broker is not None and await self.broker.ping(timeout=2.0)
+        return self._ready and await self._ping()
 
     async def start(self) -> None:
         """Serve health, create topics, load the model, start the components, then consume."""
@@ -358,7 +354,7 @@ class BatchService(Generic[EventT]):
         # them back, so a process that starts services again (tests) collects them as usual.
         gc.freeze()
         if self._confluent is not None:
-            await self._confluent.start(self._on_confluent_batch)
+            await self._confluent.start(self._consume)
         elif self.broker is not None:
             await self.broker.start()
         self._ready = True
