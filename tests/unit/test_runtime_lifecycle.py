@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 
 import pytest
@@ -20,7 +21,7 @@ from shopstream.runtime.batch import FatalServiceError, Publication
 from shopstream.runtime.delivery import AtLeastOnce, ExactlyOnce, delivery_for
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record
-from shopstream.runtime.service import BatchService, ServiceContext
+from shopstream.runtime.service import YOUNG_GENERATION_OBJECTS, BatchService, ServiceContext
 from shopstream.settings import BatchSettings, ServiceSettings
 
 pytestmark = pytest.mark.unit
@@ -119,6 +120,22 @@ async def test_components_start_after_the_model_and_stop_in_reverse_before_it_un
         "first.stop",
         "model.unload",
     ]
+
+
+async def test_a_running_service_collects_young_garbage_per_batch_not_per_700_objects(
+    kafka_free_delivery: Journal,
+) -> None:
+    before = gc.get_threshold()
+    service = service_with(kafka_free_delivery)
+    async with TestKafkaBroker(service.broker):
+        await service.start()
+        running = gc.get_threshold()
+        frozen = gc.get_freeze_count()
+        await service.stop()
+    assert running == (YOUNG_GENERATION_OBJECTS, *before[1:])
+    assert frozen > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
 
 
 async def test_only_started_components_are_stopped_when_start_up_fails(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -45,9 +45,11 @@ REPEAT_FLOOR = 0.002
 it where shoppers often go back (sessions), none where they never do (ratings)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Interaction:
-    """One shopper action, decoupled from the event schema (the eval builds these directly)."""
+    """One shopper action, decoupled from the event schema (the eval builds these directly).
+
+    Not frozen: a frozen dataclass's constructor costs twice as much, on every activity event."""
 
     tenant_id: str
     user_id: str
@@ -57,8 +59,8 @@ class Interaction:
     product_id: str | None = None
     session_id: str | None = None
     rating: float | None = None
-    event_id: str | None = None
-    """Used to ignore a redelivered event; None disables that check."""
+    event_id: Hashable | None = None
+    """The event's identity, used to ignore a redelivered event; None disables that check."""
 
 
 @dataclass(slots=True)
@@ -462,7 +464,7 @@ class UserState:
     session: str = ""
     last_at: float = -math.inf
     sessions_started: int = 0
-    recent_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    recent_events: OrderedDict[Hashable, None] = field(default_factory=OrderedDict)
 
     def session_items(self) -> Iterator[Visit]:
         """This session's visits, newest first (the newest run of visits of the session)."""

@@ -64,6 +64,16 @@ EventT = TypeVar("EventT", bound=Event)
 ResultT = TypeVar("ResultT", bound=ResultEvent)
 ComponentT = TypeVar("ComponentT", bound=Component)
 logger = logging.getLogger("shopstream.service")
+YOUNG_GENERATION_OBJECTS = 20_000
+"""The cyclic collector's first threshold while a service runs (CPython's default is 700).
+
+A batch's events, records and results live for the whole batch: about 10,000 objects at 500
+records. With young collections every 700 allocations they outlive two generations, reach the
+oldest, and bring on full collections that walk every long-lived object, the recommender's
+growing state included. Above a batch's allocations they die young, as the collector assumes.
+The recommender's ingestion in process (400,000 views, batches of 500): full collections had
+cost 12.7 µs per event; at 20,000 there were none, and a young collection pauses about 4.5 ms
+(12 ms at 50,000, for the same throughput)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,7 @@ class BatchService(Generic[EventT]):
             if isinstance(component, AssignmentListener):
                 self.context.partitions.add_listener(component)
         self._ready = False
+        self._collector_thresholds: tuple[int, int, int] | None = None
         self._stopping = asyncio.Event()
         self._client_id = settings.kafka.client_id or f"shopstream-{name}"
         self._group_id = settings.group_id or f"shopstream-{name}"
@@ -353,6 +364,8 @@ class BatchService(Generic[EventT]):
         # On the echo service they had cost 5 µs per event (bench/bus_bench.py). `stop` hands
         # them back, so a process that starts services again (tests) collects them as usual.
         gc.freeze()
+        self._collector_thresholds = gc.get_threshold()
+        gc.set_threshold(YOUNG_GENERATION_OBJECTS, *self._collector_thresholds[1:])
         if self._confluent is not None:
             await self._confluent.start(self._consume)
         elif self.broker is not None:
@@ -380,6 +393,9 @@ class BatchService(Generic[EventT]):
         if self._model is not None:
             await asyncio.to_thread(self._model.unload)
         gc.unfreeze()
+        if self._collector_thresholds is not None:
+            gc.set_threshold(*self._collector_thresholds)
+            self._collector_thresholds = None
         await self.health.stop()
         logger.info("service stopped", extra={"service": self.context.name})
 
