@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import random
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import pytest
 
 from shopstream.events import ActivityKind
+from shopstream_recommender import state as state_module
 from shopstream_recommender.config import RankingConfig, StateLimits
 from shopstream_recommender.ranking import Ranker, Signal
 from shopstream_recommender.state import (
@@ -410,6 +413,38 @@ def test_a_rehearsal_takes_the_cached_top_list_until_a_tenth_of_the_items_change
     for _ in range(25):
         counts.add("i198", 2.0, 0.0)
     assert counts.top(lazy=True)[0][0] == "i198"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_top_list_made_from_recent_changes_equals_a_scan_of_every_count(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Coarse weights and shared timestamps make ties, which order by first count."""
+    scans = 0
+    scan_every_count = state_module._largest
+
+    def counted(counts: dict[str, float], size: int) -> list[tuple[str, float]]:
+        nonlocal scans
+        scans += 1
+        return scan_every_count(counts, size)
+
+    monkeypatch.setattr(state_module, "_largest", counted)
+    rng = random.Random(seed)
+    counts = DecayedCounts(half_life_seconds=DAY, refresh_every=1, top_size=25)
+    items, refreshes = 400, 0
+    for step in range(6_000):
+        item = f"i{min(int(rng.paretovariate(1.2)), items)}"
+        if rng.random() < 0.5:
+            item = f"i{rng.randrange(items)}"
+        if rng.random() < 0.004:
+            counts.remove(item)
+            continue  # (the list keeps a removal's hole until the next count)
+        counts.add(item, float(rng.choice((1, 1, 2, 3))), float(step // 50 * 60))
+        if rng.random() < 0.1:
+            refreshes += 1
+            expected = heapq.nlargest(25, counts.counts.items(), key=itemgetter(1))
+            assert counts.top() == expected, f"step {step}"
+    assert scans < refreshes / 2, "most refreshes should not scan every count"
 
 
 def test_items_of_sessions_like_the_current_one_are_recommended_and_off_loses_them() -> None:

@@ -229,6 +229,11 @@ class DecayedCounts:
         self._counts: dict[str, float] = {}
         self._top: list[tuple[str, float]] = []
         self._stale_updates = 0
+        # Items counted since the top list was made. Forward decay never lowers a stored count,
+        # so the next top list is among these items and the current list, unless a removal or
+        # a rebase (after which ties may order differently) broke that: `_complete` is False.
+        self._touched: set[str] = set()
+        self._complete = True
 
     def add(self, item: str, weight: float, at: float) -> None:
         if weight <= 0:
@@ -239,15 +244,21 @@ class DecayedCounts:
             for key in self._counts:
                 self._counts[key] *= scale
             self._top = [(key, value * scale) for key, value in self._top]
+            self._complete = False  # rounding may have made ties the cached order lacks
             exponent = self._decay.exponent(at)
         self._counts[item] = self._counts.get(item, 0.0) + weight * math.exp2(
             max(-1_000.0, exponent)
         )
+        self._touched.add(item)
         self._stale_updates += 1
 
     def remove(self, item: str) -> None:
         if self._counts.pop(item, None) is not None:
-            self._top = [entry for entry in self._top if entry[0] != item]
+            self._touched.discard(item)
+            kept = [entry for entry in self._top if entry[0] != item]
+            if len(kept) < len(self._top):
+                self._top = kept
+                self._complete = False  # an item never touched may fill the place
 
     def top(self, *, lazy: bool = False) -> list[tuple[str, float]]:
         """The most counted items, strongest first, with their raw (forward-decayed) counts.
@@ -259,9 +270,31 @@ class DecayedCounts:
         if lazy:
             threshold = max(threshold, len(self._counts) // 10)
         if self._stale_updates >= threshold or (self._stale_updates and not self._top):
-            self._top = _largest(self._counts, self._top_size)
+            self._top = self._refreshed()
             self._stale_updates = 0
+            self._touched = set()
         return self._top
+
+    def _refreshed(self) -> list[tuple[str, float]]:
+        """`_largest` of every count, from the items counted since the last refresh and the
+        last top list where that gives the same answer: on 10,000 items a scan of every count
+        cost the recommender's ingestion about 2 µs per event, its floats scattered in memory."""
+        counts, size = self._counts, self._top_size
+        if self._complete and 2 * (len(self._touched) + len(self._top)) <= len(counts):
+            items = list(self._touched.union([item for item, _ in self._top]))
+            values = np.array([counts[item] for item in items], dtype=np.float64)
+            rows = np.argsort(-values, kind="stable")[: size + 1]
+            ranked = values[rows]
+            # Ties go in insertion order, which only the dict knows. Without a tie up to the
+            # item after the list, no item left out can tie with its last one either: the
+            # current list's items are all candidates and count at least what they did.
+            if not np.any(ranked[1:] == ranked[:-1]):
+                rows = rows[:size]
+                return list(
+                    zip([items[row] for row in rows.tolist()], values[rows].tolist(), strict=True)
+                )
+        self._complete = True
+        return _largest(counts, size)
 
     def scale(self, *, lazy: bool = False) -> float:
         """1 / the top item's count: multiplies a count into [0, 1] (roughly, between
