@@ -202,8 +202,10 @@ class StateLimits(BaseModel):
     trending_half_life_hours: float = Field(default=6, gt=0)
     prior_refresh_events: int = Field(default=500, ge=1)
     """The cached top-popular and trending lists of a tenant are recomputed after this many
-    interactions (or when a list is asked for and it is older than ``prior_refresh_seconds``)."""
+    interactions at most (fewer on a small catalogue: ``DecayedCounts.top``)."""
     prior_refresh_seconds: float = Field(default=5.0, gt=0)
+    """Ignored: the lists refresh by counted interactions only, never by the clock, so a replay
+    ranks exactly as the live run did. Kept so that configurations which set it still load."""
     profile_items: int = Field(default=200, ge=1, le=100_000)
     """Distinct items kept in a shopper's long-term profile; the weakest (oldest, least
     engaged) are dropped beyond this."""
