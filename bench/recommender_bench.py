@@ -261,9 +261,7 @@ async def flow_activity(
 async def publish_backlog(producer: AIOKafkaProducer, topic: str, items: int, users: int) -> int:
     """Publish the shop's browsing before the service starts; return how many views."""
     warm = [view(user, item) for user, item in synthetic_sessions(items, users)]
-    for event in warm:
-        await producer.send(topic, event.to_json(), key=event.message_key().encode())
-    await producer.flush()
+    await send_all(producer, topic, warm, None)
     return len(warm)
 
 

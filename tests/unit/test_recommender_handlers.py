@@ -34,6 +34,7 @@ from shopstream_recommender.handlers import (
     RecommenderInput,
     build_handler,
     interaction_of,
+    latest_event_time,
 )
 from shopstream_recommender.state import Item
 from support.memory import sink
@@ -274,8 +275,8 @@ def test_an_event_from_a_clock_far_in_the_future_is_capped_near_now() -> None:
     future = activity("me", "kettle").model_copy(
         update={"occurred_at": datetime.now(UTC) + timedelta(days=30)}
     )
-    assert interaction_of(future).at <= time.time() + MAX_CLOCK_SKEW_SECONDS
+    assert interaction_of(future, latest_event_time()).at <= time.time() + MAX_CLOCK_SKEW_SECONDS
     past = activity("me", "kettle").model_copy(
         update={"occurred_at": datetime.now(UTC) - timedelta(days=3)}
     )
-    assert interaction_of(past).at == past.occurred_at.timestamp()
+    assert interaction_of(past, latest_event_time()).at == past.occurred_at.timestamp()

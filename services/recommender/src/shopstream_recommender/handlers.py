@@ -40,16 +40,15 @@ MAX_CLOCK_SKEW_SECONDS = 300.0
 UNASKED = "after-activity"
 
 
-def interaction_of(event: ActivityRecorded, latest: float | None = None) -> Interaction:
-    """The event as the state records it. `latest` caps its time (see `latest_event_time`);
-    a batch works it out once."""
+def interaction_of(event: ActivityRecorded, latest: float) -> Interaction:
+    """The event as the state records it, its time capped at `latest` (`latest_event_time`,
+    worked out once per batch)."""
     payload = event.payload
-    at = event.occurred_at.timestamp()
     return Interaction(
         tenant_id=event.tenant_id,
         user_id=payload.user_id,
         kind=payload.kind,
-        at=min(at, latest_event_time() if latest is None else latest),
+        at=min(event.occurred_at.timestamp(), latest),
         product_id=payload.product_id,
         session_id=payload.session_id,
         rating=payload.rating,

@@ -26,7 +26,7 @@ from shopstream.events import ActivityRecorded
 from shopstream.runtime import tables
 from shopstream.runtime.partitions import PartitionTracker
 from shopstream.settings import KafkaSettings
-from shopstream_recommender.handlers import interaction_of
+from shopstream_recommender.handlers import interaction_of, latest_event_time
 from shopstream_recommender.ranking import Ranker
 
 logger = logging.getLogger("shopstream.recommender")
@@ -88,6 +88,8 @@ async def replay_ranges(
     """Apply the activity at offsets [start, end) of each partition through `ranker`."""
     started = time.perf_counter()
     records = applied = unusable = 0
+    # Everything replayed was committed before the replay began, so one cap serves it all.
+    latest = latest_event_time()
     async for record in tables.replay_ranges(kafka, ranges, max_seconds=max_seconds):
         records += 1
         try:
@@ -95,7 +97,7 @@ async def replay_ranges(
         except ValidationError:
             unusable += 1  # dead-lettered when it was first consumed
             continue
-        applied += ranker.record(interaction_of(event))
+        applied += ranker.record(interaction_of(event, latest))
     replayed = any(end > start for start, end in ranges.values())
     until = {tp: end for tp, (_, end) in ranges.items()} if replayed else {}
     return ReplayReport(records, applied, unusable, time.perf_counter() - started, until)
