@@ -11,7 +11,7 @@ bench:         ## bus benchmark: shopstream on both Kafka clients beside raw loo
 	scripts/bootstrap.sh && uv run --frozen python bench/bus_bench.py
 
 soak:          ## fault suite with 3x the inputs and kills, and scale-out with the real sentiment model
-	scripts/bootstrap.sh && FAULT_SCALE=3 FAULT_PROFILES=echo,sentiment,describer,responder,recommender SCALE_PROFILES=echo,sentiment uv run --frozen pytest tests/integration/test_faults.py tests/integration/test_scale_out.py
+	scripts/bootstrap.sh && FAULT_SCALE=3 FAULT_PROFILES=echo,echo-aiokafka,sentiment,describer,responder,recommender,recommender-aiokafka SCALE_PROFILES=echo,sentiment uv run --frozen pytest tests/integration/test_faults.py tests/integration/test_scale_out.py
 
 lint:          ## ruff and mypy --strict only
 	uv run --frozen ruff check . && uv run --frozen mypy shared/src services/*/src bench

@@ -57,8 +57,8 @@ from shopstream.topics import TopicSettings
 
 DEFAULT_BATCH = 500
 DEFAULT_BATCH_TIMEOUT_MS = 5
-"""How long a poll waits for a batch when fewer records are there (`BATCH__BATCH_TIMEOUT_MS`;
-the services default to 50). librdkafka's `consume` waits this long for a *full* batch, so on
+"""How long a poll waits for a batch when fewer records are there (`BATCH__BATCH_TIMEOUT_MS`,
+the services' default too). librdkafka's `consume` waits this long for a *full* batch, so on
 confluent-kafka it is a floor under latency at a steady rate; aiokafka returns what is there."""
 PARTITIONS = 3
 console = Console(width=200)  # the table is wide; keep it whole in logs and pipes
@@ -144,7 +144,7 @@ async def start_shopstream(
     delivery: str = "at_least_once",
     batch: int = DEFAULT_BATCH,
     timeout_ms: int = DEFAULT_BATCH_TIMEOUT_MS,
-    client: str = "aiokafka",
+    client: str = "confluent",
 ) -> Callable[[], Awaitable[None]]:
     settings = EchoSettings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap, client=client),
@@ -457,10 +457,10 @@ async def main() -> None:
         "raw": ("raw aiokafka loop", False),
         "raw-confluent": ("raw confluent-kafka loop", False),
         "quix": ("Quix Streams app (at-least-once)", False),
-        "alo": ("shopstream (at-least-once)", False),
-        "eos": ("shopstream (exactly-once)", True),
-        "alo-confluent": ("shopstream on confluent-kafka (at-least-once)", False),
-        "eos-confluent": ("shopstream on confluent-kafka (exactly-once)", True),
+        "alo": ("shopstream on aiokafka (at-least-once)", False),
+        "eos": ("shopstream on aiokafka (exactly-once)", True),
+        "alo-confluent": ("shopstream on confluent-kafka, the default (at-least-once)", False),
+        "eos-confluent": ("shopstream on confluent-kafka, the default (exactly-once)", True),
     }
     chosen = [name.strip() for name in args.columns.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(available))

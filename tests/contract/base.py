@@ -31,7 +31,7 @@ from shopstream.runtime.service import BatchService
 from shopstream.settings import BatchSettings, KafkaSettings, ServiceSettings
 from shopstream.topics import dead_letter_topic
 from support.kafka import committed_offsets, records_to_end, unique
-from support.memory import sink
+from support.memory import IN_MEMORY, sink
 
 AnyService = BatchService[Any]
 
@@ -92,7 +92,7 @@ class ServiceContract:
         return f"shopstream_{self.name}"
 
     def in_memory_service(self) -> tuple[ServiceSettings, AnyService]:
-        settings = self.settings(KafkaSettings(), unique(f"contract.{self.name}"))
+        settings = self.settings(IN_MEMORY, unique(f"contract.{self.name}"))
         settings = settings.model_copy(update={"create_topics": False})
         return settings, self.build(settings)
 

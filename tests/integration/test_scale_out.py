@@ -5,8 +5,9 @@ load causes one rebalance and loses nothing, and measures rebalance time and thr
 2 and 3 replicas. Figures go to `bench/results/scale_out.json` and `docs/reliability.md`.
 
 The echo profile's model sleeps per batch (like a model waiting on an accelerator), so the
-group's parallelism shows even on 2 cores; it runs on both Kafka clients (`echo`,
-`echo-confluent`, the default); `SCALE_PROFILES=echo,sentiment` adds the real
+group's parallelism shows even on 2 cores; it runs on both Kafka clients (`echo` on the
+default, confluent-kafka, and `echo-aiokafka`: the default); `SCALE_PROFILES=echo,sentiment`
+adds the real
 sentiment model, whose gain two cores cap (run by `make soak`). Throughput is recorded, never
 asserted: the machine is shared.
 """
@@ -28,7 +29,7 @@ from support.groups import REBALANCING, GroupWatcher, watching
 from support.kafka import collect, unique
 from support.replicas import (
     ECHO,
-    ECHO_CONFLUENT,
+    ECHO_AIOKAFKA,
     SENTIMENT,
     ReplicaSet,
     ServiceProfile,
@@ -48,16 +49,16 @@ REPLICAS = 3
 SCALE_ECHO = dataclasses.replace(
     ECHO, events=1_500, settings={"DELAY_MS": "100", "BATCH__MAX_RECORDS": "50"}
 )
-# The same on the confluent-kafka client: librdkafka's group protocol under joins and leaves.
-SCALE_ECHO_CONFLUENT = dataclasses.replace(
-    ECHO_CONFLUENT, events=1_500, settings={**SCALE_ECHO.settings, "KAFKA__CLIENT": "confluent"}
+# The same on the second client, aiokafka: its group protocol under joins and leaves.
+SCALE_ECHO_AIOKAFKA = dataclasses.replace(
+    ECHO_AIOKAFKA, events=1_500, settings={**SCALE_ECHO.settings, "KAFKA__CLIENT": "aiokafka"}
 )
 SCALE_SENTIMENT = dataclasses.replace(SENTIMENT, events=300)
 PROFILES = {
-    profile.name: profile for profile in (SCALE_ECHO, SCALE_ECHO_CONFLUENT, SCALE_SENTIMENT)
+    profile.name: profile for profile in (SCALE_ECHO, SCALE_ECHO_AIOKAFKA, SCALE_SENTIMENT)
 }
 SELECTED = [
-    PROFILES[name] for name in os.environ.get("SCALE_PROFILES", "echo,echo-confluent").split(",")
+    PROFILES[name] for name in os.environ.get("SCALE_PROFILES", "echo,echo-aiokafka").split(",")
 ]
 
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from shopstream.runtime.service import BatchService
+from shopstream.settings import KafkaSettings
+
+IN_MEMORY = KafkaSettings(client="aiokafka")
+"""Kafka settings for a service that `TestKafkaBroker` drives: FastStream's in-memory broker
+fakes aiokafka only, while the default client (confluent-kafka) runs the runtime's own consumer
+loop, which only a real broker can feed."""
 
 
 def sink(service: BatchService[Any], topic: str) -> list[dict[str, Any]]:

@@ -154,11 +154,16 @@ class ServiceProfile:
     in full at start-up, e.g. the responder's knowledge)."""
 
     service: str = ""
-    """The service the profile runs when its name is a variant's (e.g. `echo-confluent`)."""
+    """The service the profile runs when its name is a variant's (e.g. `echo-aiokafka`)."""
 
     @property
     def service_name(self) -> str:
         return self.service or self.name
+
+    @property
+    def client(self) -> str:
+        """The Kafka client the profile's replicas consume and publish with."""
+        return self.settings.get("KAFKA__CLIENT", KafkaSettings().client)
 
     @property
     def env_prefix(self) -> str:
@@ -189,14 +194,13 @@ ECHO = ServiceProfile(
     startup_seconds=60,
 )
 
-# The runtime alone on the confluent-kafka client (librdkafka): the same faults, the same checks.
-ECHO_CONFLUENT = dataclasses.replace(
+# The runtime alone on the second Kafka client, aiokafka (pure Python, FastStream's subscriber):
+# the same faults, the same checks.
+ECHO_AIOKAFKA = dataclasses.replace(
     ECHO,
-    name="echo-confluent",
+    name="echo-aiokafka",
     service="echo",
-    settings={**ECHO.settings, "KAFKA__CLIENT": "confluent"},
-    # librdkafka raises the poll interval to the session timeout: a batch must outlast that.
-    slow_model={"DELAY_MS": str(SESSION_TIMEOUT_MS + 1_500), "BATCH__MAX_RECORDS": "400"},
+    settings={**ECHO.settings, "KAFKA__CLIENT": "aiokafka"},
 )
 
 # One torch thread per replica: two replicas (the SIGKILL scenario) then share the two cores
@@ -280,13 +284,13 @@ RECOMMENDER = ServiceProfile(
     tables=_recommender_tables,
 )
 
-# The recommender on confluent-kafka, the client its activity stream is best served by: its
-# state catch-up on assignment runs through librdkafka's rebalance callbacks.
-RECOMMENDER_CONFLUENT = dataclasses.replace(
+# The recommender on the second client, aiokafka: its state catch-up on assignment runs through
+# FastStream's rebalance listener there, not librdkafka's callbacks.
+RECOMMENDER_AIOKAFKA = dataclasses.replace(
     RECOMMENDER,
-    name="recommender-confluent",
+    name="recommender-aiokafka",
     service="recommender",
-    settings={**RECOMMENDER.settings, "KAFKA__CLIENT": "confluent"},
+    settings={**RECOMMENDER.settings, "KAFKA__CLIENT": "aiokafka"},
 )
 
 

@@ -21,7 +21,7 @@ from shopstream_describer.compliance import Lexicons
 from shopstream_describer.config import DescriberSettings, GeneratorConfig
 from shopstream_describer.handlers import DescriberState, build_describer_handler
 from shopstream_describer.pipeline import DescriberPipeline, DescriptionJob, DescriptionResult
-from support.memory import sink
+from support.memory import IN_MEMORY, sink
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +72,9 @@ async def test_results_have_deterministic_ids() -> None:
 
 
 async def test_copy_request_for_an_unknown_product_is_dead_lettered() -> None:
-    service = build_service(DescriberSettings(model=GeneratorConfig(generator=None)))
+    service = build_service(
+        DescriberSettings(model=GeneratorConfig(generator=None), kafka=IN_MEMORY)
+    )
     request = CopyRequested(
         tenant_id="shop",
         payload={

@@ -9,6 +9,7 @@ from faststream.kafka import TestKafkaBroker
 
 from shopstream.echo import EchoSettings, build_echo_service
 from shopstream.events import ReviewSubmitted
+from support.memory import IN_MEMORY
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +21,7 @@ def review(text: str = "great", tenant: str = "acme") -> ReviewSubmitted:
 
 
 async def test_good_record_is_echoed_with_deterministic_id() -> None:
-    service = build_echo_service(EchoSettings(create_topics=False))
+    service = build_echo_service(EchoSettings(create_topics=False, kafka=IN_MEMORY))
     received: list[bytes] = []
 
     @service.broker.subscriber("shop.reviews.echo")

@@ -37,7 +37,7 @@ from shopstream_recommender.handlers import (
     latest_event_time,
 )
 from shopstream_recommender.state import Item
-from support.memory import sink
+from support.memory import IN_MEMORY, sink
 from support.recommender import FakeEmbedder, activity, request, upsert
 
 pytestmark = pytest.mark.unit
@@ -46,7 +46,7 @@ TOPICS = TopicSettings()
 
 
 def settings(**overrides: Any) -> RecommenderSettings:
-    values: dict[str, Any] = {"create_topics": False, "http_port": 0}
+    values: dict[str, Any] = {"create_topics": False, "http_port": 0, "kafka": IN_MEMORY}
     return RecommenderSettings(**(values | overrides))
 
 

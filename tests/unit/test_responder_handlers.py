@@ -18,7 +18,7 @@ from shopstream_responder.config import ResponderSettings
 from shopstream_responder.handlers import build_question_handler
 from shopstream_responder.knowledge import KnowledgeIndex
 from shopstream_responder.model import ResponderModel
-from support.memory import sink
+from support.memory import IN_MEMORY, sink
 from support.responder import NORTH, SOUTH, HashingEmbedder, two_shop_responder
 
 pytestmark = pytest.mark.unit
@@ -61,7 +61,7 @@ def service_for(
 ) -> tuple[BatchService[QuestionAsked], ExplodingModel]:
     """The service over knowledge already loaded (its follower never starts in memory)."""
     model = ExplodingModel(loaded[0])
-    settings = ResponderSettings(create_topics=False, http_port=0)
+    settings = ResponderSettings(create_topics=False, http_port=0, kafka=IN_MEMORY)
     return responder_service(settings, model, loaded[1], CollectorRegistry()), model
 
 

@@ -23,6 +23,7 @@ from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record
 from shopstream.runtime.service import YOUNG_GENERATION_OBJECTS, BatchService, ServiceContext
 from shopstream.settings import BatchSettings, ServiceSettings
+from support.memory import IN_MEMORY
 
 pytestmark = pytest.mark.unit
 
@@ -76,7 +77,7 @@ def service_with(
     return BatchService(
         name="lifecycle",
         version="0",
-        settings=settings or ServiceSettings(create_topics=False, http_port=0),
+        settings=settings or ServiceSettings(create_topics=False, http_port=0, kafka=IN_MEMORY),
         input_topics=["in"],
         accepts=ReviewSubmitted,
         build_handler=lambda _: handle,

@@ -26,7 +26,7 @@ from shopstream_sentiment.config import SentimentSettings
 from shopstream_sentiment.handlers import build_review_handler
 from shopstream_sentiment.insights import InsightsBook
 from shopstream_sentiment.predictions import AspectPrediction, ReviewText, SentimentPrediction
-from support.memory import sink
+from support.memory import IN_MEMORY, sink
 
 pytestmark = pytest.mark.unit
 
@@ -81,7 +81,8 @@ def review(
 
 def make_service(model: FakeModel | None = None, **settings: Any) -> BatchService[ReviewSubmitted]:
     return build_service(
-        SentimentSettings(create_topics=False, http_port=0, **settings), model=model or FakeModel()
+        SentimentSettings(create_topics=False, http_port=0, kafka=IN_MEMORY, **settings),
+        model=model or FakeModel(),
     )
 
 

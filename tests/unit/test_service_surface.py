@@ -11,6 +11,7 @@ from faststream.kafka import TestKafkaBroker
 
 from shopstream.echo import EchoSettings, build_echo_service
 from shopstream.events import ReviewSubmitted
+from support.memory import IN_MEMORY
 
 pytestmark = pytest.mark.unit
 
@@ -43,7 +44,7 @@ async def http_get(port: int, path: str) -> tuple[int, str]:
 
 
 async def test_health_and_metrics_endpoints() -> None:
-    service = build_echo_service(EchoSettings(create_topics=False, http_port=0))
+    service = build_echo_service(EchoSettings(create_topics=False, http_port=0, kafka=IN_MEMORY))
     await service.health.start()
     try:
         port = service.health.port
