@@ -35,6 +35,10 @@ _T = TypeVar("_T")
 BatchCallback = Callable[[list[Record], "BatchRewind"], Awaitable[None]]
 RebalanceCallback = Callable[[Any, list[ConfluentPartition]], None]
 _FETCH_RETRY_SECONDS = 1.0
+_IDLE_WAIT_SECONDS = 0.25
+"""How long an idle consumer waits for its first record before it polls again. Polling every
+batch timeout (5 ms) while nothing arrives cost 6 % of a core per idle replica; this costs
+under 1 %. A commit or seek queued behind the wait, and a stop, wait at most this long."""
 _librdkafka_logger = logging.getLogger("shopstream.librdkafka")
 logger = logging.getLogger("shopstream.confluent")
 
@@ -181,16 +185,27 @@ class ConfluentConsumer:
         def fetch() -> list[Record]:
             return _records(client.consume(self._max_records, self._timeout_seconds))
 
+        def fetch_when_idle() -> list[Record]:
+            # `consume` waits for a *full* batch until its timeout. After an empty poll, wait
+            # for the first record alone (it returns as soon as one is there), then fill the
+            # batch as `fetch` does: what arrives within the batch timeout.
+            first = client.consume(1, _IDLE_WAIT_SECONDS)
+            if not first or self._max_records == 1:
+                return _records(first)
+            return _records([*first, *client.consume(self._max_records - 1, self._timeout_seconds)])
+
+        idle = False
         while self._running:
             try:
-                records = await asyncio.wrap_future(self.submit(fetch))
+                records = await asyncio.wrap_future(self.submit(fetch_when_idle if idle else fetch))
             except Exception:
                 # A fatal client error (e.g. authorisation): log it, wait, and try again, as
                 # FastStream's subscriber did; readiness reports the broker separately.
                 logger.exception("fetching a batch failed")
                 await asyncio.sleep(_FETCH_RETRY_SECONDS)
                 continue
-            if not records:
+            idle = not records
+            if idle:
                 continue
             started = time.perf_counter()
             rewind = BatchRewind(self, records)
