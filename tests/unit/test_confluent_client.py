@@ -29,6 +29,7 @@ from shopstream.runtime.confluent import (
     confluent_delivery_for,
 )
 from shopstream.runtime.confluent_consumer import (
+    _IDLE_WAIT_SECONDS,
     BatchRewind,
     ConfluentConsumer,
     _records,
@@ -472,3 +473,39 @@ async def test_a_fatal_error_stops_fetching_and_leaves_the_batch_uncommitted() -
     assert handled == [3]
     assert client.seeks == [("t", 1, 3, "consumer_0")]
     assert not consumer.running
+
+
+class RecordingClient(ScriptedClient):
+    """A scripted stand-in that also records each `consume` call's size and timeout."""
+
+    def __init__(self, batches: list[list[Message]]) -> None:
+        super().__init__(batches)
+        self.calls: list[tuple[int, float]] = []
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        self.calls.append((num_messages, timeout))
+        return super().consume(num_messages, timeout)
+
+
+async def test_an_idle_consumer_waits_for_a_first_record_then_fills_the_batch() -> None:
+    # A full poll, an empty one, then the idle wait's first record and the batch filled after it.
+    client = RecordingClient([at(0, 1, 2), [], at(0, 3), at(0, 4, 5)])
+    consumer = scripted_consumer(client)
+    handled: list[list[int]] = []
+
+    async def handle(batch: list[Record], rewind: BatchRewind) -> None:
+        handled.append([record.offset for record in batch])
+        if len(handled) == 2:
+            consumer._running = False
+
+    await consumer._fetch_and_handle(handle)
+    assert handled == [[1, 2], [3, 4, 5]]
+    batch_timeout = EchoSettings().batch.batch_timeout_ms / 1000
+    # Not a poll every batch timeout while nothing arrives: one wait for a single record, then
+    # what arrives within the batch timeout, up to the rest of the batch.
+    assert client.calls == [
+        (64, batch_timeout),
+        (64, batch_timeout),
+        (1, _IDLE_WAIT_SECONDS),
+        (63, batch_timeout),
+    ]
