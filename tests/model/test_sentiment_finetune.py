@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from shopstream.models import DEFAULT_ENCODER, LayerStack, TextEncoder, transformer_layers
 from shopstream_sentiment.backends import EncoderHeadBackend, tuned_from
 from shopstream_sentiment.config import SentimentModelConfig
-from shopstream_sentiment.finetune import FinetuneOptions
+from shopstream_sentiment.finetune import FinetuneOptions, WeightAverage
 from shopstream_sentiment.head import FloatArray, SentimentHead, language_group, pool_passages
 from shopstream_sentiment.scoring import ScoringUnit, unique_passages
 from shopstream_sentiment.segmentation import chunk_text
@@ -172,3 +173,36 @@ def test_replacing_weights_checks_names_and_shapes() -> None:
     encoder.replace_weights({name: replacement})
     assert float(dict(encoder.loaded_model().named_parameters())[name].detach().mean()) == 0.5
     encoder.unload()
+
+
+def test_the_weight_average_follows_training_and_swaps_in_and_back() -> None:
+    torch.manual_seed(0)
+    tuned, heads = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
+    start = [p.detach().clone() for p in (*tuned.parameters(), *heads.parameters())]
+    average = WeightAverage(tuned, heads, decay=0.5)
+    moves = []
+    for step in range(3):
+        with torch.no_grad():
+            for parameter in (*tuned.parameters(), *heads.parameters()):
+                parameter.add_(1.0)
+        moves.append(min(0.5, (1 + step) / (10 + step)))
+        average.update(step)
+    # By hand: avg = d * avg + (1 - d) * current, each step moving the weights by 1.
+    expected_shift = 0.0
+    for step, decay in enumerate(moves):
+        expected_shift = decay * expected_shift + (1 - decay) * (step + 1)
+    trained = [p.detach().clone() for p in (*tuned.parameters(), *heads.parameters())]
+    with average.swapped_in():
+        for parameter, first in zip((*tuned.parameters(), *heads.parameters()), start, strict=True):
+            assert torch.allclose(parameter, first + expected_shift)
+    for parameter, value in zip((*tuned.parameters(), *heads.parameters()), trained, strict=True):
+        assert torch.equal(parameter, value)
+    with average.swapped_in(False):
+        assert torch.equal(next(tuned.parameters()), trained[0])
+
+
+def test_no_average_means_no_candidate_and_a_bad_decay_is_refused() -> None:
+    tuned, heads = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    assert not WeightAverage(tuned, heads, decay=0.0).enabled
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(tuned, heads, decay=1.0)

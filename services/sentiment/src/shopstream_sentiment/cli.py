@@ -62,6 +62,13 @@ def train(
     ] = 0,
     finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs (best on dev).")] = 2,
     finetune_lr: Annotated[float, typer.Option(help="Learning rate of the tuned layers.")] = 1e-4,
+    finetune_average: Annotated[
+        float,
+        typer.Option(
+            help="Decay of a per-step moving average of the tuned weights, a candidate each "
+            "epoch beside the epoch's own (0 = none)."
+        ),
+    ] = 0.0,
 ) -> None:
     """Train the sentiment head on labelled reviews and report held-out metrics."""
     from shopstream_sentiment.finetune import FinetuneOptions  # noqa: PLC0415  torch
@@ -81,7 +88,11 @@ def train(
         cache_dir=cache_dir,
         finetune=(
             FinetuneOptions(
-                layers=finetune_layers, epochs=finetune_epochs, learning_rate=finetune_lr, seed=seed
+                layers=finetune_layers,
+                epochs=finetune_epochs,
+                learning_rate=finetune_lr,
+                seed=seed,
+                average_decay=finetune_average,
             )
             if finetune_layers
             else None
@@ -103,6 +114,7 @@ def train(
                     "finetune_layers": finetune_layers,
                     "finetune_epochs": finetune_epochs,
                     "finetune_lr": finetune_lr,
+                    **({"finetune_average": finetune_average} if finetune_average else {}),
                 }
                 if finetune_layers
                 else {}
@@ -137,12 +149,17 @@ def train(
     tuned = metadata["encoder"].get("fine_tuned")
     if tuned:
         for epoch in tuned["per_epoch"]:
+            averaged = epoch.get("averaged_dev_accuracy")
             console.print(
                 f"fine-tuning epoch {epoch['epoch']}: loss {epoch['train_loss']:.3f}, dev "
-                f"accuracy {epoch['dev_accuracy']}, {epoch['seconds']:.0f} s"
+                f"accuracy {epoch['dev_accuracy']}"
+                + (f" (averaged weights {averaged})" if averaged else "")
+                + f", {epoch['seconds']:.0f} s"
             )
+        kept = " (averaged weights)" if tuned.get("kept_weights") == "averaged" else ""
         console.print(
-            f"kept epoch {tuned['kept_epoch']} of the top {tuned['layers']} layers; lower-layer "
+            f"kept epoch {tuned['kept_epoch']}{kept} of the top {tuned['layers']} layers; "
+            "lower-layer "
             f"cache {tuned['cache_seconds']:.0f} s, fine-tuning in all {tuned['seconds']:.0f} s"
         )
     console.print(

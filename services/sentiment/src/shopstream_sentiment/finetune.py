@@ -12,8 +12,11 @@ tried). Training the whole encoder on 2 CPU cores would take hours per epoch, so
    normalised, then averaged per review and normalised again (``head.pool_passages`` in torch),
    so training sees the vectors the service will compute. Loss: binary cross-entropy of the
    group's linear head. AdamW, linear warm-up and decay, gradient clipping at 1.
-4. After each epoch the dev rows (never trained on) are scored; the epoch with the best dev
-   accuracy summed over groups is kept.
+4. With ``average_decay`` set, an exponential moving average of the trained weights is kept
+   step by step (Polyak averaging): a smoother point than the last step's, at no cost to
+   inference, because what ships is still one set of weights.
+5. After each epoch the dev rows (never trained on) are scored, with the epoch's weights and
+   with their average; the candidate with the best dev accuracy summed over groups is kept.
 
 What ships is the trained layers' weights (float16, with the head); the service loads the same
 encoder and overwrites those layers at load (``TextEncoder.replace_weights``), so inference
@@ -22,10 +25,11 @@ costs exactly what the frozen encoder costs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +61,9 @@ class FinetuneOptions:
     batch_tokens: int = 4096
     """A batch holds whole reviews: at most this many chunks, and chunks x width tokens."""
     seed: int = 13
+    average_decay: float = 0.0
+    """Decay of the moving average of the weights per step (0 = none); each epoch's average
+    is a candidate beside the epoch's own weights."""
 
 
 @dataclass
@@ -284,8 +291,9 @@ class EncoderTuning:
             result[name] = round(float(correct.mean()), 4) if rows else 0.0
         return result
 
-    def train(self) -> tuple[int, list[dict[str, Any]]]:
-        """Train every epoch, keep the layers of the best on dev; (kept epoch, per epoch)."""
+    def train(self) -> tuple[int, bool, list[dict[str, Any]]]:
+        """Train every epoch, keep the layers of the best candidate on dev; (kept epoch, whether
+        its averaged weights were kept, per epoch)."""
         options = self.options
         rng = np.random.default_rng(options.seed)
         steps_per_epoch = len(review_batches(self.rows.train, self.chunks, options))
@@ -307,7 +315,8 @@ class EncoderTuning:
         base_rates = [group["lr"] for group in optimiser.param_groups]
         parameters = [*self.tuned.parameters(), *self.heads.parameters()]
         epochs: list[dict[str, Any]] = []
-        best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+        best: tuple[float, int, bool, dict[str, torch.Tensor]] | None = None
+        average = WeightAverage(self.tuned, self.heads, options.average_decay)
         step = 0
         self.tuned.train()
         for epoch in range(1, options.epochs + 1):
@@ -324,6 +333,7 @@ class EncoderTuning:
                 loss.backward()  # type: ignore[no-untyped-call]
                 torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                 optimiser.step()
+                average.update(step)
                 losses.append(float(loss.detach()))
                 step += 1
                 if len(losses) % 100 == 0:
@@ -335,24 +345,75 @@ class EncoderTuning:
                         float(np.mean(losses[-100:])),
                     )
             train_seconds = time.perf_counter() - started
-            dev = self.dev_accuracy()
+            # Each epoch's own weights, and with averaging their moving average, are candidates.
+            candidates = {False: self.dev_accuracy()}
+            if average.enabled:
+                with average.swapped_in():
+                    candidates[True] = self.dev_accuracy()
             epochs.append(
                 {
                     "epoch": epoch,
                     "train_loss": round(float(np.mean(losses)), 4),
-                    "dev_accuracy": dev,
+                    "dev_accuracy": candidates[False],
+                    **({"averaged_dev_accuracy": candidates[True]} if average.enabled else {}),
                     "train_seconds": round(train_seconds, 1),
                     "seconds": round(time.perf_counter() - started, 1),
                 }
             )
             logger.info("epoch %d: %s", epoch, epochs[-1])
-            if best is None or sum(dev.values()) >= best[0]:
-                state = {k: v.detach().clone() for k, v in self.tuned.state_dict().items()}
-                best = (sum(dev.values()), epoch, state)
+            for averaged, dev in candidates.items():
+                if best is None or sum(dev.values()) >= best[0]:
+                    with average.swapped_in(averaged):
+                        state = {k: v.detach().clone() for k, v in self.tuned.state_dict().items()}
+                    best = (sum(dev.values()), epoch, averaged, state)
         if best is None:
             raise ValueError("fine-tuning needs at least one epoch")
-        self.tuned.load_state_dict(best[2])
-        return best[1], epochs
+        self.tuned.load_state_dict(best[3])
+        return best[1], best[2], epochs
+
+
+class WeightAverage:
+    """An exponential moving average of the tuned layers' and heads' parameters.
+
+    The decay ramps up as (1 + step) / (10 + step) until it reaches ``decay``, so the first
+    steps, far from where training ends, do not weigh on the average for long."""
+
+    def __init__(self, tuned: torch.nn.Module, heads: torch.nn.Module, decay: float) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"the average's decay must be in [0, 1), not {decay}")
+        self.decay = decay
+        self._parameters = [*tuned.parameters(), *heads.parameters()]
+        self._average = [p.detach().clone() for p in self._parameters] if decay else []
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._average)
+
+    def update(self, step: int) -> None:
+        if not self._average:
+            return
+        decay = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            current = [p.detach() for p in self._parameters]
+            torch._foreach_mul_(self._average, decay)
+            torch._foreach_add_(self._average, current, alpha=1.0 - decay)
+
+    @contextlib.contextmanager
+    def swapped_in(self, active: bool = True) -> Iterator[None]:
+        """The averaged weights in place of the trained ones, inside the block."""
+        if not (active and self._average):
+            yield
+            return
+        with torch.no_grad():
+            trained = [p.detach().clone() for p in self._parameters]
+            for parameter, average in zip(self._parameters, self._average, strict=True):
+                parameter.copy_(average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for parameter, value in zip(self._parameters, trained, strict=True):
+                    parameter.copy_(value)
 
 
 @dataclass(frozen=True)
@@ -379,13 +440,15 @@ def finetune_encoder(
     started = time.perf_counter()
     tuning = EncoderTuning(encoder, rows, chunking, options)
     cache_seconds = time.perf_counter() - started
-    kept_epoch, epochs = tuning.train()
+    kept_epoch, kept_average, epochs = tuning.train()
     _, vectors = tuning.score(range(len(rows.texts)))
     record = {
         "layers": options.layers,
         "first_layer": tuning.tuned.first,
         "epochs": options.epochs,
         "kept_epoch": kept_epoch,
+        "average_decay": options.average_decay,
+        "kept_weights": "averaged" if kept_average else "epoch",
         "learning_rate": options.learning_rate,
         "head_learning_rate": options.head_learning_rate,
         "weight_decay": options.weight_decay,
