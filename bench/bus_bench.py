@@ -145,7 +145,10 @@ async def start_shopstream(
     batch: int = DEFAULT_BATCH,
     timeout_ms: int = DEFAULT_BATCH_TIMEOUT_MS,
     client: str = "confluent",
+    linger_ms: int | None = None,
 ) -> Callable[[], Awaitable[None]]:
+    # None: the services' own default.
+    lingering = {} if linger_ms is None else {"linger_ms": linger_ms}
     settings = EchoSettings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap, client=client),
         input_topic=source,
@@ -158,6 +161,7 @@ async def start_shopstream(
             batch_timeout_ms=timeout_ms,
             delivery=delivery,
             transactional_id=f"{group}-tx",
+            **lingering,
         ),
     )
     service = build_echo_service(settings)
@@ -268,7 +272,9 @@ OUT_OF_PROCESS: dict[str, dict[str, float]] = {}
 left out of the drain) and `cpu_seconds` (its CPU from ready to stop)."""
 
 
-def peer_command(column: str, batch: int, timeout_ms: int) -> list[str]:
+def peer_command(
+    column: str, batch: int, timeout_ms: int, linger_ms: int | None = None
+) -> list[str]:
     """The command that runs `column` in a process of its own."""
     if column == "quix":
         return [
@@ -286,6 +292,7 @@ def peer_command(column: str, batch: int, timeout_ms: int) -> list[str]:
         __file__,
         f"--batch={batch}",
         f"--batch-timeout-ms={timeout_ms}",
+        *([] if linger_ms is None else [f"--linger-ms={linger_ms}"]),
         f"--peer={column}",
     ]
 
@@ -394,7 +401,9 @@ SHOPSTREAM_COLUMNS = {
 """The shopstream columns: (delivery, Kafka client)."""
 
 
-def in_process_runners(batch: int, timeout_ms: int) -> dict[str, Runner]:
+def in_process_runners(
+    batch: int, timeout_ms: int, linger_ms: int | None = None
+) -> dict[str, Runner]:
     """What `--peer COLUMN` runs (the Quix column is its own script)."""
     sizing: dict[str, Any] = {"batch": batch, "timeout_ms": timeout_ms}
     runners: dict[str, Runner] = {
@@ -403,7 +412,7 @@ def in_process_runners(batch: int, timeout_ms: int) -> dict[str, Runner]:
     }
     for name, (delivery, client) in SHOPSTREAM_COLUMNS.items():
         runners[name] = functools.partial(
-            start_shopstream, delivery=delivery, client=client, **sizing
+            start_shopstream, delivery=delivery, client=client, linger_ms=linger_ms, **sizing
         )
     return runners
 
@@ -426,6 +435,12 @@ async def main() -> None:
         help="most a poll waits for a batch, for the shopstream and raw columns alike",
     )
     parser.add_argument(
+        "--linger-ms",
+        type=int,
+        default=None,
+        help="the shopstream columns' producer linger (default: the services' own)",
+    )
+    parser.add_argument(
         "--columns",
         default="raw,raw-confluent,quix,alo,eos,alo-confluent,eos-confluent",
         help="comma-separated columns, run in this order each round",
@@ -442,7 +457,7 @@ async def main() -> None:
     parser.add_argument("peer_args", nargs="*", metavar="BOOTSTRAP SOURCE GROUP")
     args = parser.parse_args()
     if args.peer is not None:
-        runners = in_process_runners(args.batch, args.batch_timeout_ms)
+        runners = in_process_runners(args.batch, args.batch_timeout_ms, args.linger_ms)
         if args.peer not in runners or len(args.peer_args) != 3:
             parser.error(f"--peer takes one of {sorted(runners)} and BOOTSTRAP SOURCE GROUP")
         await run_peer(runners[args.peer], *args.peer_args)
@@ -471,7 +486,7 @@ async def main() -> None:
         for _ in range(args.rounds):
             for name in chosen:
                 _, read_committed = available[name]
-                command = peer_command(name, args.batch, args.batch_timeout_ms)
+                command = peer_command(name, args.batch, args.batch_timeout_ms, args.linger_ms)
                 runner = functools.partial(start_peer, command)
                 columns_runs[name].append(
                     await measure(

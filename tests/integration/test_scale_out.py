@@ -54,9 +54,7 @@ SCALE_ECHO_AIOKAFKA = dataclasses.replace(
     ECHO_AIOKAFKA, events=1_500, settings={**SCALE_ECHO.settings, "KAFKA__CLIENT": "aiokafka"}
 )
 SCALE_SENTIMENT = dataclasses.replace(SENTIMENT, events=300)
-PROFILES = {
-    profile.name: profile for profile in (SCALE_ECHO, SCALE_ECHO_AIOKAFKA, SCALE_SENTIMENT)
-}
+PROFILES = {profile.name: profile for profile in (SCALE_ECHO, SCALE_ECHO_AIOKAFKA, SCALE_SENTIMENT)}
 SELECTED = [
     PROFILES[name] for name in os.environ.get("SCALE_PROFILES", "echo,echo-aiokafka").split(",")
 ]

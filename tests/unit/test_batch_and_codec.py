@@ -196,6 +196,29 @@ def test_result_id_is_uuid5_in_the_result_namespace(name: str) -> None:
     assert made.is_safe is uuid.SafeUUID.unknown
 
 
+def test_derive_equals_model_copy_and_leaves_the_event_alone() -> None:
+    event = review("the fabric is soft")
+    changes = {
+        "event_id": result_id(f"echo|{event.event_id}"),
+        "causation_id": event.event_id,
+        "producer": Producer(name="echo", version="1"),
+    }
+    derived = event.derive(**changes)
+    copied = event.model_copy(update=changes)
+    assert derived == copied
+    assert derived.to_json() == copied.to_json()
+    assert derived.model_fields_set == copied.model_fields_set
+    assert (derived.event_id, derived.payload) == (changes["event_id"], event.payload)
+    assert event.causation_id is None
+    with pytest.raises(ValidationError, match="frozen"):
+        derived.tenant_id = "other"  # type: ignore[misc]
+
+
+def test_derive_refuses_fields_the_event_does_not_have() -> None:
+    with pytest.raises(ValueError, match=r"no field\(s\) \['lineage'\]"):
+        review().derive(lineage=None)
+
+
 def _scored(tenant: str, prompt_version: str | None) -> ReviewScored:
     return ReviewScored(
         tenant_id=tenant,

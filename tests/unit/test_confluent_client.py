@@ -120,6 +120,17 @@ def test_producers_are_idempotent_keyed_like_java_and_transactional_when_asked()
     assert "transactional.id" not in at_least_once._config()
 
 
+def test_the_producer_lingers_per_client_unless_told() -> None:
+    # librdkafka: results queued while a batch is published leave in a few full requests; the
+    # flush ending the batch sends the rest at once. aiokafka gets each partition's batch ready.
+    default = confluent_delivery_for(EchoSettings(), client_id="c", group_id="g")
+    assert default._config()["linger.ms"] == 5
+    assert BatchSettings().producer_linger_ms("aiokafka") == 0
+    told = EchoSettings(batch=BatchSettings(linger_ms=0))
+    assert confluent_delivery_for(told, client_id="c", group_id="g")._config()["linger.ms"] == 0
+    assert BatchSettings(linger_ms=20).producer_linger_ms("aiokafka") == 20
+
+
 class RecordingConsumer:
     """Stands in for confluent's Consumer: records synchronous commits."""
 

@@ -63,12 +63,10 @@ def build_echo_service(settings: EchoSettings | None = None) -> BatchService[Rev
             return [
                 Publication(
                     settings.output_topic,
-                    event.model_copy(
-                        update={
-                            "event_id": result_id(f"echo|{event.event_id}"),
-                            "causation_id": event.event_id,
-                            "producer": context.producer,
-                        }
+                    event.derive(
+                        event_id=result_id(f"echo|{event.event_id}"),
+                        causation_id=event.event_id,
+                        producer=context.producer,
                     ),
                 )
                 for event in events

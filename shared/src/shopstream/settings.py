@@ -67,8 +67,24 @@ class BatchSettings(BaseModel):
     """Stable per replica in exactly-once mode (defaults to `<group>-<hostname>`), so a restarted
     replica fences its predecessor and aborts its open transaction at once."""
     transaction_timeout_ms: int = Field(default=15_000, ge=1_000, le=900_000)
-    linger_ms: int = Field(default=0, ge=0, le=1_000)
-    """Producer linger; results of a batch are sent together anyway, so 0 keeps latency low."""
+    linger_ms: int | None = Field(default=None, ge=0, le=1_000)
+    """Producer linger; None picks the client's own (`producer_linger_ms`). A batch's results
+    are published together and then waited for, so the linger only decides how they are cut
+    into requests, not when the last one leaves."""
+
+    def producer_linger_ms(self, client: Literal["aiokafka", "confluent"]) -> int:
+        """The linger the producer of `client` uses.
+
+        confluent-kafka: 5 ms. librdkafka sends what is queued as soon as it can, so without
+        a linger a batch of 500 results left in many small requests while they were being
+        queued; `flush` and `commit_transaction`, which end every batch, override the linger,
+        so it costs no latency. Bus bench, two pairs: 29-30 against 32-33 µs of CPU per event,
+        drain +4-8 %, p99 no worse. aiokafka: 0, since the runtime hands it each partition's
+        results as one ready batch."""
+        if self.linger_ms is not None:
+            return self.linger_ms
+        return 5 if client == "confluent" else 0
+
     max_event_bytes: int = Field(default=256 * 1024, ge=1_024)
     """Records larger than this are dead-lettered as oversized without being parsed."""
 

@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AfterValidator,
@@ -27,6 +27,8 @@ _VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _VERSION_5_BITS = (5 << 76) | (0x8000 << 48)
 _SAFETY_UNKNOWN = uuid.SafeUUID.unknown
 """Read once: an enum member read through its class costs a descriptor call per result."""
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 
 MAX_EVENT_BYTES = 256 * 1024
 """Largest encoded event a service accepts; larger records are dead-lettered as oversized."""
@@ -128,6 +130,27 @@ class Event(StrictModel):
         if not fields:
             raise NotImplementedError(f"{type(self).__name__} names no key_fields")
         return ":".join([self.tenant_id, *(f"{getattr(self.payload, name)}" for name in fields)])
+
+    def derive(self, **changes: Any) -> Self:  # noqa: ANN401 - any field's value
+        """This event with `changes` applied, for results built from trusted values: fields of
+        an event that was validated, ids the runtime made. Like `model_copy(update=...)`, the
+        changes are not validated; unlike it, nothing is copied through `copy.copy` (three
+        calls per event): 1.4 against 2.6 µs for a review, on the echo service's per-event
+        path. Only the event's own fields may change; anything else is refused."""
+        cls = type(self)
+        # The class's own field table: `model_fields` is a property that costs 0.45 µs.
+        if not changes.keys() <= cls.__pydantic_fields__.keys():
+            unknown = sorted(changes.keys() - cls.__pydantic_fields__.keys())
+            raise ValueError(f"{cls.__name__} has no field(s) {unknown}")
+        made = _new_object(cls)
+        _set_attribute(made, "__dict__", {**self.__dict__, **changes})
+        _set_attribute(
+            made, "__pydantic_fields_set__", self.__pydantic_fields_set__ | changes.keys()
+        )
+        # Closed models (`extra="forbid"`) without private attributes: both are None.
+        _set_attribute(made, "__pydantic_extra__", None)
+        _set_attribute(made, "__pydantic_private__", None)
+        return made
 
     def to_json(self) -> bytes:
         """`model_dump_json(by_alias=True)` as UTF-8 bytes, straight from pydantic's serializer:

@@ -22,8 +22,11 @@ class FatalServiceError(RuntimeError):
     without committing, so the batch is redelivered to a healthy replica."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publication:
+    """Read-only by convention, like `Record`: a frozen dataclass sets each field through
+    `object.__setattr__`, and every published result is one of these."""
+
     topic: str
     event: Event | None
     """None publishes a tombstone for `key` (a compacted topic then forgets the key)."""

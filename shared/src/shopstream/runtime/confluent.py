@@ -127,7 +127,7 @@ class _ConfluentDelivery:
             "client.id": self._client_id,
             "acks": "all",
             "enable.idempotence": True,
-            "linger.ms": batch.linger_ms,
+            "linger.ms": batch.producer_linger_ms("confluent"),
             # murmur2 for keyed records, as the Java client and aiokafka partition them.
             "partitioner": "murmur2_random",
             # Only failed deliveries call back into Python: a callback per acknowledged record

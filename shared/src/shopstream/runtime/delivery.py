@@ -101,7 +101,7 @@ class _ProducerDelivery:
             client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=batch.linger_ms,
+            linger_ms=batch.producer_linger_ms("aiokafka"),
             transactional_id=self._transactional_id(),
             transaction_timeout_ms=batch.transaction_timeout_ms,
         )
