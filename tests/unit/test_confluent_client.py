@@ -408,6 +408,85 @@ async def test_exactly_once_commits_each_transaction_before_the_next_batch() -> 
     assert rewound == ["second"]
 
 
+def spanning_delivery(span_ms: int = 10_000) -> tuple[ConfluentExactlyOnce, GatedProducer]:
+    """Exactly once with batches of at most 2 records: a batch of 2 is full (a backlog)."""
+    batch = BatchSettings(
+        delivery="exactly_once", transactional_id="tx", max_records=2, transaction_span_ms=span_ms
+    )
+    delivery = ConfluentExactlyOnce(EchoSettings(batch=batch), client_id="c", group_id="g")
+    producer = GatedProducer()
+    producer.gate.set()
+    delivery.attach(Subscriber(OwningConsumer({("t", 0), ("t", 1)})))
+    delivery._producer = producer  # type: ignore[assignment]
+    return delivery, producer
+
+
+async def test_full_batches_share_a_transaction_until_one_comes_short() -> None:
+    delivery, producer = spanning_delivery()
+    rewound: list[str] = []
+    await delivery.publish(publications(2), records(0, 0, 1), BatchMessage("a", rewound))
+    await delivery.publish(publications(2), records(1, 0, 1), BatchMessage("b", rewound))
+    # A backlog: both results are queued in one open transaction, nothing committed yet.
+    assert producer.calls == ["begin"]
+    assert len(producer.produced) == 4
+    await delivery.publish(publications(1), records(0, 2), BatchMessage("c", rewound))
+    assert producer.calls == ["begin", "offsets [('t', 0, 3), ('t', 1, 2)]", "commit"]
+    assert rewound == []
+
+
+async def test_an_open_transaction_commits_when_its_span_is_up() -> None:
+    delivery, producer = spanning_delivery(span_ms=20)
+    await delivery.publish(publications(2), records(0, 0, 1), BatchMessage("a", []))
+    assert producer.calls == ["begin"]
+    await asyncio.sleep(0.2)
+    assert producer.calls == ["begin", "offsets [('t', 0, 2)]", "commit"]
+
+
+async def test_a_spanning_transaction_that_fails_rewinds_all_its_batches_newest_first() -> None:
+    delivery, producer = spanning_delivery()
+    rewound: list[str] = []
+    await delivery.publish(publications(2), records(0, 0, 1), BatchMessage("a", rewound))
+    await delivery.publish(publications(2), records(0, 2, 3), BatchMessage("b", rewound))
+    producer.fail_next_flush = True
+    with pytest.raises(KafkaException):
+        await delivery.publish(publications(1), records(0, 4), BatchMessage("c", rewound))
+    assert producer.calls[-1] == "abort"
+    # Each partition ends at the earliest record not committed: a's.
+    assert rewound == ["c", "b", "a"]
+    # The next batch starts a transaction of its own.
+    await delivery.publish(publications(1), records(0, 0), BatchMessage("a again", rewound))
+    assert producer.calls[-3:] == ["begin", "offsets [('t', 0, 1)]", "commit"]
+
+
+async def test_a_failed_timed_commit_rewinds_its_batches_and_fails_the_next_one() -> None:
+    delivery, producer = spanning_delivery(span_ms=20)
+    rewound: list[str] = []
+    producer.fail_next_flush = True
+    await delivery.publish(publications(2), records(0, 5, 6), BatchMessage("a", rewound))
+    await asyncio.sleep(0.2)
+    # Rewound at once, so an idle stream redoes it too.
+    assert (producer.calls[-1], rewound) == ("abort", ["a"])
+    # The batch fetched before that rewind must not be published past it.
+    with pytest.raises(RuntimeError, match="failed to commit"):
+        await delivery.publish(publications(1), records(0, 7), BatchMessage("b", rewound))
+    assert rewound == ["a", "b", "a"]
+    assert producer.calls.count("begin") == 1
+
+
+async def test_settle_commits_the_open_transaction_for_a_rebalance() -> None:
+    delivery, producer = spanning_delivery()
+    await delivery.publish(publications(2), records(1, 3, 4), BatchMessage("a", []))
+    assert await delivery.settle()
+    assert producer.calls == ["begin", "offsets [('t', 1, 5)]", "commit"]
+    assert await delivery.settle()
+    assert producer.calls.count("commit") == 1
+
+
+def test_a_span_must_end_inside_the_transaction_timeout() -> None:
+    with pytest.raises(ValueError, match="transaction_span_ms"):
+        BatchSettings(transaction_span_ms=20_000, transaction_timeout_ms=15_000)
+
+
 class ScriptedClient(OwningConsumer):
     """Stands in for librdkafka's consumer: `consume` hands out scripted batches, then none."""
 
