@@ -97,17 +97,9 @@ class _Unacknowledged:
 
 
 class _ConfluentDelivery:
-    """A librdkafka producer both guarantees publish through.
-
-    `publish` queues a batch's results, then finishes the batch: waits for the broker's
-    acknowledgements and commits its offsets (at least once), or commits its transaction
-    (exactly once). Where `overlapped`, it returns as soon as the results are queued and a
-    task finishes the batch while the next one is fetched, decoded and handled; the next
-    `publish` waits for that task before it queues anything, and if the batch failed to
-    finish, rewinds both batches and raises, so both are redone.
-    """
-
-    overlapped: bool
+    """A librdkafka producer both guarantees publish through; each guarantee decides when a
+    batch's results and offsets are durable (`publish`) and what a rebalance waits for
+    (`settle`)."""
 
     isolation_level: IsolationLevel
 
@@ -119,7 +111,6 @@ class _ConfluentDelivery:
         self._headers = EncodedHeaders()
         self._failures: list[KafkaError] = []
         self._consumer: ConfluentConsumer | None = None
-        self._unacknowledged: _Unacknowledged | None = None
 
     def _config(self) -> dict[str, Any]:
         batch = self._settings.batch
@@ -158,56 +149,8 @@ class _ConfluentDelivery:
         return
 
     async def settle(self) -> bool:
-        """Wait until the last batch published is finished; False if it failed (the next
-        `publish` then rewinds it). Rebalances wait for this before partitions move."""
-        pending = self._unacknowledged
-        if pending is None:
-            return True
-        await asyncio.wait([pending.acknowledged])
-        return not pending.acknowledged.cancelled() and pending.acknowledged.exception() is None
-
-    async def publish(
-        self,
-        publications: Sequence[Publication],
-        records: Sequence[Record],
-        message: Rewindable,
-    ) -> None:
-        pending, self._unacknowledged = self._unacknowledged, None
-        if pending is not None:
-            try:
-                await pending.acknowledged
-            except BaseException:
-                await self._abandon()
-                # This batch first (it may share partitions with the earlier one), then the
-                # earlier one: each partition ends at the earliest offset not finished.
-                await _rewind(message, pending.message)
-                raise
-        try:
-            self._failures = []
-            self._begin()
-            self._produce(publications)
-        except BaseException:
-            await self._abandon()
-            await _rewind(message)
-            raise
-        offsets = next_offsets(records)
-        if self.overlapped:
-            finishing = asyncio.create_task(self._finish(offsets))
-            self._unacknowledged = _Unacknowledged(finishing, message)
-            return
-        try:
-            await self._finish(offsets)
-        except BaseException:
-            await self._abandon()
-            await _rewind(message)
-            raise
-
-    def _begin(self) -> None:
-        """Before a batch's results are queued."""
-        return
-
-    async def _finish(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Make the batch's results and offsets durable; raise if they cannot be."""
+        """Make what was published durable; False if that failed. Rebalances and stop wait
+        for this before partitions move."""
         raise NotImplementedError
 
     async def _abandon(self) -> None:
@@ -284,14 +227,55 @@ class _ConfluentDelivery:
 class ConfluentAtLeastOnce(_ConfluentDelivery):
     """Results first, offsets after: a batch's offsets are committed only once the broker has
     acknowledged every one of its results. Revocations and assignments wait for the last batch
-    (`settle`) before they commit what the tracker counts as processed."""
+    (`settle`) before they commit what the tracker counts as processed.
+
+    `publish` returns as soon as a batch's results are queued; a task then waits for the
+    acknowledgements and commits the offsets while the next batch is fetched, decoded and
+    handled. The next `publish` waits for that task before it queues anything, and if the
+    batch failed to finish, rewinds both batches and raises, so both are redone.
+    """
 
     isolation_level: IsolationLevel = "read_uncommitted"
-    overlapped = True
 
     def __init__(self, settings: ServiceSettings, *, client_id: str, group_id: str) -> None:
         super().__init__(settings, client_id=client_id, group_id=group_id)
         self._revoked: list[ConfluentPartition] = []
+        self._unacknowledged: _Unacknowledged | None = None
+
+    async def settle(self) -> bool:
+        """Wait until the last batch published is finished; False if it failed (the next
+        `publish` then rewinds it). Rebalances wait for this before partitions move."""
+        pending = self._unacknowledged
+        if pending is None:
+            return True
+        await asyncio.wait([pending.acknowledged])
+        return not pending.acknowledged.cancelled() and pending.acknowledged.exception() is None
+
+    async def publish(
+        self,
+        publications: Sequence[Publication],
+        records: Sequence[Record],
+        message: Rewindable,
+    ) -> None:
+        pending, self._unacknowledged = self._unacknowledged, None
+        if pending is not None:
+            try:
+                await pending.acknowledged
+            except BaseException:
+                await self._abandon()
+                # This batch first (it may share partitions with the earlier one), then the
+                # earlier one: each partition ends at the earliest offset not finished.
+                await _rewind(message, pending.message)
+                raise
+        try:
+            self._failures = []
+            self._produce(publications)
+        except BaseException:
+            await self._abandon()
+            await _rewind(message)
+            raise
+        finishing = asyncio.create_task(self._finish(next_offsets(records)))
+        self._unacknowledged = _Unacknowledged(finishing, message)
 
     def attach(self, consumer: ConfluentConsumer) -> CommitOffsets | None:
         super().attach(consumer)
@@ -415,7 +399,6 @@ class ConfluentExactlyOnce(_ConfluentDelivery):
     """
 
     isolation_level: IsolationLevel = "read_committed"
-    overlapped = False
 
     def __init__(self, settings: ServiceSettings, *, client_id: str, group_id: str) -> None:
         super().__init__(settings, client_id=client_id, group_id=group_id)
@@ -554,9 +537,6 @@ class ConfluentExactlyOnce(_ConfluentDelivery):
         await self._abandon()
         if rewind is not None:
             await _rewind(*rewind, *reversed(batches))
-
-    async def _finish(self, offsets: dict[tuple[str, int], int]) -> None:
-        raise NotImplementedError("exactly once commits through `publish` and `settle`")
 
     async def _abandon(self) -> None:
         producer = self._started()
