@@ -478,18 +478,7 @@ class ConfluentExactlyOnce(_ConfluentDelivery):
         """Commit the open transaction (rebalances and stop call this); False if it failed.
         A failed one is aborted but not rewound: a rebalance or a stop resets the positions."""
         async with self._lock:
-            if not self._open:
-                return True
-            try:
-                await self._commit_open()
-            except Exception as error:  # noqa: BLE001 - reported, and the batches are redone
-                logger.warning(
-                    "committing the open transaction failed; its batches will be redone",
-                    extra={"error": str(error), "batches": len(self._open)},
-                )
-                await self._abort_open(rewind=None)
-                return False
-            return True
+            return not self._open or await self._commit_or_abort(rewind=None)
 
     async def stop(self) -> None:
         await super().stop()
@@ -501,18 +490,25 @@ class ConfluentExactlyOnce(_ConfluentDelivery):
         await asyncio.sleep(delay_seconds)
         async with self._lock:
             self._timer = None
-            if not self._open:
-                return
-            try:
-                await self._commit_open()
-            except Exception as error:  # noqa: BLE001 - the next batch published raises it
-                logger.warning(
-                    "committing the open transaction failed; its batches will be redone",
-                    extra={"error": str(error), "batches": len(self._open)},
-                )
-                lost = list(self._open)
-                await self._abort_open()
-                self._lost = lost
+            batches = list(self._open)
+            if batches and not await self._commit_or_abort(rewind=()):
+                # Rewound at once (an idle stream redoes them too); the next batch published
+                # raises, since it was fetched before this rewind.
+                self._lost = batches
+
+    async def _commit_or_abort(self, rewind: tuple[Rewindable, ...] | None) -> bool:
+        """Commit the open transaction; if that fails, log it, abort it and rewind as
+        `_abort_open` does, and return False."""
+        try:
+            await self._commit_open()
+        except Exception as error:  # noqa: BLE001 - reported, and the batches are redone
+            logger.warning(
+                "committing the open transaction failed; its batches will be redone",
+                extra={"error": str(error), "batches": len(self._open)},
+            )
+            await self._abort_open(rewind=rewind)
+            return False
+        return True
 
     async def _commit_open(self) -> None:
         """Commit the open transaction: its batches' offsets, then everything in it."""
