@@ -76,6 +76,11 @@ async def test_two_replicas_answer_each_shopper_from_their_own_activity(
     for replica in replicas:
         await replica.start()
     try:
+        # Publish only once the group has split the partitions: on a busy machine the second
+        # replica joins late, and the first would otherwise take every shopper's activity.
+        await wait_until(
+            lambda: all(r.context.partitions.assigned for r in replicas), 60, "both replicas"
+        )
         catalogue = [upsert(f"next{i}", f"Item after {i}", tenant="shop-a") for i in range(3)]
         await publish_events(kafka, topics.products, catalogue)
         events = browsing("shop-a", 24) + browsing("shop-b", 6)

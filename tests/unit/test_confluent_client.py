@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from shopstream.echo import EchoSettings
 from shopstream.events import Producer
 from shopstream.runtime.batch import FatalServiceError, Publication
+from shopstream.runtime.client_thread import ClientThread
 from shopstream.runtime.codec import DecodeFailure, FailureReason
 from shopstream.runtime.confluent import (
     ConfluentAtLeastOnce,
@@ -270,7 +271,7 @@ class Subscriber:
 
     def __init__(self, consumer: OwningConsumer) -> None:
         self.client = consumer
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer")
+        self._thread = ClientThread("consumer")
 
     def submit(self, call: Callable[[], Any]) -> Future[Any]:
         return self._thread.submit(call)
@@ -306,7 +307,7 @@ async def test_a_rewind_seeks_each_partition_back_to_its_earliest_record() -> No
     batch = records(0, 7, 5, 6) + records(1, 3) + records(2, 9)
     # Partition 2 was revoked since: it cannot be sought, and the others still are.
     await BatchRewind(source, batch).nack()  # type: ignore[arg-type]  # a stand-in
-    assert sorted(client.seeks) == [("t", 0, 5, "consumer_0"), ("t", 1, 3, "consumer_0")]
+    assert sorted(client.seeks) == [("t", 0, 5, "consumer"), ("t", 1, 3, "consumer")]
 
 
 def test_the_consumer_commits_only_what_the_runtime_says() -> None:
@@ -345,13 +346,13 @@ async def test_at_least_once_overlaps_the_acknowledgement_and_commits_only_after
     producer.gate.set()
     assert await delivery.settle()
     await settled_commits(source)
-    assert consumer.commits == [([("t", 0, 7)], "consumer_0")]
+    assert consumer.commits == [([("t", 0, 7)], "consumer")]
     # A partition revoked since the batch was published is left to its next owner.
     consumer.owned = {("t", 1)}
     await delivery.publish(publications(1), records(0, 7) + records(1, 3), BatchMessage("b", []))
     assert await delivery.settle()
     await settled_commits(source)
-    assert consumer.commits[-1] == ([("t", 1, 4)], "consumer_0")
+    assert consumer.commits[-1] == ([("t", 1, 4)], "consumer")
     assert rewound == []
     # A commit that waited behind the consumer's close is dropped quietly: the close's
     # revocation already committed what this replica owned.
@@ -387,7 +388,7 @@ async def test_unacknowledged_results_rewind_both_batches_and_commit_nothing() -
     await delivery.publish(publications(2), records(0, 5, 6), BatchMessage("again", rewound))
     assert await delivery.settle()
     await settled_commits(source)
-    assert consumer.commits == [([("t", 0, 7)], "consumer_0")]
+    assert consumer.commits == [([("t", 0, 7)], "consumer")]
 
 
 async def test_exactly_once_commits_each_transaction_before_the_next_batch() -> None:
@@ -515,7 +516,7 @@ def scripted_consumer(client: ScriptedClient) -> ConfluentConsumer:
     )
     # What `start` sets up, with the stand-in client instead of librdkafka's.
     consumer._client = client  # type: ignore[assignment]
-    consumer._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer")
+    consumer._thread = ClientThread("consumer")
     consumer._running = True
     return consumer
 
@@ -530,7 +531,7 @@ async def test_a_batch_that_fails_before_publishing_is_rewound_by_the_loop() -> 
 
     await consumer._fetch_and_handle(handle)
     # Without this the next batch's commit would move the group past these records.
-    assert sorted(client.seeks) == [("t", 0, 4, "consumer_0"), ("t", 1, 8, "consumer_0")]
+    assert sorted(client.seeks) == [("t", 0, 4, "consumer"), ("t", 1, 8, "consumer")]
 
 
 async def test_a_batch_the_delivery_rewound_is_not_sought_again() -> None:
@@ -547,7 +548,7 @@ async def test_a_batch_the_delivery_rewound_is_not_sought_again() -> None:
         raise TimeoutError("results not acknowledged")
 
     await consumer._fetch_and_handle(handle)
-    assert client.seeks == [("t", 0, 7, "consumer_0"), ("t", 0, 5, "consumer_0")]
+    assert client.seeks == [("t", 0, 7, "consumer"), ("t", 0, 5, "consumer")]
 
 
 async def test_a_fatal_error_stops_fetching_and_leaves_the_batch_uncommitted() -> None:
@@ -561,7 +562,7 @@ async def test_a_fatal_error_stops_fetching_and_leaves_the_batch_uncommitted() -
 
     await consumer._fetch_and_handle(handle)
     assert handled == [3]
-    assert client.seeks == [("t", 1, 3, "consumer_0")]
+    assert client.seeks == [("t", 1, 3, "consumer")]
     assert not consumer.running
 
 

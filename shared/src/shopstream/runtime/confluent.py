@@ -29,6 +29,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as ConfluentPartition
 
 from shopstream.runtime.batch import Publication
+from shopstream.runtime.client_thread import run_detached
 from shopstream.runtime.codec import EncodedHeaders
 from shopstream.runtime.confluent_consumer import ConfluentConsumer
 from shopstream.runtime.delivery import IsolationLevel, Rewindable
@@ -165,8 +166,21 @@ class _ConfluentDelivery:
         if not await self.settle():
             await self._abandon()
         producer, self._producer = self._producer, None
-        if producer is not None:
-            await asyncio.to_thread(producer.flush, self._timeout_seconds())
+        if producer is None:
+            return
+        timeout = self._timeout_seconds()
+
+        def close() -> None:
+            producer.flush(timeout)
+            # What the flush could not deliver is given up now, as dropping the handle did,
+            # rather than by a close that waits for each message's own timeout.
+            producer.purge()
+            producer.close()
+
+        # Off the event loop, and waited for at most twice the transaction timeout. Dropped on
+        # the loop instead, the handle was destroyed there, in C, where a destroy stuck on a
+        # broker thread froze the whole process, signal handlers included.
+        await run_detached(close, 2 * timeout, what="producer close")
 
     async def ping(self, *, timeout_seconds: float) -> bool:
         """Whether the cluster answers a metadata request right now (readiness)."""
@@ -175,7 +189,8 @@ class _ConfluentDelivery:
             return False
         try:
             await asyncio.to_thread(producer.list_topics, timeout=timeout_seconds)
-        except KafkaException:
+        except (KafkaException, RuntimeError):
+            # RuntimeError: closed by a stop meanwhile.
             return False
         return True
 

@@ -18,13 +18,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as ConfluentPartition
 
 from shopstream.runtime.batch import FatalServiceError
+from shopstream.runtime.client_thread import ClientThread, finish_within
 from shopstream.runtime.records import Record
 from shopstream.runtime.security import librdkafka_options
 from shopstream.settings import ServiceSettings
@@ -144,7 +145,7 @@ class ConfluentConsumer:
             "allow.auto.create.topics": False,
         }
         self._client: Consumer | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._thread: ClientThread | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._running = False
 
@@ -166,7 +167,7 @@ class ConfluentConsumer:
         return self._thread.submit(call)
 
     async def start(self, handle: BatchCallback) -> None:
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
+        self._thread = ClientThread("kafka-consumer")
         self._client = Consumer(self._config, logger=_librdkafka_logger)
         client = self._client
         await asyncio.wrap_future(
@@ -250,6 +251,9 @@ class ConfluentConsumer:
             return
         if client is not None:
             # On the consumer's thread: the close runs the revocation callback there, which
-            # waits for this event loop (it is free: this coroutine waits in the executor).
-            await asyncio.wrap_future(thread.submit(client.close))
-        thread.shutdown(wait=False)
+            # waits for this event loop (it is free: this coroutine waits for the thread). A
+            # close stuck on the cluster is left there, as a batch that outlasts the stop is.
+            await finish_within(
+                thread.submit(client.close), self._stop_waits_seconds, what="consumer close"
+            )
+        thread.shutdown()
