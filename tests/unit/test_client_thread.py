@@ -12,8 +12,8 @@ import pytest
 from shopstream.echo import EchoSettings
 from shopstream.runtime.client_thread import ClientThread, finish_within, run_detached
 from shopstream.runtime.confluent import ConfluentAtLeastOnce
-from shopstream.runtime.confluent_consumer import ConfluentConsumer
 from shopstream.settings import BatchSettings
+from support.confluent import consumer_around
 
 
 async def test_calls_run_in_order_on_one_daemon_thread_and_their_errors_come_back() -> None:
@@ -124,20 +124,8 @@ class ConsumerStuckOnClose:
 
 
 async def test_a_consumer_stuck_in_close_does_not_hold_up_the_stop() -> None:
-    consumer = ConfluentConsumer(
-        EchoSettings(batch=BatchSettings(max_poll_interval_ms=1_000)),
-        client_id="c",
-        group_id="g",
-        topics=["t"],
-        isolation_level="read_uncommitted",
-        max_poll_interval_ms=1_000,
-        on_assign=lambda consumer, partitions: None,
-        on_revoke=lambda consumer, partitions: None,
-    )
     client = ConsumerStuckOnClose()
-    # What `start` sets up, with the stand-in client instead of librdkafka's.
-    consumer._client = client  # type: ignore[assignment]
-    consumer._thread = ClientThread("kafka-consumer")
+    consumer = consumer_around(client, thread_name="kafka-consumer", max_poll_interval_ms=1_000)
     started = time.monotonic()
     await consumer.stop()
     # Bounded by the poll interval, as a batch in flight is; closed on the consumer's thread.

@@ -42,6 +42,7 @@ from shopstream.runtime.partitions import PartitionTracker
 from shopstream.runtime.records import Record
 from shopstream.runtime.security import librdkafka_options
 from shopstream.settings import BatchSettings, KafkaSettings
+from support.confluent import consumer_around
 
 
 def message(value: bytes | None, headers: list[tuple[str, bytes | None]] | None = None) -> Message:
@@ -504,21 +505,7 @@ def at(partition: int, *offsets: int) -> list[Message]:
 
 
 def scripted_consumer(client: ScriptedClient) -> ConfluentConsumer:
-    consumer = ConfluentConsumer(
-        EchoSettings(),
-        client_id="c",
-        group_id="g",
-        topics=["t"],
-        isolation_level="read_uncommitted",
-        max_poll_interval_ms=300_000,
-        on_assign=lambda consumer, partitions: None,
-        on_revoke=lambda consumer, partitions: None,
-    )
-    # What `start` sets up, with the stand-in client instead of librdkafka's.
-    consumer._client = client  # type: ignore[assignment]
-    consumer._thread = ClientThread("consumer")
-    consumer._running = True
-    return consumer
+    return consumer_around(client)
 
 
 async def test_a_batch_that_fails_before_publishing_is_rewound_by_the_loop() -> None:
