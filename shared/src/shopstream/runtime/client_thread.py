@@ -2,8 +2,8 @@
 
 A librdkafka call that blocks in C (a consumer's close waiting on its group, a handle's destroy
 waiting on a broker thread) blocks whatever thread made it, and no Python signal handler runs on
-that thread until it returns. Made on the event loop, such a call froze the service, its drain
-and SIGTERM handling with it. So every call that may wait on the cluster runs on a
+that thread until it returns. Made on the event loop, such a call would freeze the service, its
+drain and SIGTERM handling with it. So every call that may wait on the cluster runs on a
 `ClientThread`, and the loop waits for it at most a bounded time (`finish_within`).
 
 A `ClientThread` is a daemon thread. A `ThreadPoolExecutor`'s workers are not: the interpreter

@@ -178,8 +178,8 @@ class _ConfluentDelivery:
             producer.close()
 
         # Off the event loop, and waited for at most twice the transaction timeout. Dropped on
-        # the loop instead, the handle was destroyed there, in C, where a destroy stuck on a
-        # broker thread froze the whole process, signal handlers included.
+        # the loop instead, the handle is destroyed there, in C, where a destroy stuck on a
+        # broker thread would freeze the whole process, signal handlers included.
         await run_detached(close, 2 * timeout, what="producer close")
 
     async def ping(self, *, timeout_seconds: float) -> bool:
