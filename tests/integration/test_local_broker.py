@@ -57,7 +57,11 @@ def test_start_reports_a_running_broker(broker: lb.LocalBrokerConfig) -> None:
     assert current.startup_seconds is not None
     assert current.startup_seconds > 0
     assert _accepts(PORT)
-    assert "Kafka Server started" in lb.log_path(broker).read_text()
+    # The listener accepts connections a moment before log4j writes the start-up line.
+    deadline = time.monotonic() + 30
+    while "Kafka Server started" not in lb.log_path(broker).read_text():
+        assert time.monotonic() < deadline, lb.log_path(broker).read_text()
+        time.sleep(0.2)
 
 
 def test_second_start_is_a_no_op(broker: lb.LocalBrokerConfig) -> None:
